@@ -1,0 +1,3 @@
+from pmrl_bench.cli import main
+
+raise SystemExit(main())

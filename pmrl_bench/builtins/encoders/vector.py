@@ -1,0 +1,46 @@
+"""Encoders for vector modalities (any fixed-shape input, flattened)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from pmrl_bench.components import Modality
+
+
+def _input_size(modality: Modality) -> int:
+    return math.prod(modality.shape)
+
+
+class LinearEncoder(nn.Module):
+    """One linear projection of a flattened vector to the shared dimension."""
+
+    def __init__(self, *, modality: Modality, dim: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(_input_size(modality), dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(x.flatten(1))
+
+
+class MLPEncoder(nn.Module):
+    """MLP over a flattened vector: LayerNorm, ``layers`` hidden GELU layers, then a linear projection."""
+
+    def __init__(self, *, modality: Modality, dim: int, hidden: int = 256, layers: int = 2, dropout: float = 0.0) -> None:
+        super().__init__()
+        if hidden < 1 or layers < 1:
+            raise ValueError(f"hidden and layers must be >= 1, got hidden={hidden}, layers={layers}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        size = _input_size(modality)
+        blocks: list[nn.Module] = [nn.LayerNorm(size)]
+        for _ in range(layers):
+            blocks += [nn.Linear(size, hidden), nn.GELU(), nn.Dropout(dropout)]
+            size = hidden
+        blocks.append(nn.Linear(size, dim))
+        self.net = nn.Sequential(*blocks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.flatten(1))

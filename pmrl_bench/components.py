@@ -1,0 +1,99 @@
+"""The shapes of the three component kinds: objectives, encoders and tasks.
+
+These are the types a plugin author writes against. Core code depends only on these protocols,
+never on a particular objective, encoder or task.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import numpy as np
+
+if TYPE_CHECKING:  # torch stays out of `pmrl-bench list` and `--help`
+    import torch
+
+# Modality kinds a task can declare. Encoders say which kinds they accept; plugins may add new kinds.
+VECTOR, IMAGE, TEXT, AUDIO = "vector", "image", "text", "audio"
+
+
+@dataclass(frozen=True)
+class Modality:
+    """One modality of a task: its name, its kind and the shape of one instance's input."""
+
+    name: str
+    kind: str
+    shape: tuple[int, ...]
+    # Extra facts an encoder may need (e.g. "vocab_size" for token ids).
+    info: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Split:
+    """Instance-paired inputs: row i of every modality is the same instance."""
+
+    inputs: dict[str, np.ndarray]
+    labels: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(next(iter(self.inputs.values())))
+
+
+@dataclass
+class TaskData:
+    """What a task hands the runner: its modalities (in a fixed order) and a train and a test split."""
+
+    modalities: list[Modality]
+    train: Split
+    test: Split
+    # The number of classes of `labels`, when the task has labels.
+    num_classes: int | None = None
+
+
+@runtime_checkable
+class Task(Protocol):
+    """A task is built as ``factory(**params)`` and loads its data on demand.
+
+    The split is fixed by the task's own parameters (e.g. a ``seed`` parameter of the task), so every
+    training seed of a sweep is evaluated on the same test instances.
+    """
+
+    def load(self) -> TaskData: ...
+
+
+@dataclass
+class ObjectiveOutput:
+    """What an objective's forward returns: the scalar loss and the named terms that make it up."""
+
+    loss: torch.Tensor
+    terms: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class Objective(Protocol):
+    """An objective is a ``torch.nn.Module`` built as ``factory(**params)``.
+
+    ``forward`` takes ``{modality: (B, D) L2-normalised float tensor}`` (row i of every modality is the
+    same instance; the mapping is in the task's modality order) and returns an :class:`ObjectiveOutput`.
+
+    Optional methods the runner uses when present:
+
+    * ``after_optimizer_step()``: e.g. clamp a learnable logit scale (open_clip convention).
+    * ``native_score(queries, gallery) -> (Nq, Ng) tensor``: a retrieval score of the objective's own
+      (e.g. negative volume), reported beside plain cosine.
+    """
+
+    def __call__(self, embeddings: Mapping[str, torch.Tensor]) -> ObjectiveOutput: ...
+
+
+class EncoderFactory(Protocol):
+    """An encoder is built as ``factory(modality=Modality, dim=int, **params)`` and returns a
+    ``torch.nn.Module`` mapping a ``(B, *modality.shape)`` batch to ``(B, dim)`` features.
+    The runner L2-normalises the output, so encoders need not."""
+
+    def __call__(self, *, modality: Modality, dim: int, **params: Any) -> torch.nn.Module: ...
+
+
+def modality_names(modalities: Sequence[Modality]) -> list[str]:
+    return [m.name for m in modalities]

@@ -1,0 +1,39 @@
+"""Exceptions that the CLI maps onto the contract's exit statuses."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class PmrlBenchError(Exception):
+    """Base class of every error pmrl-bench raises on purpose."""
+
+
+class UsageError(PmrlBenchError):
+    """Bad usage or bad input: the CLI prints the message as one line and exits with status 2."""
+
+
+class UnknownNameError(UsageError, LookupError):
+    """A component, modality or key that does not exist; the message lists what does."""
+
+    def __init__(self, what: str, name: str, available: Iterable[str]) -> None:
+        available = sorted(available)
+        close = difflib.get_close_matches(name, available, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        listing = ", ".join(available) if available else "none"
+        super().__init__(f"unknown {what} {name!r}{hint}; available: {listing}")
+        self.name = name
+        self.available = available
+
+
+class PluginError(UsageError):
+    """A plugin could not be loaded or registered something invalid."""
+
+
+class DataError(UsageError):
+    """A task's data is missing, malformed or inconsistent."""
+
+
+class RunFailed(PmrlBenchError):
+    """At least one run of a sweep failed or diverged (exit status 1)."""

@@ -1,0 +1,1 @@
+"""Evaluation of trained encoders: cross-modal retrieval and classification probes."""

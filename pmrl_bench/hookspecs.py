@@ -1,0 +1,77 @@
+"""The plugin hooks: typed, documented, and the only way components reach pmrl-bench.
+
+A plugin implements any of these with ``@pmrl_bench.hookimpl``. Each hook receives a ``register``
+callback and calls it once per component; built-in components use the very same hooks.
+Hook arguments are passed by keyword, so a later version may add arguments without breaking plugins
+(pluggy lets an implementation accept fewer arguments than its spec).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import pluggy
+
+PROJECT = "pmrl_bench"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+# A factory is a callable, or a lazy "module:attribute" string that is imported on first use,
+# so `pmrl-bench list` stays fast and torch-free.
+Factory = Callable[..., Any] | str
+
+
+class RegisterObjective(Protocol):
+    def __call__(self, name: str, factory: Factory, *, description: str = "") -> None:
+        """Register an objective: ``factory(**params)`` returns a ``torch.nn.Module`` (see ``components.Objective``)."""
+
+
+class RegisterEncoder(Protocol):
+    def __call__(
+        self,
+        name: str,
+        factory: Factory,
+        *,
+        modality_kinds: Sequence[str] = (),
+        default_for: Sequence[str] = (),
+        description: str = "",
+    ) -> None:
+        """Register an encoder: ``factory(modality=..., dim=..., **params)`` returns a ``torch.nn.Module``.
+
+        ``modality_kinds``: the kinds it accepts (empty: any). ``default_for``: kinds for which the runner
+        picks it when the user names no encoder (the first registration wins).
+        """
+
+
+class RegisterTask(Protocol):
+    def __call__(self, name: str, factory: Factory, *, default_suite: bool = False, description: str = "") -> None:
+        """Register a task: ``factory(**params)`` returns an object with ``load() -> TaskData``.
+
+        ``default_suite``: run it when ``pmrl-bench run`` is given no ``--tasks``.
+        """
+
+
+@hookspec
+def register_objectives(register: RegisterObjective) -> None:
+    """Register training objectives.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def register_encoders(register: RegisterEncoder) -> None:
+    """Register encoders, the per-modality networks that map inputs to embeddings.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def register_tasks(register: RegisterTask) -> None:
+    """Register tasks: instance-paired multimodal data with a train and a test split.
+
+    .. versionadded:: 0.1
+    """

@@ -1,0 +1,216 @@
+"""The plugin manager: a thin facade over pluggy that loads built-ins and entry-point plugins,
+isolates broken plugins, and builds the registry with each component's provenance.
+
+Environment variables:
+
+* ``PMRL_BENCH_LOAD_PLUGINS``: comma-separated distribution or entry-point names of the external plugins
+  to load; empty loads none; unset loads all. Built-ins always load.
+* ``PMRL_BENCH_STRICT_PLUGINS=1``: a plugin that fails to load or register is an error, not a warning
+  (for plugin authors).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import pluggy
+
+from pmrl_bench import hookspecs
+from pmrl_bench.errors import PluginError
+from pmrl_bench.registry import Component, Kind, Registry
+
+ENTRY_POINT_GROUP = "pmrl_bench"
+ENV_LOAD_PLUGINS = "PMRL_BENCH_LOAD_PLUGINS"
+ENV_STRICT = "PMRL_BENCH_STRICT_PLUGINS"
+
+# Built-in components are plugins like any other; they register through the same hooks.
+DEFAULT_PLUGINS: tuple[str, ...] = (
+    "pmrl_bench.builtins.objectives",
+    "pmrl_bench.builtins.encoders",
+    "pmrl_bench.builtins.tasks",
+)
+
+_HOOK_KIND: dict[str, Kind] = {
+    "register_objectives": "objective",
+    "register_encoders": "encoder",
+    "register_tasks": "task",
+}
+
+
+@dataclass
+class PluginFailure:
+    """A plugin that could not be loaded or that raised while registering."""
+
+    plugin: str
+    distribution: str | None
+    stage: str  # "load" or the hook name
+    error: str
+
+    def message(self) -> str:
+        where = f" (distribution {self.distribution})" if self.distribution else ""
+        return f"plugin {self.plugin!r}{where} failed during {self.stage} and was skipped: {self.error}"
+
+
+@dataclass
+class PluginInfo:
+    name: str
+    distribution: str | None
+    version: str | None
+    builtin: bool
+    hooks: list[str] = field(default_factory=list)
+
+
+def _strict() -> bool:
+    return os.environ.get(ENV_STRICT, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _allowed_external() -> set[str] | None:
+    """None means every external plugin; an empty set means none."""
+    raw = os.environ.get(ENV_LOAD_PLUGINS)
+    if raw is None:
+        return None
+    return {part.strip() for part in raw.split(",") if part.strip()}
+
+
+class PluginManager:
+    """Loads plugins once and builds the :class:`Registry` on demand."""
+
+    def __init__(self) -> None:
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self.failures: list[PluginFailure] = []
+        self._info: dict[str, PluginInfo] = {}
+        self._loaded = False
+        self._registry: Registry | None = None
+
+    # -- loading ---------------------------------------------------------------------------------
+    def load(self) -> None:
+        """Register the built-ins, then every allowed entry-point plugin. Idempotent."""
+        if self._loaded:
+            return
+        self._loaded = True
+        from pmrl_bench import __version__
+
+        for module_name in DEFAULT_PLUGINS:
+            module = importlib.import_module(module_name)
+            self._register(module, module_name, "pmrl-bench", __version__, builtin=True)
+        self._load_entry_points()
+
+    def _load_entry_points(self) -> None:
+        allowed = _allowed_external()
+        entry_points = sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name)
+        for ep in entry_points:
+            dist = ep.dist.name if ep.dist is not None else None
+            version = ep.dist.version if ep.dist is not None else None
+            if allowed is not None and ep.name not in allowed and (dist is None or dist not in allowed):
+                continue
+            if self.pm.has_plugin(ep.name):
+                continue
+            try:
+                plugin = ep.load()
+            except Exception as exc:  # one broken plugin must not take the CLI down
+                self._fail(PluginFailure(ep.name, dist, "load", f"{type(exc).__name__}: {exc}"))
+                continue
+            self._register(plugin, ep.name, dist, version, builtin=False)
+
+    def _register(self, plugin: Any, name: str, dist: str | None, version: str | None, *, builtin: bool) -> None:
+        try:
+            self.pm.register(plugin, name=name)
+            self.pm.check_pending()  # a hook the spec does not know is a typo in the plugin
+        except Exception as exc:
+            if self.pm.is_registered(plugin):
+                self.pm.unregister(plugin)
+            if builtin:
+                raise
+            self._fail(PluginFailure(name, dist, "load", f"{type(exc).__name__}: {exc}"))
+            return
+        hooks = [caller.name for caller in self.pm.get_hookcallers(plugin) or []]
+        self._info[name] = PluginInfo(name, dist, version, builtin, sorted(hooks))
+        self._registry = None
+
+    def register_plugin(self, plugin: ModuleType | object, name: str | None = None) -> str:
+        """Register an in-process plugin (a module or an object with ``@hookimpl`` methods), e.g. in tests."""
+        self.load()
+        name = name or getattr(plugin, "__name__", None) or f"inline-{id(plugin)}"
+        if self.pm.has_plugin(name):
+            raise PluginError(f"a plugin named {name!r} is already registered")
+        self._register(plugin, name, None, None, builtin=False)
+        return name
+
+    def unregister_plugin(self, name: str) -> None:
+        self.pm.unregister(name=name)
+        self._info.pop(name, None)
+        self._registry = None
+
+    def _fail(self, failure: PluginFailure) -> None:
+        if _strict():
+            raise PluginError(failure.message() + f" ({ENV_STRICT} is set)")
+        self.failures.append(failure)
+
+    # -- the registry ----------------------------------------------------------------------------
+    @property
+    def registry(self) -> Registry:
+        if self._registry is None:
+            self.load()
+            self._registry = self._collect()
+        return self._registry
+
+    def _collect(self) -> Registry:
+        registry = Registry()
+        for hook_name, kind in _HOOK_KIND.items():
+            hook = getattr(self.pm.hook, hook_name)
+            for impl in hook.get_hookimpls():  # registration order: built-ins first
+                info = self._info.get(impl.plugin_name)
+                dist = info.distribution if info else None
+                version = info.version if info else None
+                pending: list[Component] = []
+                register = self._make_register(kind, impl.plugin_name, dist, version, pending)
+                try:
+                    impl.function(**{arg: register for arg in impl.argnames})
+                except Exception as exc:  # a plugin that raises while registering is skipped, not fatal
+                    if info is not None and info.builtin:
+                        raise
+                    self._fail(PluginFailure(impl.plugin_name, dist, hook_name, f"{type(exc).__name__}: {exc}"))
+                    continue
+                for component in pending:
+                    registry.add(component)  # duplicates are an error naming both plugins
+        return registry
+
+    @staticmethod
+    def _make_register(
+        kind: Kind, plugin: str, dist: str | None, version: str | None, sink: list[Component]
+    ) -> Callable[..., None]:
+        def register(name: str, factory: hookspecs.Factory, *, description: str = "", **metadata: Any) -> None:
+            if not isinstance(name, str):
+                raise PluginError(f"plugin {plugin!r} registered a {kind} whose name is not a string: {name!r}")
+            if not (callable(factory) or (isinstance(factory, str) and ":" in factory)):
+                raise PluginError(
+                    f"plugin {plugin!r} registered {kind} {name!r} with {factory!r}; "
+                    "expected a callable or a 'module:attribute' string"
+                )
+            sink.append(Component(kind, name, factory, plugin, dist, version, description, dict(metadata)))
+
+        return register
+
+    # -- introspection -----------------------------------------------------------------------------
+    def plugins(self) -> list[PluginInfo]:
+        self.load()
+        return list(self._info.values())
+
+    def versions(self) -> dict[str, str | None]:
+        """``{distribution: version}`` of every loaded external plugin, for result files."""
+        return {i.distribution or i.name: i.version for i in self.plugins() if not i.builtin}
+
+
+# The process-wide manager, as in tox and llm.
+MANAGER = PluginManager()
+
+
+def get_registry() -> Registry:
+    return MANAGER.registry

@@ -1,0 +1,187 @@
+"""Train one run and evaluate it: the same loop for every objective."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from pmrl_bench.components import Split, TaskData
+from pmrl_bench.evaluation.classification import probe_accuracies
+from pmrl_bench.evaluation.retrieval import pairwise_retrieval
+from pmrl_bench.registry import Registry
+from pmrl_bench.runner.monitor import StepRecord, TrainContext, TrainingMonitor
+from pmrl_bench.runner.spec import RunSpec
+
+PROBE_SIZE = 256
+
+
+@dataclass
+class RunOutcome:
+    status: str  # "ok" or "diverged"; exceptions become "failed" in the sweep
+    metrics: dict[str, Any] = field(default_factory=dict)
+    stability: dict[str, Any] = field(default_factory=dict)
+    diverged_step: int | None = None
+    error: str | None = None
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def build_encoders(spec: RunSpec, data: TaskData, registry: Registry) -> nn.ModuleDict:
+    return nn.ModuleDict(
+        {
+            m.name: registry.get("encoder", spec.encoders[m.name].name).create(
+                modality=m, dim=spec.budget.dim, **spec.encoders[m.name].params
+            )
+            for m in data.modalities
+        }
+    )
+
+
+def parameter_groups(encoders: nn.Module, objective: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Decay encoder weight matrices only; biases, norms and objective state (temperatures) are not decayed."""
+    decay = [p for p in encoders.parameters() if p.requires_grad and p.ndim >= 2]
+    no_decay = [p for p in encoders.parameters() if p.requires_grad and p.ndim < 2]
+    no_decay += [p for p in objective.parameters() if p.requires_grad]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def to_tensors(split: Split, names: Sequence[str], device: torch.device) -> dict[str, torch.Tensor]:
+    return {m: torch.as_tensor(split.inputs[m]).to(device) for m in names}
+
+
+@torch.no_grad()
+def embed(encoders: nn.ModuleDict, inputs: Mapping[str, torch.Tensor], batch_size: int = 1024) -> dict[str, torch.Tensor]:
+    """Unit-norm embeddings of every instance, per modality, in eval mode."""
+    was_training = encoders.training
+    encoders.eval()
+    out = {
+        m: torch.cat([F.normalize(encoders[m](x[i : i + batch_size]).float(), dim=-1) for i in range(0, len(x), batch_size)])
+        for m, x in inputs.items()
+    }
+    encoders.train(was_training)
+    return out
+
+
+def batches(n: int, batch_size: int, steps: int, generator: torch.Generator):
+    """Indices of ``steps`` batches: seeded permutations, one epoch after another, dropping the last partial batch."""
+    produced = 0
+    while produced < steps:
+        order = torch.randperm(n, generator=generator)
+        for start in range(0, n - batch_size + 1, batch_size):
+            if produced == steps:
+                return
+            yield order[start : start + batch_size]
+            produced += 1
+
+
+def evaluate(
+    encoders: nn.ModuleDict, objective: nn.Module, data: TaskData, device: torch.device, seed: int
+) -> dict[str, Any]:
+    names = [m.name for m in data.modalities]
+    test = embed(encoders, to_tensors(data.test, names, device))
+    metrics: dict[str, Any] = {"retrieval": pairwise_retrieval(test)}
+    native = getattr(objective, "native_score", None)
+    if callable(native):
+        metrics["retrieval_native"] = pairwise_retrieval(test, score=native)
+    if data.train.labels is not None and data.test.labels is not None:
+        train = embed(encoders, to_tensors(data.train, names, device))
+        metrics["classification"] = probe_accuracies(train, data.train.labels, test, data.test.labels, seed)
+    return metrics
+
+
+def train_and_evaluate(
+    spec: RunSpec,
+    data: TaskData,
+    registry: Registry,
+    device: torch.device,
+    monitors: Sequence[TrainingMonitor] = (),
+    probe_every: int = 25,
+    progress: bool = True,
+) -> RunOutcome:
+    """Train the spec's encoders with its objective for ``budget.steps`` steps, then evaluate on the test split."""
+    budget = spec.budget
+    names = [m.name for m in data.modalities]
+    seed_everything(spec.seed)
+    encoders = build_encoders(spec, data, registry).to(device)
+    objective = registry.get("objective", spec.objective).create(**spec.objective_params).to(device)
+    params = [p for group in parameter_groups(encoders, objective, budget.weight_decay) for p in group["params"]]
+    optimiser = torch.optim.AdamW(
+        parameter_groups(encoders, objective, budget.weight_decay), lr=budget.lr, betas=(0.9, 0.98)
+    )
+    warmup_steps = max(1, int(budget.warmup * budget.steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: min(1.0, (s + 1) / warmup_steps))
+    after_step = getattr(objective, "after_optimizer_step", None)
+
+    train = to_tensors(data.train, names, device)
+    probe = {m: x[:PROBE_SIZE] for m, x in to_tensors(data.test, names, device).items()}
+    generator = torch.Generator().manual_seed(spec.seed)
+    context = TrainContext(budget.steps, names, objective)
+    for monitor in monitors:
+        monitor.on_train_start(context)
+
+    def probe_all(step: int) -> None:
+        if monitors:
+            embeddings = embed(encoders, probe)
+            for monitor in monitors:
+                monitor.on_probe(step, embeddings)
+
+    encoders.train()
+    objective.train()
+    diverged_step = None
+    probe_all(0)
+    steps = tqdm(
+        batches(len(data.train), budget.batch_size, budget.steps, generator),
+        total=budget.steps, desc=spec.run_id, leave=False, disable=not progress or None,
+    )
+    for step, index in enumerate(steps, start=1):
+        index = index.to(device)
+        embeddings = {m: F.normalize(encoders[m](train[m][index]), dim=-1) for m in names}
+        output = objective(embeddings)
+        optimiser.zero_grad(set_to_none=True)
+        finite = bool(torch.isfinite(output.loss))
+        grad_norm = float("nan")
+        if finite:
+            output.loss.backward()
+            grad_norm = float(nn.utils.clip_grad_norm_(params, budget.grad_clip))
+            finite = bool(np.isfinite(grad_norm))
+        record = StepRecord(
+            step=step,
+            loss=float(output.loss.detach()),
+            terms={k: float(v.detach()) for k, v in output.terms.items()},
+            grad_norm=grad_norm,
+            clipped=finite and grad_norm > budget.grad_clip,
+            finite=finite,
+        )
+        for monitor in monitors:
+            monitor.on_step(record)
+        if not finite:  # divergence is a result, not a crash
+            diverged_step = step
+            break
+        optimiser.step()
+        scheduler.step()
+        if callable(after_step):
+            after_step()
+        if step % probe_every == 0 and step != budget.steps:
+            probe_all(step)
+
+    stability = {}
+    if diverged_step is None:
+        probe_all(budget.steps)
+    for monitor in monitors:
+        stability[monitor.name] = monitor.summary()
+    if diverged_step is not None:
+        return RunOutcome("diverged", stability=stability, diverged_step=diverged_step,
+                          error=f"non-finite loss or gradient at step {diverged_step}")
+    return RunOutcome("ok", evaluate(encoders, objective, data, device, spec.seed), stability)
