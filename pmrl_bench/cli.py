@@ -141,6 +141,14 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def _summary(component) -> str:
+    """The registered description, else the factory's docstring; a factory that fails to import says so."""
+    try:
+        return component.summary()
+    except PmrlBenchError as exc:
+        return f"(unavailable: {exc})"
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     from pmrl_bench.plugins import MANAGER
 
@@ -150,7 +158,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
     entries = [
         {
             "kind": c.kind, "name": c.name, "plugin": c.plugin, "distribution": c.distribution,
-            "version": c.version, "description": c.description,
+            "version": c.version, "description": _summary(c),
             **({"default_suite": bool(c.metadata.get("default_suite"))} if c.kind == "task" else {}),
             **({"modality_kinds": list(c.metadata.get("modality_kinds", ()))} if c.kind == "encoder" else {}),
         }

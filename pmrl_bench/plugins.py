@@ -52,9 +52,10 @@ class PluginFailure:
     stage: str  # "load" or the hook name
     error: str
 
-    def message(self) -> str:
+    def message(self, skipped: bool = True) -> str:
         where = f" (distribution {self.distribution})" if self.distribution else ""
-        return f"plugin {self.plugin!r}{where} failed during {self.stage} and was skipped: {self.error}"
+        outcome = " and was skipped" if skipped else ""
+        return f"plugin {self.plugin!r}{where} failed during {self.stage}{outcome}: {self.error}"
 
 
 @dataclass
@@ -150,7 +151,7 @@ class PluginManager:
 
     def _fail(self, failure: PluginFailure) -> None:
         if _strict():
-            raise PluginError(failure.message() + f" ({ENV_STRICT} is set)")
+            raise PluginError(failure.message(skipped=False) + f" ({ENV_STRICT} is set)")
         self.failures.append(failure)
 
     # -- the registry ----------------------------------------------------------------------------
