@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from pmrl_bench.components import Split, TaskData
 from pmrl_bench.evaluation.classification import probe_accuracies
 from pmrl_bench.evaluation.retrieval import pairwise_retrieval
+from pmrl_bench.evaluation.per_query import PER_QUERY_KEY, per_query_ranks
 from pmrl_bench.registry import Registry
 from pmrl_bench.runner.monitor import StepRecord, TrainContext, TrainingMonitor
 from pmrl_bench.runner.spec import RunSpec
@@ -92,9 +93,12 @@ def evaluate(
     names = [m.name for m in data.modalities]
     test = embed(encoders, to_tensors(data.test, names, device))
     metrics: dict[str, Any] = {"retrieval": pairwise_retrieval(test)}
+    # Per-query ranks let leaderboards bootstrap confidence intervals over test queries.
+    metrics[PER_QUERY_KEY] = {"retrieval": per_query_ranks(test)}
     native = getattr(objective, "native_score", None)
     if callable(native):
         metrics["retrieval_native"] = pairwise_retrieval(test, score=native)
+        metrics[PER_QUERY_KEY]["retrieval_native"] = per_query_ranks(test, score=native)
     if data.train.labels is not None and data.test.labels is not None:
         train = embed(encoders, to_tensors(data.train, names, device))
         metrics["classification"] = probe_accuracies(train, data.train.labels, test, data.test.labels, seed)

@@ -1,17 +1,35 @@
-"""Optimisation health: gradient norms, clipping, non-finite values, loss spikes."""
+"""Optimisation health: gradient norms, clipping, non-finite values, loss spikes, scalar-parameter trajectories."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import torch
 
-from pmrl_bench.runner.monitor import StepRecord, TrainingMonitor
+from pmrl_bench.runner.monitor import StepRecord, TrainContext, TrainingMonitor
+from pmrl_bench.stability.compact import sig, sig_list
+
+
+def loss_spikes(losses: np.ndarray, window: int, mads: float) -> int:
+    """Steps whose loss exceeds the median of the previous ``window`` losses by more than ``mads`` MADs."""
+    if len(losses) <= window:
+        return 0
+    windows = np.lib.stride_tricks.sliding_window_view(losses[:-1], window)  # windows[i] precedes losses[i + window]
+    median = np.median(windows, axis=1)
+    mad = np.median(np.abs(windows - median[:, None]), axis=1)
+    later = losses[window:]
+    return int(((mad > 0) & (later > median + mads * mad)).sum())
 
 
 class OptimisationMonitor(TrainingMonitor):
-    """Gradient-norm statistics before clipping, clipped fraction, non-finite count and loss spikes."""
+    """Gradient-norm statistics before clipping, clipped fraction, non-finite counts, loss spikes.
+
+    Curves: the mean gradient norm and loss over each interval between probes, and the value of every
+    scalar parameter of the objective (learnable temperatures, logit scales) at each probe.
+    """
 
     name = "optimisation"
 
@@ -21,41 +39,74 @@ class OptimisationMonitor(TrainingMonitor):
         self.losses: list[float] = []
         self.grad_norms: list[float] = []
         self.clipped = 0
-        self.non_finite = 0
+        self.non_finite_loss = 0
+        self.non_finite_grad = 0
+        self.first_non_finite_step: int | None = None
+        self.scalars: dict[str, torch.nn.Parameter] = {}
+        self.curve_steps: list[int] = []
+        self.curve_grad: list[float] = []
+        self.curve_loss: list[float] = []
+        self.curve_scalars: dict[str, list[float]] = {}
+        self._window_start = 0  # index into grad_norms where the current probe interval starts
+
+    def on_train_start(self, context: TrainContext) -> None:
+        self.scalars = {n: p for n, p in context.objective.named_parameters() if p.numel() == 1}
 
     def on_step(self, record: StepRecord) -> None:
         if not record.finite:
-            self.non_finite += 1
+            if not math.isfinite(record.loss):
+                self.non_finite_loss += 1
+            else:
+                self.non_finite_grad += 1
+            if self.first_non_finite_step is None:
+                self.first_non_finite_step = record.step
             return
         self.losses.append(record.loss)
         self.grad_norms.append(record.grad_norm)
         self.clipped += int(record.clipped)
 
-    def _loss_spikes(self) -> int:
-        losses = np.asarray(self.losses)
-        spikes = 0
-        for t in range(self.spike_window, len(losses)):
-            window = losses[t - self.spike_window : t]
-            median = np.median(window)
-            mad = np.median(np.abs(window - median))
-            if mad > 0 and losses[t] > median + self.spike_mads * mad:
-                spikes += 1
-        return spikes
+    def on_probe(self, step: int, embeddings: Mapping[str, torch.Tensor]) -> None:
+        window = slice(self._window_start, len(self.grad_norms))
+        self._window_start = len(self.grad_norms)
+        if step == 0 or window.start == window.stop:
+            return
+        self.curve_steps.append(step)
+        self.curve_grad.append(float(np.mean(self.grad_norms[window])))
+        self.curve_loss.append(float(np.mean(self.losses[window])))
+        for name, param in self.scalars.items():
+            self.curve_scalars.setdefault(name, []).append(float(param.detach().float().cpu()))
+
+    @property
+    def non_finite(self) -> int:
+        return self.non_finite_loss + self.non_finite_grad
 
     def summary(self) -> dict[str, Any]:
         g = np.asarray(self.grad_norms, dtype=np.float64)
-        steps = len(g) + self.non_finite
-        stats: dict[str, Any] = {"steps": steps, "non_finite": self.non_finite}
+        stats: dict[str, Any] = {
+            "steps": len(g) + self.non_finite,
+            "non_finite": self.non_finite,
+            "non_finite_loss": self.non_finite_loss,
+            "non_finite_grad": self.non_finite_grad,
+            "first_non_finite_step": self.first_non_finite_step,
+        }
         if len(g):
-            mean = float(g.mean())
-            median = float(np.median(g))
+            mean, median = float(g.mean()), float(np.median(g))
             stats.update(
-                grad_norm_mean=mean,
-                grad_norm_cv=float(g.std() / mean) if mean > 0 else math.nan,
-                grad_norm_max_over_median=float(g.max() / median) if median > 0 else math.nan,
-                clipped_fraction=self.clipped / len(g),
-                loss_first=self.losses[0],
-                loss_final=self.losses[-1],
-                loss_spikes=self._loss_spikes(),
+                grad_norm_mean=sig(mean, 6),
+                grad_norm_std=sig(float(g.std()), 6),
+                grad_norm_cv=sig(float(g.std() / mean), 6) if mean > 0 else None,
+                grad_norm_median=sig(median, 6),
+                grad_norm_max=sig(float(g.max()), 6),
+                grad_norm_max_over_median=sig(float(g.max() / median), 6) if median > 0 else None,
+                clipped_fraction=sig(self.clipped / len(g), 6),
+                loss_first=sig(self.losses[0], 6),
+                loss_final=sig(self.losses[-1], 6),
+                loss_spikes=loss_spikes(np.asarray(self.losses), self.spike_window, self.spike_mads),
             )
+        stats["curves"] = {
+            "step": list(self.curve_steps),
+            "grad_norm": sig_list(self.curve_grad),
+            "loss": sig_list(self.curve_loss),
+            **{f"param:{name}": sig_list(v) for name, v in sorted(self.curve_scalars.items())},
+        }
         return stats

@@ -1,0 +1,52 @@
+"""Cosine retrieval on the probe batch at every check: the drop from the best R@1 to the final one."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from pmrl_bench.evaluation.retrieval import pairwise_retrieval
+from pmrl_bench.runner.monitor import TrainingMonitor
+from pmrl_bench.stability.compact import all_finite, sig, sig_list
+
+
+class ProbeRetrievalMonitor(TrainingMonitor):
+    """Mean R@1 over every direction on the probe batch per check; peak, final and peak-to-final drop.
+
+    The probe is a fixed slice of the test split, so this curve is a training diagnostic (did retrieval get
+    better and then worse?), not a second test score.
+    """
+
+    name = "probe_retrieval"
+
+    def __init__(self) -> None:
+        self.steps: list[int] = []
+        self.r1: list[float] = []
+        self.non_finite_probes = 0
+
+    def on_probe(self, step: int, embeddings: Mapping[str, torch.Tensor]) -> None:
+        if len(embeddings) < 2:
+            return
+        if not all_finite(dict(embeddings)):
+            self.non_finite_probes += 1
+            return
+        scores = pairwise_retrieval(embeddings)
+        self.steps.append(step)
+        self.r1.append(float(np.mean([s["R@1"] for s in scores.values()])))
+
+    def summary(self) -> dict[str, Any]:
+        if not self.r1:
+            return {"probes": 0, "non_finite_probes": self.non_finite_probes}
+        best = int(np.argmax(self.r1))
+        return {
+            "probes": len(self.r1),
+            "non_finite_probes": self.non_finite_probes,
+            "r1_peak": sig(self.r1[best], 6),
+            "r1_peak_step": self.steps[best],
+            "r1_final": sig(self.r1[-1], 6),
+            "r1_peak_to_final_drop": sig(self.r1[best] - self.r1[-1], 6),
+            "curves": {"step": list(self.steps), "r1": sig_list(self.r1)},
+        }
