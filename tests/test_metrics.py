@@ -62,6 +62,6 @@ def test_linear_probe_separable_vs_random_labels():
     train = {"a": torch.tensor(centres[y_train] + rng.normal(size=(200, 2)), dtype=torch.float32)}
     test = {"a": torch.tensor(centres[y_test] + rng.normal(size=(100, 2)), dtype=torch.float32)}
     acc = probe_accuracies(train, y_train, test, y_test)
-    assert acc["linear:a"] > 0.95 and set(acc) == {"linear:a", "linear:fused"}
+    assert acc["linear:a"] > 0.95 and set(acc) == {"linear:a", "linear:fused", "knn:a", "knn:fused"}
     shuffled = probe_accuracies(train, rng.permutation(y_train), test, y_test)
     assert shuffled["linear:a"] < 0.75

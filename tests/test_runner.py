@@ -36,7 +36,9 @@ def test_training_beats_chance_and_result_file_is_complete(tmp_path):
     chance = 1 / 128
     r1 = [scores["R@1"] for scores in infonce.metrics.retrieval.values()]
     assert len(r1) == 6 and min(r1) > 10 * chance
-    assert set(infonce.metrics.classification) == {"linear:m0", "linear:m1", "linear:m2", "linear:fused"}
+    assert set(infonce.metrics.classification) == {
+        f"{probe}:{view}" for probe in ("linear", "knn") for view in ("m0", "m1", "m2", "fused")
+    }
     assert infonce.params["budget"]["steps"] == 60 and infonce.params["task"]["n_train"] == 256
     assert infonce.versions["torch"] and infonce.status == "ok"
     assert infonce.stability["optimisation"]["steps"] == 60

@@ -1,4 +1,4 @@
-"""Classification probes on frozen embeddings (scikit-learn)."""
+"""Classification probes on frozen embeddings (scikit-learn): a linear probe and k-NN, per modality and fused."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
+from sklearn.neighbors import KNeighborsClassifier
+
+KNN_NEIGHBOURS = 10
 
 
 def fuse(embeddings: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -23,15 +26,24 @@ def linear_probe_accuracy(
     return float(probe.score(test_x, test_y))
 
 
+def knn_accuracy(
+    train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, k: int = KNN_NEIGHBOURS
+) -> float:
+    """Test accuracy of a distance-weighted k-NN vote under cosine similarity (embeddings are unit vectors)."""
+    knn = KNeighborsClassifier(n_neighbors=min(k, len(train_x)), metric="cosine", weights="distance")
+    knn.fit(train_x, train_y)
+    return float(knn.score(test_x, test_y))
+
+
 def probe_accuracies(
     train: Mapping[str, torch.Tensor], train_y: np.ndarray, test: Mapping[str, torch.Tensor], test_y: np.ndarray, seed: int = 0
 ) -> dict[str, float]:
-    """``{"linear:<modality>": acc, ..., "linear:fused": acc}``."""
+    """``{"linear:<modality>": acc, "knn:<modality>": acc, ..., "linear:fused": acc, "knn:fused": acc}``."""
     views = {**train, "fused": fuse(train)}
     test_views = {**test, "fused": fuse(test)}
-    return {
-        f"linear:{name}": linear_probe_accuracy(
-            views[name].cpu().numpy(), train_y, test_views[name].cpu().numpy(), test_y, seed
-        )
-        for name in views
-    }
+    out: dict[str, float] = {}
+    for name in views:
+        train_x, test_x = views[name].cpu().numpy(), test_views[name].cpu().numpy()
+        out[f"linear:{name}"] = linear_probe_accuracy(train_x, train_y, test_x, test_y, seed)
+        out[f"knn:{name}"] = knn_accuracy(train_x, train_y, test_x, test_y)
+    return out

@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from pmrl_bench.components import Split, TaskData
 from pmrl_bench.evaluation.classification import probe_accuracies
+from pmrl_bench.evaluation.multimodal import multimodal_retrieval
 from pmrl_bench.evaluation.retrieval import pairwise_retrieval
 from pmrl_bench.evaluation.per_query import PER_QUERY_KEY, per_query_ranks
 from pmrl_bench.registry import Registry
@@ -93,6 +94,9 @@ def evaluate(
     names = [m.name for m in data.modalities]
     test = embed(encoders, to_tensors(data.test, names, device))
     metrics: dict[str, Any] = {"retrieval": pairwise_retrieval(test)}
+    fused = multimodal_retrieval(test)  # one modality vs the fusion of the others (3+ modalities)
+    if fused:
+        metrics["retrieval_multimodal"] = fused
     # Per-query ranks let leaderboards bootstrap confidence intervals over test queries.
     metrics[PER_QUERY_KEY] = {"retrieval": per_query_ranks(test)}
     native = getattr(objective, "native_score", None)
