@@ -2,6 +2,10 @@
 
 Rank rule (stated, pessimistic): the rank of query i is 1 + #{j != gt(i): s_ij >= s_i,gt(i)}, so ties
 count against the query. R@K is the fraction of queries with rank <= K; MdR the median rank (1-based).
+
+Scores are computed block by block, over query chunks *and* gallery chunks, keeping only a running count per
+query, so memory is bounded by one (chunk_size x gallery_chunk_size) block whatever the gallery size: a
+100 000-item gallery never materialises a 100 000 x 100 000 matrix.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ from collections.abc import Callable, Mapping
 import torch
 
 RECALL_KS = (1, 5, 10)
+QUERY_CHUNK = 1024
+GALLERY_CHUNK = 8192  # with QUERY_CHUNK: a 32 MiB float32 score block at most
 
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -22,19 +28,40 @@ def cosine_scores(queries: torch.Tensor, gallery: torch.Tensor) -> torch.Tensor:
 
 
 def retrieval_ranks(
-    queries: torch.Tensor, gallery: torch.Tensor, score: ScoreFn = cosine_scores, chunk_size: int = 1024
+    queries: torch.Tensor,
+    gallery: torch.Tensor,
+    score: ScoreFn = cosine_scores,
+    chunk_size: int = QUERY_CHUNK,
+    gallery_chunk_size: int | None = None,
 ) -> torch.Tensor:
-    """1-based pessimistic rank of each query's ground truth (row i of the gallery), chunked over queries."""
+    """1-based pessimistic rank of each query's ground truth (row i of the gallery), on the CPU.
+
+    Queries are taken ``chunk_size`` at a time and the gallery ``gallery_chunk_size`` at a time (rounded up to a
+    multiple of ``chunk_size``, default ``GALLERY_CHUNK``). Because gallery chunks are multiples of query chunks,
+    a query chunk's ground truths all fall in one gallery block: its positive scores are read from that very
+    block, so each positive is compared with the same float it is counted as (the tie rule stays exact).
+    """
     if len(queries) != len(gallery):
         raise ValueError(f"queries and gallery must be instance-paired, got {len(queries)} and {len(gallery)}")
+    if chunk_size < 1 or (gallery_chunk_size is not None and gallery_chunk_size < 1):
+        raise ValueError(f"chunk sizes must be >= 1, got {chunk_size} and {gallery_chunk_size}")
+    n = len(queries)
+    g_chunk = max(gallery_chunk_size or GALLERY_CHUNK, chunk_size)
+    g_chunk = -(-g_chunk // chunk_size) * chunk_size  # round up to a multiple of the query chunk
     ranks = []
-    for start in range(0, len(queries), chunk_size):
-        scores = score(queries[start : start + chunk_size], gallery)  # (chunk, N)
-        rows = torch.arange(len(scores), device=scores.device)
-        positive = scores[rows, rows + start].unsqueeze(1)
-        at_least = (scores >= positive).sum(dim=1)  # includes the positive itself
+    for q_start in range(0, n, chunk_size):
+        q = queries[q_start : q_start + chunk_size]
+        rows = torch.arange(len(q), device=q.device)
+        # The gallery block holding this chunk's ground truths goes first: it yields the positives.
+        home = q_start // g_chunk * g_chunk
+        block = score(q, gallery[home : home + g_chunk])
+        positive = block[rows, rows + (q_start - home)].unsqueeze(1)
+        at_least = (block >= positive).sum(dim=1)  # includes the positive itself
+        for g_start in range(0, n, g_chunk):
+            if g_start != home:
+                at_least += (score(q, gallery[g_start : g_start + g_chunk]) >= positive).sum(dim=1)
         ranks.append(at_least.cpu())
-    return torch.cat(ranks)
+    return torch.cat(ranks) if ranks else torch.zeros(0, dtype=torch.long)
 
 
 def recall_metrics(ranks: torch.Tensor) -> dict[str, float]:

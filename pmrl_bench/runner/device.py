@@ -1,14 +1,21 @@
-"""Device selection: ``auto`` picks CUDA when it is available."""
+"""Devices and precision: ``auto`` picks CUDA when it is available; mixed precision, staging and clock syncs.
+
+Mixed precision covers the encoders only: the runner casts embeddings to float32 before normalising them and
+handing them to the objective, and objectives keep their linear algebra (SVD, volumes) in float32 outside autocast.
+"""
 
 from __future__ import annotations
 
 import re
 
+import numpy as np
 import torch
 
 from pmrl_bench.errors import UsageError
 
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def resolve_device(spec: str) -> torch.device:
@@ -24,3 +31,65 @@ def resolve_device(spec: str) -> torch.device:
             raise UsageError(f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s) are visible")
         return device
     return torch.device("cpu")
+
+
+def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
+    """The encoders' autocast dtype, or None for plain float32.
+
+    ``auto``: bfloat16 on a CUDA device that supports it, else float16 on CUDA (with a GradScaler), float32 on CPU
+    (CPU autocast rarely pays off for small encoders). ``bf16``/``fp16`` force autocast on any device, which is also
+    how the CUDA path is tested on a CPU-only machine.
+    """
+    if precision not in PRECISIONS:
+        raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision != "auto":
+        return _DTYPES[precision]
+    if device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def describe(device: torch.device, dtype: torch.dtype | None) -> str:
+    """What a result file records as its device: ``cuda:0`` or ``cuda:0 (bf16 autocast)``."""
+    if dtype is None:
+        return str(device)
+    name = "bf16" if dtype is torch.bfloat16 else "fp16"
+    return f"{device} ({name} autocast)"
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued kernels, so a clock read afterwards measures work done, not work launched."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def stage(array: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Host data onto ``device``: through pinned memory and an asynchronous copy when the device is CUDA."""
+    tensor = torch.as_tensor(array)
+    if device.type != "cuda":
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)
+
+
+class BatchSource:
+    """Training inputs of one run, per modality, served batch by batch.
+
+    Small splits live on the device (one upload); splits above ``device_bytes`` stay on the host and each batch is
+    gathered there and copied through pinned memory without blocking, so the copy overlaps the previous step.
+    """
+
+    DEVICE_BYTES = 2 * 1024**3
+
+    def __init__(self, inputs: dict[str, np.ndarray | torch.Tensor], device: torch.device,
+                 device_bytes: int | None = None) -> None:
+        host = {m: torch.as_tensor(x) for m, x in inputs.items()}
+        limit = self.DEVICE_BYTES if device_bytes is None else device_bytes
+        self.device = device
+        self.on_device = device.type == "cpu" or sum(x.nbytes for x in host.values()) <= limit
+        self.tensors = {m: stage(x, device) for m, x in host.items()} if self.on_device else host
+
+    def batch(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.on_device:
+            index = index.to(self.device, non_blocking=True)
+            return {m: x[index] for m, x in self.tensors.items()}
+        return {m: stage(x[index], self.device) for m, x in self.tensors.items()}
