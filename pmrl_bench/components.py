@@ -80,8 +80,15 @@ class Objective(Protocol):
     Optional methods the runner uses when present:
 
     * ``after_optimizer_step()``: e.g. clamp a learnable logit scale (open_clip convention).
+    * ``check_modalities(names)``: raise ``ValueError`` (or a ``UsageError``) when the objective cannot run on
+      a task with these modalities (e.g. an unknown anchor name); called while planning, before any training.
     * ``native_score(queries, gallery) -> (Nq, Ng) tensor``: a retrieval score of the objective's own
-      (e.g. negative volume), reported beside plain cosine.
+      (e.g. negative volume; higher = more similar), reported beside plain cosine as
+      ``metrics["retrieval_native"]``. ``queries`` and ``gallery`` are mappings ``{modality: (N, D) tensor}``,
+      so one side may be a tuple of modalities (GRAM: an anchor vs the other modalities of an instance).
+    * ``native_directions(names) -> [(query modalities, gallery modalities), ...]``: the directions the native
+      score is reported for, keyed ``"m0->m1+m2"``; default: every ordered pair of single modalities.
+      See ``pmrl_bench.evaluation.native``.
     """
 
     def __call__(self, embeddings: Mapping[str, torch.Tensor]) -> ObjectiveOutput: ...

@@ -81,9 +81,10 @@ def plan_sweep(config: SweepConfig, registry: Registry) -> SweepPlan:
         registry.get(kind, name)  # type: ignore[arg-type]
 
     objective_params = {}
+    objectives = {}
     for name in config.objectives:
         params = _resolved_params(registry, "objective", name, config.overrides)
-        registry.get("objective", name).create(**params)  # range checks happen in the factory
+        objectives[name] = registry.get("objective", name).create(**params)  # range checks happen in the factory
         objective_params[name] = params
 
     data: dict[str, TaskData] = {}
@@ -104,6 +105,8 @@ def plan_sweep(config: SweepConfig, registry: Registry) -> SweepPlan:
     for modality in config.encoders:
         if modality not in all_modalities:
             raise UnknownNameError("modality in --encoder", modality, all_modalities)
+    for name, objective in objectives.items():  # e.g. an anchor modality the task does not have
+        _check_objective_fits(name, objective, data)
 
     specs = [
         RunSpec(task, task_params[task], objective, objective_params[objective], encoders[task], config.budget, seed)
@@ -112,6 +115,18 @@ def plan_sweep(config: SweepConfig, registry: Registry) -> SweepPlan:
         for seed in range(config.seeds)
     ]
     return SweepPlan(specs, data)
+
+
+def _check_objective_fits(name: str, objective: Any, data: dict[str, TaskData]) -> None:
+    """Call the objective's optional ``check_modalities(names)`` for every task: bad input fails before training."""
+    check = getattr(objective, "check_modalities", None)
+    if not callable(check):
+        return
+    for task, task_data in data.items():
+        try:
+            check([m.name for m in task_data.modalities])
+        except (ValueError, LookupError) as exc:
+            raise UsageError(f"objective {name!r} cannot run on task {task!r}: {exc}") from exc
 
 
 def _choose_encoders(registry: Registry, data: TaskData, config: SweepConfig) -> dict[str, EncoderChoice]:

@@ -17,8 +17,9 @@ from tqdm.auto import tqdm
 from pmrl_bench.components import Split, TaskData
 from pmrl_bench.evaluation.classification import probe_accuracies
 from pmrl_bench.evaluation.multimodal import multimodal_retrieval
-from pmrl_bench.evaluation.retrieval import pairwise_retrieval
-from pmrl_bench.evaluation.per_query import PER_QUERY_KEY, per_query_ranks
+from pmrl_bench.evaluation.native import native_ranks
+from pmrl_bench.evaluation.retrieval import pairwise_retrieval, recall_metrics
+from pmrl_bench.evaluation.per_query import PER_QUERY_KEY, encode_ranks, per_query_ranks
 from pmrl_bench.registry import Registry
 from pmrl_bench.runner.device import BatchSource, autocast_dtype, stage
 from pmrl_bench.runner.distributed import (
@@ -125,10 +126,10 @@ def evaluate(
         metrics["retrieval_multimodal"] = fused
     # Per-query ranks let leaderboards bootstrap confidence intervals over test queries.
     metrics[PER_QUERY_KEY] = {"retrieval": per_query_ranks(test)}
-    native = getattr(objective, "native_score", None)
-    if callable(native):
-        metrics["retrieval_native"] = pairwise_retrieval(test, score=native)
-        metrics[PER_QUERY_KEY]["retrieval_native"] = per_query_ranks(test, score=native)
+    native = native_ranks(objective, test)  # the objective's own score (e.g. -volume), when it has one
+    if native is not None:
+        metrics["retrieval_native"] = {direction: recall_metrics(r) for direction, r in native.items()}
+        metrics[PER_QUERY_KEY]["retrieval_native"] = {direction: encode_ranks(r) for direction, r in native.items()}
     if data.train.labels is not None and data.test.labels is not None:
         train = embed(encoders, to_tensors(data.train, names, device))
         metrics["classification"] = probe_accuracies(train, data.train.labels, test, data.test.labels, seed)

@@ -19,14 +19,14 @@ def test_pmrl_intra_is_log_k_for_orthogonal_modalities():
     eye = torch.eye(3)
     emb = {m: eye[i].repeat(4, 1) for i, m in enumerate("abc")}  # every instance: 3 orthogonal unit vectors
     out = pmrl_bench.create_objective("pmrl")(emb)
-    assert float(out.terms["intra"]) == pytest.approx(math.log(3), abs=1e-6)
+    assert out.terms["intra"].item() == pytest.approx(math.log(3), abs=1e-6)
 
 
 def test_pmrl_intra_is_tiny_when_fully_aligned():
     x = _unit(8, 16)
     out = pmrl_bench.create_objective("pmrl", tau1=0.05)({"a": x, "b": x, "c": x})
     # sigma = (sqrt 3, 0, 0): loss = log(1 + 2 exp(-sqrt(3)/tau1))
-    assert float(out.terms["intra"]) == pytest.approx(math.log1p(2 * math.exp(-math.sqrt(3) / 0.05)), abs=1e-6)
+    assert out.terms["intra"].item() == pytest.approx(math.log1p(2 * math.exp(-math.sqrt(3) / 0.05)), abs=1e-6)
 
 
 def test_pmrl_inter_at_random_init_matches_formula():
@@ -34,8 +34,8 @@ def test_pmrl_inter_at_random_init_matches_formula():
     emb = {m: _unit(B, 512, seed=i) for i, m in enumerate("abc")}
     out = pmrl_bench.create_objective("pmrl", tau2=tau2)(emb)
     expected = math.log1p((B - 1) * math.exp(-1 / tau2))  # u_i nearly orthogonal in 512-D
-    assert float(out.terms["inter"]) == pytest.approx(expected, rel=0.15)
-    assert float(out.loss) == pytest.approx(float(out.terms["intra"] + out.terms["inter"]))
+    assert out.terms["inter"].item() == pytest.approx(expected, rel=0.15)
+    assert out.loss.item() == pytest.approx(float(out.terms["intra"] + out.terms["inter"]))
 
 
 def test_pmrl_rejects_non_positive_temperatures():
@@ -55,7 +55,7 @@ def test_infonce_matches_hand_written_clip_loss():
 
     assert set(out.terms) == {"a|b", "a|c", "b|c"}
     assert float(out.terms["a|c"]) == pytest.approx(float(clip(a, c)), rel=1e-5)
-    assert float(out.loss) == pytest.approx(float((clip(a, b) + clip(a, c) + clip(b, c)) / 3), rel=1e-5)
+    assert out.loss.item() == pytest.approx(float((clip(a, b) + clip(a, c) + clip(b, c)) / 3), rel=1e-5)
     assert list(objective.parameters()) == []  # fixed temperature: nothing to learn
 
 

@@ -3,17 +3,41 @@
 from pmrl_bench import hookimpl
 from pmrl_bench.hookspecs import RegisterObjective
 
+_OBJECTIVES = "pmrl_bench.builtins.objectives"
+
 
 @hookimpl
 def register_objectives(register: RegisterObjective) -> None:
     register(
         "pmrl",
-        "pmrl_bench.builtins.objectives.pmrl:PMRLLoss",
+        f"{_OBJECTIVES}.pmrl:PMRLLoss",
         description="PMRL: softmax over each instance's singular values toward the largest + contrast of leading "
         "singular vectors (no ITM term)",
     )
     register(
         "infonce",
-        "pmrl_bench.builtins.objectives.infonce:PairwiseInfoNCE",
+        f"{_OBJECTIVES}.infonce:PairwiseInfoNCE",
         description="Symmetric CLIP InfoNCE averaged over all modality pairs",
+    )
+    register(
+        "anchor",
+        f"{_OBJECTIVES}.anchor:AnchorBinding",
+        description="ImageBind/LanguageBind binding: symmetric InfoNCE between one anchor modality and each other",
+    )
+    register(
+        "gram",
+        f"{_OBJECTIVES}.gram:GRAMLoss",
+        description="GRAM: contrastive loss on the volume spanned by an anchor and another instance's other "
+        "modalities, both directions (no DAM term)",
+    )
+    register(
+        "pmrl-intra",
+        f"{_OBJECTIVES}.pmrl:PMRLIntra",
+        description="Ablation: PMRL's singular-value (intra) term alone",
+    )
+    register(
+        "volume",
+        f"{_OBJECTIVES}.volume:VolumeLoss",
+        description="Ablation: product of each instance's singular values (volume of its own stack), the "
+        "formulation PMRL calls unstable",
     )

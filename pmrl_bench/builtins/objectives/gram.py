@@ -1,0 +1,151 @@
+"""GRAM (Cicchetti, Grassucci, Sigillo, Comminiello; ICLR 2025, arXiv 2412.11959): volume contrastive loss.
+
+``V_ij = Vol(a_i, o¹_j, ..., o^{k-1}_j) = sqrt(det G_ij)``, the volume of the parallelotope spanned by the anchor
+of instance i and the other modalities of instance j (its Gram matrix G_ij). Small volume = aligned, so the
+logits are ``-V/τ`` and ``loss = ½ (a2d + d2a)``: anchor→data (rows of V toward the diagonal) and data→anchor
+(columns). The official DAM term (an ITM cross-encoder, weight 0.1) needs modules the harness does not have and
+is left out.
+
+Assembly: the B² Gram matrices share structure. With α_i = |a_i|², c_ij = (a_i·o^p_j)_p and H_j the Gram
+matrix of instance j's non-anchor modalities, the block-determinant (Schur) identity written with the adjugate,
+``det G_ij = α_i det H_j − c_ijᵀ adj(H_j) c_ij``, needs one (B, D)×(D, (k-1)B) matmul for all c_ij, one
+small adjugate per instance j, and a (k-1)² quadratic form per pair: B²(k-1)² work instead of B² full k×k
+determinants, and no B×B×k×k tensor. It is a polynomial in the dot products, so it is defined and
+differentiable for singular H_j (duplicated or zero vectors), where an inverse-based Schur complement is not.
+
+Stability (objectives.md P4, P8):
+* by default the dot products and the determinant are computed in float64 (``precision="float64"``): near
+  collinearity an fp32 determinant loses everything below ~1e-7 and can come out negative (the official code
+  hides that with ``abs``). In float64 the volume is exact to ~1e-8. ``precision="float32"`` is faster.
+* determinants are clamped at ``DET_FLOOR`` before the square root, so no negative determinant reaches it
+  and sqrt's infinite slope at 0 never turns into a NaN gradient (duplicated vectors give V = 0 with zero
+  gradient through that entry); ``negative_det_fraction`` after a forward counts the clamped negatives.
+
+Design choices (the official code: learnable raw τ = 0.07 with no clamp, label smoothing 0.1):
+* ``label_smoothing`` defaults to the official 0.1; ``infonce`` and ``anchor`` default to 0, so set it to 0
+  (or theirs to 0.1) for a like-for-like comparison;
+* the temperature uses the open_clip convention of ``infonce`` and ``anchor`` (learnable log scale, clamped to
+  [0, ln 100]): a raw learnable τ can cross zero (objectives.md P11); ``learnable=False`` fixes it;
+* ``anchor``: a modality name, default None = the task's first modality.
+
+Native retrieval score: ``-V`` between the anchor and the tuple of the other modalities, in both directions
+(``"a->v+t"`` and ``"v+t->a"``); plain cosine stays the main retrieval metric.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+
+from pmrl_bench.builtins.objectives._common import (
+    LogitScaleObjective,
+    check_label_smoothing,
+    loss_dtype,
+    resolve_anchor,
+    symmetric_cross_entropy,
+)
+from pmrl_bench.builtins.objectives._linalg import MAX_COFACTOR_SIZE, adjugate_small, det_small
+from pmrl_bench.components import ObjectiveOutput
+
+# Volumes below sqrt(DET_FLOOR) = 1e-6 count as 0: sqrt has an infinite slope at 0.
+DET_FLOOR = 1e-12
+PRECISIONS = {"float64": torch.float64, "float32": torch.float32}
+MAX_MODALITIES = MAX_COFACTOR_SIZE + 1
+
+
+def volume_determinants(anchor: torch.Tensor, others: Sequence[torch.Tensor]) -> torch.Tensor:
+    """``det G_ij`` for anchors (Nq, D) against tuples of others [(Ng, D), ...]: (Nq, Ng), possibly < 0 by rounding."""
+    n = len(others)
+    if not 1 <= n < MAX_MODALITIES:
+        raise ValueError(f"a volume needs 2 to {MAX_MODALITIES} modalities, got {n + 1}")
+    O = torch.stack(list(others), dim=1)  # (Ng, n, D)
+    H = O @ O.mT  # (Ng, n, n): Gram matrix of each tuple's own vectors
+    C = (anchor @ O.reshape(-1, O.shape[-1]).T).reshape(len(anchor), len(O), n)  # c_ij: (Nq, Ng, n)
+    alpha = (anchor * anchor).sum(-1)  # |a_i|², 1 for unit vectors but exact for zero ones
+    adj = adjugate_small(H)  # (Ng, n, n), symmetric
+    # c_ijᵀ adj(H_j) c_ij for all pairs, as Σ_pq adj_jpq c_ijp c_ijq without a (Nq, Ng, n, n) tensor
+    CA = torch.einsum("ijp,jpq->ijq", C, adj)
+    return alpha[:, None] * det_small(H)[None, :] - (CA * C).sum(-1)
+
+
+def volume_matrix(
+    anchor: torch.Tensor, others: Sequence[torch.Tensor], dtype: torch.dtype = torch.float64
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(V, negative)``: volumes (Nq, Ng) in ``dtype`` and the boolean mask of determinants that came out < 0."""
+    det = volume_determinants(anchor.to(dtype), [o.to(dtype) for o in others])
+    return det.clamp_min(DET_FLOOR).sqrt(), det < 0
+
+
+class VolumeScore:
+    """Native retrieval score ``-Vol`` between one modality (the anchor side) and a tuple of the others."""
+
+    precision: str
+
+    @torch.no_grad()
+    def native_score(self, queries: Mapping[str, torch.Tensor], gallery: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """``-Vol`` (Nq, Ng) between the single-modality (anchor) side and the tuple side, whichever is the query.
+
+        The volume does not depend on the order of the tuple's modalities, and for k = 2 it is symmetric.
+        """
+        if len(queries) == 1:
+            return -self._volumes(next(iter(queries.values())), gallery)
+        if len(gallery) == 1:
+            return -self._volumes(next(iter(gallery.values())), queries).T
+        raise ValueError(f"one side must be the anchor alone, got {list(queries)} -> {list(gallery)}")
+
+    def _volumes(self, anchor: torch.Tensor, tuples: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        with torch.autocast(device_type=anchor.device.type, enabled=False):
+            V, _ = volume_matrix(anchor, list(tuples.values()), PRECISIONS[self.precision])
+        return V
+
+
+class GRAMLoss(VolumeScore, LogitScaleObjective):
+    """GRAM: contrast the volume spanned by an anchor and another instance's other modalities (both directions)."""
+
+    def __init__(
+        self,
+        anchor: str | None = None,
+        temperature: float = 0.07,
+        learnable: bool = True,
+        label_smoothing: float = 0.1,
+        precision: str = "float64",
+    ) -> None:
+        super().__init__(temperature, learnable)
+        check_label_smoothing(label_smoothing)
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        self.anchor = anchor
+        self.label_smoothing = float(label_smoothing)
+        self.precision = precision
+        self.negative_det_fraction = 0.0  # diagnostic of the last forward (always 0 in exact arithmetic)
+
+    def check_modalities(self, modalities: Sequence[str]) -> None:
+        """Raise a usage error when the anchor is not one of the task's modalities, or there are too many."""
+        resolve_anchor(self.anchor, list(modalities))
+        if len(modalities) > MAX_MODALITIES:
+            raise ValueError(f"gram supports up to {MAX_MODALITIES} modalities, got {len(modalities)}")
+
+    def _split(self, modalities: Sequence[str]) -> tuple[str, list[str]]:
+        anchor = resolve_anchor(self.anchor, list(modalities))
+        return anchor, [m for m in modalities if m != anchor]
+
+    def volumes(self, embeddings: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """(B, B) volumes: row i = anchor of instance i, column j = the other modalities of instance j."""
+        anchor, others = self._split(list(embeddings))
+        with torch.autocast(device_type=embeddings[anchor].device.type, enabled=False):
+            V, negative = volume_matrix(embeddings[anchor], [embeddings[m] for m in others], PRECISIONS[self.precision])
+        self.negative_det_fraction = float(negative.float().mean())
+        return V
+
+    def forward(self, embeddings: Mapping[str, torch.Tensor]) -> ObjectiveOutput:
+        V = self.volumes(embeddings)
+        dtype = loss_dtype(*embeddings.values())
+        logits = -V.to(dtype) * self.logit_scale().to(dtype)
+        a2d, d2a = symmetric_cross_entropy(logits, self.label_smoothing)
+        return ObjectiveOutput(loss=0.5 * (a2d + d2a), terms={"d2a": d2a, "a2d": a2d})
+
+    def native_directions(self, modalities: Sequence[str]) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
+        """Anchor against the tuple of the others, and back."""
+        anchor, others = self._split(modalities)
+        return [((anchor,), tuple(others)), (tuple(others), (anchor,))]
