@@ -1,6 +1,7 @@
-"""Turn result files into markdown leaderboards (pandas for the tables, tabulate for the markdown).
+"""Turn result files into the leaderboards: one markdown page per task, an overview, and PNG plots.
 
-Everything is sorted and formatted deterministically: the same results give byte-identical files.
+Everything is sorted and formatted deterministically and the bootstrap uses a fixed generator: the same
+results give byte-identical markdown.
 """
 
 from __future__ import annotations
@@ -11,123 +12,173 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
+from pmrl_bench.leaderboard.data import MAIN_VIEW, Run, runs_of
+from pmrl_bench.leaderboard.plots import plot_names, plots_with_data, render_plots
+from pmrl_bench.leaderboard.stats import N_BOOTSTRAP
+from pmrl_bench.leaderboard.tables import (
+    SEED_ONLY_MARK, Column, StabilityRow, by_label, direction_columns, main_rank_column, markdown, ranked_table,
+    retrieval_columns, scalar_cell, seeds_cell, stability_table,
+)
 from pmrl_bench.results import RunResult
 
-HIGHER_IS_BETTER = {"R@1": True, "R@5": True, "R@10": True, "MdR": False}
+Page = str | bytes
+
+CI_NOTE = (
+    "Cells: mean ± std over the seeds that finished (`ok`), then a 95% bootstrap interval [low, high] "
+    f"({N_BOOTSTRAP} replicates, fixed generator). **Bold**: rank 1 in that column, i.e. no other row's interval "
+    "lies entirely above (below, for ↓) this one's: several bold cells in a column are a tie."
+)
+RETRIEVAL_CI = (
+    "Intervals: a two-stage bootstrap: seeds resampled, and test queries resampled within each "
+    "seed, so they cover both training noise and test-set sampling."
+)
+SEED_CI = "Intervals here are a bootstrap over seeds (the seed is the unit; per-instance predictions are not stored)."
+MIXED_CI = f"Cells marked {SEED_ONLY_MARK} lack per-query ranks, so their interval is a bootstrap over seeds only."
+
+MEAN_R1_KEY = "test/mean_R@1"
+
+SINGULAR_ROWS = [
+    StabilityRow("singular/sigma1_share", "σ1 share σ1²/Σσ²", "1 = each instance's modalities aligned (up to sign); 1/k = orthogonal", ".3f"),
+    StabilityRow("singular/gap_min", "gap σ1−σ2, min", "small = leading vector ill-defined; its gradient scales like 1/gap"),
+    StabilityRow("singular/gap_p1", "gap σ1−σ2, 1st percentile", "as above, robust to one outlier"),
+    StabilityRow("singular/gap_small_fraction", "share of gaps < 1e-3", "instances whose leading vector is near-degenerate", ".3f"),
+    StabilityRow("singular/gap_min_over_training", "gap min over all checks", "the worst gap seen during training"),
+    StabilityRow("singular/log10_condition_median", "log10 κ(G), median", "κ = σ1²/σk²; large = stack nearly rank-deficient", ".2f"),
+    StabilityRow("singular/log10_condition_max", "log10 κ(G), max", "worst instance", ".2f"),
+    StabilityRow("singular/sign_flip_rate_mean", "u sign flips between checks", "share of instances whose leading singular vector (as the SVD returns it) flipped sign", ".3f"),
+    StabilityRow("singular/u_against_mean_fraction", "u against modality mean", "share of leading vectors pointing away from their own modalities' sum", ".3f"),
+    StabilityRow("singular/volume_mean", "volume ∏σ of own tuple", "0 = each instance's modalities span fewer than k dimensions", ".3f"),
+    StabilityRow("singular/negative_det_fraction", "det G < 0 in fp32", "rounding makes det negative: volume-based scores are unreliable there", ".3f"),
+]
+OPTIMISATION_ROWS = [
+    StabilityRow("optimisation/grad_norm_mean", "grad norm (before clipping), mean", "scale of the updates"),
+    StabilityRow("optimisation/grad_norm_cv", "grad norm CV", "std/mean over steps: how bursty the gradients are", ".3f"),
+    StabilityRow("optimisation/grad_norm_max_over_median", "grad norm max/median", "the largest burst relative to a typical step"),
+    StabilityRow("optimisation/clipped_fraction", "clipped steps", "share of steps whose gradient norm exceeded the clip", ".3f"),
+    StabilityRow("optimisation/loss_spikes", "loss spikes", "steps above the rolling median by > 5 MADs (total over runs)", total=True),
+    StabilityRow("optimisation/non_finite", "non-finite loss or gradient", "count over every run, diverged ones included", total=True),
+    StabilityRow("optimisation/loss_final", "final training loss", "not comparable across objectives"),
+]
+SEEDS_ROWS = [
+    StabilityRow(MEAN_R1_KEY, "test mean R@1 across seeds", "mean ± std and CV over seeds of the cosine retrieval headline", ".3f"),
+    StabilityRow("probe_retrieval/r1_peak_to_final_drop", "R@1 peak-to-final drop (probe)", "best R@1 during training minus the final one, on the probe batch", ".3f"),
+    StabilityRow("probe_retrieval/r1_peak_step", "step of the R@1 peak (probe)", "late = still improving at the end", ".0f"),
+]
 
 
-def _config_label(results: Sequence[RunResult]) -> dict[tuple[str, str], str]:
-    """Row label per (objective, config_id): the objective name, plus the parameters that differ between its configs."""
-    by_objective: dict[str, dict[str, dict[str, Any]]] = {}
-    for r in results:
-        by_objective.setdefault(r.objective, {})[r.config_id] = r.params
-    labels = {}
-    for objective, configs in by_objective.items():
-        flat = {cid: _flatten(params) for cid, params in configs.items()}
-        keys = sorted({k for f in flat.values() for k in f})
-        varying = [k for k in keys if len({json.dumps(f.get(k), sort_keys=True) for f in flat.values()}) > 1]
-        for cid, f in flat.items():
-            extra = ", ".join(f"{k}={f.get(k)}" for k in varying)
-            labels[(objective, cid)] = f"{objective} ({extra})" if extra else objective
-    return labels
+def _representation_rows(runs: Sequence[Run]) -> list[StabilityRow]:
+    keys = sorted({k for r in runs for k in r.stability})
+    pairs = [k for k in keys if k.startswith("representation/positive_cosine/")]
+    modalities = [k for k in keys if k.startswith("representation/effective_rank/") and not k.endswith("/all")]
+    rows = [
+        StabilityRow(k, f"signed positive cosine {k.rsplit('/', 1)[1].replace('|', '–')}",
+                     "mean cos of an instance's two modalities; ⚠ negative = aligned with the other's negative",
+                     ".3f", warn_negative=True)
+        for k in pairs
+    ]
+    rows += [
+        StabilityRow("representation/positive_cosine_min", "signed positive cosine, worst pair", "the pair to look at first", ".3f", warn_negative=True),
+        StabilityRow("representation/modality_gap_mean", "modality gap, mean over pairs", "distance between modality means (0 = none)", ".3f"),
+        StabilityRow("representation/effective_rank/all", "effective rank, all modalities", "exp(entropy of singular values) of the pooled embeddings; low = collapse"),
+    ]
+    rows += [StabilityRow(k, f"effective rank, {k.rsplit('/', 1)[1]}", "per modality") for k in modalities]
+    rows.append(StabilityRow("representation/uniformity/all", "uniformity, pooled", "log E exp(−2‖x−y‖²): lower = more spread out", ".3f"))
+    return rows
 
 
-def _flatten(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out = {}
-    for key, value in params.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            out.update(_flatten(value, name + "."))
-        else:
-            out[name] = value
-    return out
+def _with_headline(runs: Sequence[Run]) -> None:
+    """Adds the test mean R@1 (cosine) to each run's scalars, so the stability table shows its spread over seeds."""
+    for r in runs:
+        view = r.views.get(MAIN_VIEW, {})
+        if view:
+            r.stability[MEAN_R1_KEY] = float(np.mean([s["R@1"] for s in view.values()]))
 
 
-def _runs_frame(results: Sequence[RunResult]) -> pd.DataFrame:
-    labels = _config_label(results)
-    rows = []
-    for r in results:
-        row: dict[str, Any] = {"row": labels[(r.objective, r.config_id)], "seed": r.seed, "status": r.status}
-        for direction, scores in r.metrics.retrieval.items():
-            for metric, value in scores.items():
-                row[f"retrieval/{direction}/{metric}"] = value
-        for name, value in (r.metrics.classification or {}).items():
-            row[f"classification/{name}"] = value
-        rows.append(row)
-    return pd.DataFrame(rows)
+def _view_title(view: str) -> str:
+    if view == MAIN_VIEW:
+        return "cosine"
+    return view.removeprefix("retrieval_").replace("_", " ")
 
 
-def _mean_std(values: pd.Series) -> tuple[float, float]:
-    values = values.dropna().astype(float)
-    if values.empty:
-        return float("nan"), float("nan")
-    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
+def _retrieval_sections(rows: dict[str, list[Run]], runs: Sequence[Run]) -> list[str]:
+    views = sorted({v for r in runs for v in r.views}, key=lambda v: (v != MAIN_VIEW, v))
+    lines: list[str] = []
+    rank_column = main_rank_column(runs)
+    for view in views:
+        directions = sorted({d for r in runs for d in r.views.get(view, {})})
+        title = _view_title(view)
+        lines += [f"## Retrieval ({title}), R@K in %", ""]
+        if view != MAIN_VIEW:
+            lines += [f"Another retrieval view found in the results (`metrics[\"{view}\"]`): the same runs and test "
+                      "instances, scored as that view defines.", ""]
+        summary = retrieval_columns(rows, view, directions)
+        lines += [_interval_note(summary), ""]
+        table, mixed = ranked_table(rows, summary, rank_by=rank_column if view == MAIN_VIEW else None)
+        lines += [f"### Mean over the {len(directions)} directions", ""]
+        if view == MAIN_VIEW:
+            lines += ["`rank`: 1 + the number of rows whose mean-R@1 interval lies entirely above this row's "
+                      "(equal ranks are ties).", ""]
+        lines += [table, ""]
+        per_direction, mixed_d = ranked_table(rows, direction_columns(rows, view, directions, "R@1"))
+        lines += ["### R@1 per direction (query → gallery)", "", per_direction, ""]
+    return lines
 
 
-def _format(mean: float, std: float, best: bool, percent: bool) -> str:
-    if np.isnan(mean):
-        return "–"
-    scale = 100.0 if percent else 1.0
-    text = f"{mean * scale:.1f} ± {std * scale:.1f}"
-    return f"**{text}**" if best else text
+def _interval_note(columns: Sequence[Column]) -> str:
+    """Which bootstrap this view's intervals come from (all cells of a view share their source of ranks)."""
+    kinds = {c.seed_only for col in columns for c in col.cells.values() if c.interval is not None}
+    if kinds == {False}:
+        return RETRIEVAL_CI
+    if kinds == {True}:
+        return "Intervals: a bootstrap over seeds (these results store no per-query ranks for this view)."
+    return MIXED_CI
 
 
-def _table(frame: pd.DataFrame, columns: list[tuple[str, str, bool, bool]]) -> str:
-    """columns: (header, column key, higher_is_better, percent). Rows are configs; cells mean ± std over ok seeds."""
-    ok = frame[frame["status"] == "ok"]
-    rows = sorted(frame["row"].unique())
-    stats = {
-        (row, header): _mean_std(ok.loc[ok["row"] == row, key]) if key in ok else (float("nan"), float("nan"))
-        for row in rows
-        for header, key, _, _ in columns
-    }
-    best = {}
-    for header, _, higher, _ in columns:
-        means = [stats[(row, header)][0] for row in rows if not np.isnan(stats[(row, header)][0])]
-        if means:
-            best[header] = max(means) if higher else min(means)
-    body = []
-    for row in rows:
-        runs = frame[frame["row"] == row]
-        counts = runs["status"].value_counts()
-        seeds = f"{counts.get('ok', 0)}/{len(runs)}"
-        if counts.get("diverged", 0) or counts.get("failed", 0):
-            seeds += f" ({counts.get('diverged', 0)} diverged, {counts.get('failed', 0)} failed)"
-        cells = [
-            _format(*stats[(row, header)], best=stats[(row, header)][0] == best.get(header), percent=percent)
-            for header, _, _, percent in columns
-        ]
-        body.append([f"`{row}`", seeds, *cells])
-    headers = ["objective", "seeds ok", *(f"{h} {'↑' if higher else '↓'}" for h, _, higher, _ in columns)]
-    return pd.DataFrame(body, columns=headers).to_markdown(index=False, disable_numparse=True)
+def _classification_section(rows: dict[str, list[Run]], runs: Sequence[Run]) -> list[str]:
+    probes = sorted({p for r in runs for p in r.classification})
+    if not probes:
+        return []
+    columns = [
+        Column(p, {label: scalar_cell(rs, lambda r, p=p: r.classification.get(p)) for label, rs in rows.items()}, True, True)
+        for p in probes
+    ]
+    table, _ = ranked_table(rows, columns)
+    return ["## Classification (accuracy %, probes on frozen embeddings)", "", SEED_CI, "", table, ""]
 
 
-def _with_mean_columns(frame: pd.DataFrame, directions: list[str]) -> pd.DataFrame:
-    frame = frame.copy()
-    for metric in HIGHER_IS_BETTER:
-        keys = [f"retrieval/{d}/{metric}" for d in directions if f"retrieval/{d}/{metric}" in frame]
-        frame[f"retrieval/mean/{metric}"] = frame[keys].mean(axis=1, skipna=False) if keys else np.nan
-    return frame
+def _stability_section(task: str, rows: dict[str, list[Run]], runs: Sequence[Run]) -> list[str]:
+    lines = ["## Stability", "",
+             "Mean ± std over the seeds that finished, with the coefficient of variation (CV = std/|mean|) "
+             "across seeds; counts are totals over every run. Measured on a fixed probe batch (the first test "
+             "instances) every 25 steps and at the end; singular values of each instance's stack "
+             "[z¹ … zᵏ] (modalities in sorted order). No best is marked: most of these have no better direction.", ""]
+    for title, spec in (("Singular-value view (end of training)", SINGULAR_ROWS),
+                        ("Representation (end of training)", _representation_rows(runs)),
+                        ("Optimisation", OPTIMISATION_ROWS),
+                        ("Across seeds", SEEDS_ROWS)):
+        table = stability_table(rows, spec)
+        if table:
+            lines += [f"### {title}", "", table, ""]
+    kinds = plots_with_data(runs)
+    if kinds:
+        names = plot_names(task)
+        lines += ["### Plots", "", "PNG files beside this page (built when matplotlib is installed: "
+                  "`pip install 'pmrl-bench[plots]'`).", ""]
+        captions = {"curves": "σ1 share and gradient norm per check", "spectrum": "singular values and embedding spectrum at the end"}
+        lines += [f"![{captions[k]}]({names[k]})" for k in kinds]
+        lines.append("")
+    return lines
 
 
-def _task_page(task: str, results: Sequence[RunResult]) -> str:
-    frame = _runs_frame(results)
-    directions = sorted({d for r in results for d in r.metrics.retrieval})
-    frame = _with_mean_columns(frame, directions)
-    lines = [f"# Leaderboard: `{task}`", "", *_provenance(results), ""]
-    lines += ["## Retrieval (cosine), R@1 in %", "",
-              "Mean ± std over seeds; best in bold. Rank rule: pessimistic (ties count against the query).", ""]
-    summary_cols = [(f"mean {m}", f"retrieval/mean/{m}", HIGHER_IS_BETTER[m], m != "MdR") for m in HIGHER_IS_BETTER]
-    lines += [_table(frame, summary_cols), ""]
-    lines += ["### R@1 per direction (query→gallery)", ""]
-    lines += [_table(frame, [(d.replace("->", "→"), f"retrieval/{d}/R@1", True, True) for d in directions]), ""]
-    probes = sorted({k for r in results for k in (r.metrics.classification or {})})
-    if probes:
-        lines += ["## Classification (accuracy %, probe on frozen embeddings)", ""]
-        lines += [_table(frame, [(p, f"classification/{p}", True, True) for p in probes]), ""]
-    return "\n".join(lines)
+def _task_page(task: str, runs: Sequence[Run]) -> str:
+    rows = by_label(runs)
+    lines = [f"# Leaderboard: `{task}`", "", *_provenance([r.result for r in runs]), "", CI_NOTE, "",
+             "Retrieval rank rule for each query: pessimistic (ties in score count against the query).", ""]
+    lines += _retrieval_sections(rows, runs)
+    lines += _classification_section(rows, runs)
+    lines += _stability_section(task, rows, runs)
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def _provenance(results: Sequence[RunResult]) -> list[str]:
@@ -136,10 +187,11 @@ def _provenance(results: Sequence[RunResult]) -> list[str]:
     versions = sorted({json.dumps({k: v for k, v in r.versions.items() if k != "plugins"}, sort_keys=True) for r in results})
     plugins = sorted({f"{k} {v}" for r in results for k, v in r.versions.get("plugins", {}).items()})
     seeds = sorted({r.seed for r in results})
+    devices = sorted({r.device for r in results})
     lines = [
         "Generated from result files by `pmrl-bench leaderboard`; do not edit by hand.",
         "",
-        f"- Runs: {len(results)} result files; seeds {', '.join(map(str, seeds))}",
+        f"- Runs: {len(results)} result files; seeds {', '.join(map(str, seeds))}; devices {', '.join(devices)}",
     ]
     lines += [f"- Command: `{c}`" for c in commands]
     lines += [f"- Budget: {_inline(json.loads(b))}" for b in budgets]
@@ -153,46 +205,91 @@ def _inline(mapping: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(mapping.items()))
 
 
-def _overview(tasks: dict[str, Sequence[RunResult]], problems: Iterable[str]) -> str:
-    lines = ["# pmrl-bench leaderboards", "", "Generated from result files by `pmrl-bench leaderboard`; do not edit by hand.", ""]
+def _rank_table(tasks: dict[str, list[Run]]) -> list[str]:
+    """Rank per task (mean R@1, cosine, tie-aware) and the mean rank over the tasks a configuration ran on."""
+    per_task = {}
+    for task, runs in tasks.items():
+        column = main_rank_column(runs)
+        if column is not None:
+            per_task[task] = column.ranks()
+    labels = sorted({label for ranks in per_task.values() for label in ranks})
+    if not labels:
+        return []
+    body = []
+    for label in labels:
+        ranks = [per_task[t].get(label) for t in per_task]
+        seen = [r for r in ranks if r is not None]
+        mean = sum(seen) / len(seen)
+        body.append([f"{mean:.2f}", f"`{label}`", *(str(r) if r is not None else "–" for r in ranks)])
+    body.sort(key=lambda row: (float(row[0]), row[1]))
+    headers = ["mean rank", "objective", *(f"[{t}]({t}.md)" for t in per_task)]
+    return ["## Rank across tasks", "",
+            "Per task: rank on mean R@1 over the cosine directions, 1 + the number of configurations whose 95% "
+            "interval lies entirely above (equal ranks are ties). Mean rank over the tasks a configuration ran on.",
+            "", markdown(body, headers), ""]
+
+
+def _overview(tasks: dict[str, list[Run]], problems: Iterable[str]) -> str:
+    all_results = [r.result for runs in tasks.values() for r in runs]
+    lines = ["# pmrl-bench leaderboards", "", *_provenance(all_results), ""]
     rows = []
-    for task, results in sorted(tasks.items()):
-        objectives = sorted({r.objective for r in results})
-        rows.append([f"[{task}]({task}.md)", len(results), ", ".join(objectives)])
-    lines.append(pd.DataFrame(rows, columns=["task", "runs", "objectives"]).to_markdown(index=False))
+    for task, runs in tasks.items():
+        objectives = sorted({r.result.objective for r in runs})
+        rows.append([f"[{task}]({task}.md)", seeds_cell(runs), ", ".join(f"`{o}`" for o in objectives)])
+    if rows:
+        lines += ["## Tasks", "", markdown(rows, ["task", "runs ok", "objectives"]), ""]
+    lines += _rank_table(tasks)
+    lines += ["## How to read the pages", "", CI_NOTE, "", "Retrieval: " + RETRIEVAL_CI[0].lower() + RETRIEVAL_CI[1:],
+              "Where a view stores no per-query ranks, its intervals are a bootstrap over seeds (each page says which).",
+              SEED_CI.replace("here ", "for classification "), "",
+              "Rebuild these pages from the result files alone: `pmrl-bench leaderboard RESULTS_DIR --out DIR`; "
+              "`--check` exits 1 when the files on disk differ from what the results give.", ""]
     problems = list(problems)
     if problems:
-        lines += ["", "## Skipped result files", ""] + [f"- {p}" for p in problems]
-    return "\n".join(lines) + "\n"
+        lines += ["## Skipped result files", "", *(f"- {p}" for p in problems), ""]
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def build_leaderboards(results: Sequence[RunResult], problems: Iterable[str] = ()) -> dict[str, str]:
-    """``{file name: markdown}``: one page per task plus ``README.md``, an overview linking them."""
-    tasks: dict[str, list[RunResult]] = {}
-    for r in sorted(results, key=lambda r: (r.task, r.objective, r.config_id, r.seed)):
-        tasks.setdefault(r.task, []).append(r)
-    pages = {f"{task}.md": _task_page(task, rs) for task, rs in tasks.items()}
+def build_leaderboards(results: Sequence[RunResult], problems: Iterable[str] = (), plots: bool = True) -> dict[str, Page]:
+    """``{file name: content}``: a markdown page per task, ``README.md`` (the overview) and, with ``plots``
+    and matplotlib installed, PNG plots (bytes) beside them."""
+    tasks = runs_of(results)
+    for runs in tasks.values():
+        _with_headline(runs)
+    pages: dict[str, Page] = {f"{task}.md": _task_page(task, runs) for task, runs in tasks.items()}
     pages["README.md"] = _overview(tasks, problems)
+    if plots:
+        for task, runs in tasks.items():
+            pages.update(render_plots(task, runs))
     return pages
 
 
-def write_leaderboards(out_dir: Path, pages: dict[str, str]) -> list[Path]:
+def write_leaderboards(out_dir: Path, pages: dict[str, Page]) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, text in pages.items():
+    for name, content in sorted(pages.items()):
         path = out_dir / name
         tmp = path.with_name(f".{name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
+        if isinstance(content, bytes):
+            tmp.write_bytes(content)
+        else:
+            tmp.write_text(content, encoding="utf-8")
         tmp.replace(path)  # atomic: a reader never sees half a page
         written.append(path)
     return written
 
 
-def check_leaderboards(out_dir: Path, pages: dict[str, str]) -> list[str]:
-    """Names of pages that are missing or differ from what the results give."""
+def check_leaderboards(out_dir: Path, pages: dict[str, Page]) -> list[str]:
+    """Names of pages that are missing or differ from what the results give.
+
+    Markdown is compared byte for byte. A PNG only has to exist: its bytes depend on the matplotlib and
+    FreeType versions installed, not only on the results (whose every number the markdown already pins).
+    """
     stale = []
-    for name, text in pages.items():
+    for name, content in sorted(pages.items()):
         path = out_dir / name
-        if not path.exists() or path.read_text(encoding="utf-8") != text:
+        if not path.exists():
+            stale.append(name)
+        elif isinstance(content, str) and path.read_text(encoding="utf-8") != content:
             stale.append(name)
     return stale

@@ -1,0 +1,150 @@
+"""PNG plots beside the markdown, rebuilt from the curves stored in result files.
+
+matplotlib is an optional extra (``pip install 'pmrl-bench[plots]'``): without it no PNG is produced and the
+markdown is unchanged. Rendering is deterministic on a given installation (Agg backend, the default style
+whatever the user's matplotlibrc, no "Software" metadata); the bytes still depend on the matplotlib and
+FreeType versions, which is why ``--check`` checks that the plots exist rather than comparing their bytes.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+import numpy as np
+
+from pmrl_bench.leaderboard.data import Run, curve
+from pmrl_bench.leaderboard.tables import by_label
+
+
+def plot_names(task: str) -> dict[str, str]:
+    """File name per plot of a task (the markdown links them whether or not matplotlib is installed)."""
+    return {"curves": f"{task}.curves.png", "spectrum": f"{task}.spectrum.png"}
+
+
+def plots_with_data(runs: Sequence[Run]) -> list[str]:
+    """The plot kinds the results hold data for (decided without matplotlib, so the markdown never depends on it)."""
+    kinds = []
+    if any(curve(r, "singular", "sigma1_share")[0] or curve(r, "optimisation", "grad_norm")[0] for r in runs if r.status == "ok"):
+        kinds.append("curves")
+    if any(any(_final_spectrum(r)) for r in runs if r.status == "ok"):
+        kinds.append("spectrum")
+    return kinds
+
+
+def _mean_curve(runs: Sequence[Run], monitor: str, name: str) -> tuple[list[float], list[float]]:
+    """Mean over seeds at the steps every seed has (diverged seeds stop early and are left out of the mean)."""
+    curves = [curve(r, monitor, name) for r in runs if r.status == "ok"]
+    curves = [c for c in curves if c[0]]
+    if not curves:
+        return [], []
+    steps = sorted(set(curves[0][0]).intersection(*(set(c[0]) for c in curves[1:])))
+    values = [float(np.mean([dict(zip(*c))[s] for c in curves])) for s in steps]
+    return steps, values
+
+
+def _figure(width: float = 10.0, height: float = 3.6):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _png(figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def _curves_figure(task: str, rows: dict[str, list[Run]]) -> bytes | None:
+    panels = [("singular", "sigma1_share", "σ1 share (1 = aligned)", False),
+              ("optimisation", "grad_norm", "gradient norm before clipping", True)]
+    figure = _figure()
+    axes = figure.subplots(1, 2)
+    drawn = False
+    for ax, (monitor, name, title, log) in zip(axes, panels):
+        for i, (label, runs) in enumerate(rows.items()):
+            colour = f"C{i % 10}"
+            for r in runs:
+                steps, values = curve(r, monitor, name)
+                if steps:
+                    ax.plot(steps, values, color=colour, alpha=0.25, linewidth=0.8)
+            steps, values = _mean_curve(runs, monitor, name)
+            if steps:
+                ax.plot(steps, values, color=colour, linewidth=2, label=label)
+                drawn = True
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        if log:
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    if not drawn:
+        return None
+    axes[0].legend(fontsize=8)
+    figure.suptitle(f"{task}: probe-batch curves (thin: seeds, thick: mean of ok seeds)", fontsize=10)
+    figure.tight_layout()
+    return _png(figure)
+
+
+def _final_spectrum(r: Run) -> tuple[list[float], list[float]]:
+    singular = r.result.stability.get("singular", {})
+    sigma = [v for v in singular.get("sigma_mean", []) if v is not None] if isinstance(singular, dict) else []
+    representation = r.result.stability.get("representation", {})
+    spectra = representation.get("spectrum", {}) if isinstance(representation, dict) else {}
+    rows = [[v for v in s if v is not None] for s in spectra.values() if s]
+    width = min((len(s) for s in rows), default=0)
+    covariance = list(np.mean([s[:width] for s in rows], axis=0)) if width else []
+    return sigma, covariance
+
+
+def _spectrum_figure(task: str, rows: dict[str, list[Run]]) -> bytes | None:
+    figure = _figure()
+    left, right = figure.subplots(1, 2)
+    drawn = False
+    for i, (label, runs) in enumerate(rows.items()):
+        colour = f"C{i % 10}"
+        spectra = [_final_spectrum(r) for r in runs if r.status == "ok"]
+        sigmas = [s for s, _ in spectra if s]
+        if sigmas and len({len(s) for s in sigmas}) == 1:
+            mean = np.mean(sigmas, axis=0)
+            left.plot(range(1, len(mean) + 1), mean, marker="o", color=colour, label=label)
+            drawn = True
+        covs = [c for _, c in spectra if c]
+        if covs:
+            width = min(len(c) for c in covs)
+            mean = np.clip(np.mean([c[:width] for c in covs], axis=0), 1e-6, None)
+            right.plot(range(1, width + 1), mean, color=colour, label=label)
+            drawn = True
+    if not drawn:
+        return None
+    left.set_title("σj of each instance's stack (mean)", fontsize=11)
+    left.set_xlabel("j")
+    left.xaxis.get_major_locator().set_params(integer=True)
+    left.grid(alpha=0.3)
+    left.legend(fontsize=8)
+    right.set_title("embedding covariance eigenvalues (share)", fontsize=11)
+    right.set_xlabel("eigenvalue index")
+    right.set_yscale("log")
+    right.grid(alpha=0.3)
+    figure.suptitle(f"{task}: spectra at the end of training (probe batch, mean of ok seeds)", fontsize=10)
+    figure.tight_layout()
+    return _png(figure)
+
+
+def render_plots(task: str, runs: Sequence[Run]) -> dict[str, bytes]:
+    """``{file name: PNG bytes}`` for one task; empty when matplotlib is not installed or nothing was recorded."""
+    try:
+        import matplotlib.style
+    except ImportError:
+        return {}
+    rows = by_label(runs)
+    names = plot_names(task)
+    out = {}
+    with matplotlib.style.context("default"):
+        for kind, render in (("curves", _curves_figure), ("spectrum", _spectrum_figure)):
+            png = render(task, rows)
+            if png is not None:
+                out[names[kind]] = png
+    return out

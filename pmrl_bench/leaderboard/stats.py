@@ -1,0 +1,139 @@
+"""Statistics behind the leaderboards: mean/std/CV over seeds, 95% bootstrap intervals, tie-aware ranks.
+
+Two bootstrap schemes, and each table says which it used:
+
+- **Two-stage bootstrap over seeds and test queries** (retrieval, when per-query ranks are stored): each
+  replicate resamples the seeds with replacement and, inside every drawn seed, the test queries with
+  replacement; the statistic is the mean over the drawn seeds. It carries both sources of noise, training
+  (seed) and test-set sampling, so intervals stay honest with only three seeds.
+- **Bootstrap over seeds** (everything else): the seed is the unit. With n seeds the percentile interval
+  spans roughly the range of the per-seed values; with one seed there is no interval.
+
+Replicates come from a fixed generator, so the same results always give the same intervals.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+
+N_BOOTSTRAP = 2000
+CONFIDENCE = 0.95
+BOOTSTRAP_SEED = 0
+
+Interval = tuple[float, float]
+
+
+def mean_std_cv(values: Sequence[float]) -> tuple[float, float, float]:
+    """Mean, sample standard deviation (0 for one value) and coefficient of variation std/|mean| (NaN at mean 0)."""
+    x = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=np.float64)
+    if not len(x):
+        return float("nan"), float("nan"), float("nan")
+    mean = float(x.mean())
+    std = float(x.std(ddof=1)) if len(x) > 1 else 0.0
+    cv = std / abs(mean) if mean != 0 else float("nan")
+    return mean, std, cv
+
+
+def _percentiles(replicates: np.ndarray) -> Interval:
+    tail = (1 - CONFIDENCE) / 2 * 100
+    lo, hi = np.percentile(replicates, [tail, 100 - tail])
+    return float(lo), float(hi)
+
+
+def bootstrap_over_seeds(values: Sequence[float]) -> Interval | None:
+    """Percentile interval of the mean over seeds; None with fewer than two seeds."""
+    x = np.asarray(values, dtype=np.float64)
+    if len(x) < 2:
+        return None
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    draws = rng.integers(0, len(x), size=(N_BOOTSTRAP, len(x)))
+    return _percentiles(x[draws].mean(axis=1))
+
+
+# A statistic of one seed's per-query ranks (directions x queries) under query weights (replicates x queries):
+# returns one value per replicate.
+RankStatistic = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def recall_at(k: int) -> RankStatistic:
+    """R@k averaged over directions, under resampling weights."""
+
+    def statistic(ranks: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        hits = (ranks <= k).astype(weights.dtype)  # (directions, N)
+        # einsum, not BLAS: exact integer counts in float32, no thread pool (slow on a loaded machine).
+        return np.einsum("bn,dn->bd", weights, hits).mean(axis=1, dtype=np.float64) / weights.shape[1]
+
+    return statistic
+
+
+def median_rank(ranks: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Median rank averaged over directions, under resampling weights (mean of the two middles, as MdR)."""
+    n = weights.shape[1]
+    lower_pos, upper_pos = (n + 1) // 2, n // 2 + 1  # 1-based positions of the middle value(s)
+    out = np.zeros(weights.shape[0])
+    for row in ranks:
+        order = np.argsort(row, kind="stable")
+        sorted_ranks = row[order]
+        cumulative = weights[:, order].cumsum(axis=1)
+        lower = sorted_ranks[np.argmax(cumulative >= lower_pos, axis=1)]
+        upper = sorted_ranks[np.argmax(cumulative >= upper_pos, axis=1)]
+        out += (lower + upper) / 2
+    return out / len(ranks)
+
+
+@functools.lru_cache(maxsize=4)
+def _resampling_weights(n: int, slot: int) -> np.ndarray:
+    """``(replicates, n)``: how often each of n queries is drawn in each replicate (n draws with replacement).
+
+    Drawn from a generator fixed by (n, slot) and cached: every cell of a page reuses the same replicates.
+    """
+    rng = np.random.default_rng([BOOTSTRAP_SEED, n, slot])
+    draws = rng.integers(0, n, size=(N_BOOTSTRAP, n)) + n * np.arange(N_BOOTSTRAP)[:, None]
+    weights = np.bincount(draws.ravel(), minlength=N_BOOTSTRAP * n).reshape(N_BOOTSTRAP, n).astype(np.float32)
+    weights.flags.writeable = False
+    return weights
+
+
+def bootstrap_over_seeds_and_queries(per_seed_ranks: Sequence[np.ndarray], statistic: RankStatistic) -> Interval | None:
+    """Two-stage percentile interval of the mean over seeds of ``statistic``.
+
+    ``per_seed_ranks``: one ``(directions, N)`` integer array per seed, queries in the same order in every seed.
+    """
+    if not per_seed_ranks:
+        return None
+    n = per_seed_ranks[0].shape[1]
+    if n == 0 or any(r.shape != per_seed_ranks[0].shape for r in per_seed_ranks):
+        return None
+    seeds = len(per_seed_ranks)
+    total = np.zeros(N_BOOTSTRAP)
+    drawn_seeds = np.random.default_rng(BOOTSTRAP_SEED).integers(0, seeds, size=(N_BOOTSTRAP, seeds))
+    for slot in range(seeds):
+        weights = _resampling_weights(n, slot)
+        by_seed = np.stack([statistic(r, weights) for r in per_seed_ranks])  # (seeds, replicates)
+        total += by_seed[drawn_seeds[:, slot], np.arange(N_BOOTSTRAP)]
+    return _percentiles(total / seeds)
+
+
+def interval_ranks(intervals: Mapping[str, Interval | None], means: Mapping[str, float], higher_is_better: bool) -> dict[str, int]:
+    """Rank = 1 + the number of rows whose whole interval lies beyond this row's (strictly better).
+
+    Rows that no other row beats in this sense share rank 1: they are tied for best. A row without an
+    interval is treated as the point interval at its mean.
+    """
+    bounds = {}
+    for row, mean in means.items():
+        if np.isnan(mean):
+            continue
+        interval = intervals.get(row) or (mean, mean)
+        bounds[row] = interval
+    ranks = {}
+    for row, (lo, hi) in bounds.items():
+        if higher_is_better:
+            better = sum(1 for other, (olo, _) in bounds.items() if other != row and olo > hi)
+        else:
+            better = sum(1 for other, (_, ohi) in bounds.items() if other != row and ohi < lo)
+        ranks[row] = 1 + better
+    return ranks

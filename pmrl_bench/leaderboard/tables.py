@@ -1,0 +1,210 @@
+"""Markdown tables of the leaderboards: retrieval and classification (rows = configurations, with 95% CIs, the
+best marked and ties shown), and stability (rows = metrics, columns = configurations, mean ± std and CV).
+
+pandas holds the tables and tabulate renders them; every number is formatted here, so the output is
+byte-stable.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from pmrl_bench.leaderboard.data import MAIN_VIEW, Run
+from pmrl_bench.leaderboard.stats import (
+    Interval, RankStatistic, bootstrap_over_seeds, bootstrap_over_seeds_and_queries, interval_ranks, mean_std_cv,
+    median_rank, recall_at,
+)
+
+RETRIEVAL_METRICS = ("R@1", "R@5", "R@10", "MdR")
+HIGHER_IS_BETTER = {"R@1": True, "R@5": True, "R@10": True, "MdR": False}
+SEED_ONLY_MARK = "†"
+
+
+def markdown(rows: list[list[str]], headers: list[str]) -> str:
+    return pd.DataFrame(rows, columns=headers).to_markdown(index=False, disable_numparse=True)
+
+
+def seeds_cell(runs: Sequence[Run]) -> str:
+    counts = {s: sum(1 for r in runs if r.status == s) for s in ("ok", "diverged", "failed")}
+    text = f"{counts['ok']}/{len(runs)}"
+    problems = [f"{counts[s]} {s}" for s in ("diverged", "failed") if counts[s]]
+    return f"{text} ({', '.join(problems)})" if problems else text
+
+
+def by_label(runs: Sequence[Run]) -> dict[str, list[Run]]:
+    rows: dict[str, list[Run]] = {}
+    for run in runs:
+        rows.setdefault(run.label, []).append(run)
+    return dict(sorted(rows.items()))
+
+
+@dataclass
+class Cell:
+    mean: float
+    std: float
+    interval: Interval | None
+    seed_only: bool  # the interval is a bootstrap over seeds (no per-query ranks)
+
+
+def _format_value(value: float, percent: bool) -> str:
+    return f"{value * 100:.1f}" if percent else f"{value:.2f}"
+
+
+def format_cell(cell: Cell, percent: bool, bold: bool, mark_seed_only: bool) -> str:
+    if math.isnan(cell.mean):
+        return "–"
+    text = f"{_format_value(cell.mean, percent)} ± {_format_value(cell.std, percent)}"
+    if cell.interval is not None:
+        lo, hi = cell.interval
+        text += f" [{_format_value(lo, percent)}, {_format_value(hi, percent)}]"
+    if mark_seed_only and cell.seed_only:
+        text += SEED_ONLY_MARK
+    return f"**{text}**" if bold else text
+
+
+def _statistic(metric: str) -> RankStatistic:
+    return median_rank if metric == "MdR" else recall_at(int(metric.split("@")[1]))
+
+
+def retrieval_cell(runs: Sequence[Run], view: str, directions: Sequence[str], metric: str) -> Cell:
+    """Mean over ok seeds of ``metric`` averaged over ``directions``, with its 95% interval."""
+    ok = [r for r in runs if r.status == "ok" and all(d in r.views.get(view, {}) for d in directions)]
+    values = [float(np.mean([r.views[view][d][metric] for d in directions])) for r in ok]
+    mean, std, _ = mean_std_cv(values)
+    if not ok:
+        return Cell(mean, std, None, True)
+    if all(d in r.ranks.get(view, {}) for r in ok for d in directions):
+        per_seed = [np.stack([r.ranks[view][d] for d in directions]) for r in ok]
+        interval = bootstrap_over_seeds_and_queries(per_seed, _statistic(metric))
+        if interval is not None:
+            return Cell(mean, std, interval, False)
+    return Cell(mean, std, bootstrap_over_seeds(values), True)
+
+
+def scalar_cell(runs: Sequence[Run], value: Callable[[Run], float | None]) -> Cell:
+    """Mean over ok seeds of a per-run scalar, with a bootstrap-over-seeds interval."""
+    values = [v for v in (value(r) for r in runs if r.status == "ok") if v is not None and np.isfinite(v)]
+    mean, std, _ = mean_std_cv(values)
+    return Cell(mean, std, bootstrap_over_seeds(values), True)
+
+
+@dataclass
+class Column:
+    header: str
+    cells: dict[str, Cell]  # label -> cell
+    higher_is_better: bool
+    percent: bool
+
+    def ranks(self) -> dict[str, int]:
+        return interval_ranks(
+            {label: c.interval for label, c in self.cells.items()},
+            {label: c.mean for label, c in self.cells.items()},
+            self.higher_is_better,
+        )
+
+
+def ranked_table(rows: dict[str, list[Run]], columns: Sequence[Column], rank_by: Column | None = None) -> tuple[str, bool]:
+    """Rows = configurations. Each column bolds its rank-1 cells (best, and any tied with it).
+
+    Returns the markdown and whether some cells used the seed-only interval while others did not
+    (then those cells carry the † mark).
+    """
+    mixed = any(
+        len({c.seed_only for c in col.cells.values() if c.interval is not None}) > 1 for col in columns
+    )
+    column_ranks = [col.ranks() for col in columns]
+    overall = rank_by.ranks() if rank_by is not None else None
+    body = []
+    for label, runs in rows.items():
+        cells = [
+            format_cell(col.cells[label], col.percent, bold=ranks.get(label) == 1, mark_seed_only=mixed)
+            for col, ranks in zip(columns, column_ranks)
+        ]
+        lead = [str(overall[label]) if overall is not None and label in overall else "–"] if overall is not None else []
+        body.append([*lead, f"`{label}`", seeds_cell(runs), *cells])
+    if overall is not None:
+        body.sort(key=lambda row: (int(row[0]) if row[0] != "–" else 10**9, row[1]))
+    headers = (["rank"] if overall is not None else []) + ["objective", "seeds ok"]
+    headers += [f"{c.header} {'↑' if c.higher_is_better else '↓'}" for c in columns]
+    return markdown(body, headers), mixed
+
+
+def retrieval_columns(rows: dict[str, list[Run]], view: str, directions: Sequence[str]) -> list[Column]:
+    """The summary columns: every metric averaged over the view's directions."""
+    return [
+        Column(f"mean {m}", {label: retrieval_cell(runs, view, directions, m) for label, runs in rows.items()},
+               HIGHER_IS_BETTER[m], m != "MdR")
+        for m in RETRIEVAL_METRICS
+    ]
+
+
+def direction_columns(rows: dict[str, list[Run]], view: str, directions: Sequence[str], metric: str) -> list[Column]:
+    columns = [
+        Column(d.replace("->", "→"), {label: retrieval_cell(runs, view, [d], metric) for label, runs in rows.items()},
+               HIGHER_IS_BETTER[metric], metric != "MdR")
+        for d in directions
+    ]
+    columns.append(Column("mean", {label: retrieval_cell(runs, view, directions, metric) for label, runs in rows.items()},
+                          HIGHER_IS_BETTER[metric], metric != "MdR"))
+    return columns
+
+
+def main_rank_column(runs: Sequence[Run]) -> Column | None:
+    """The column every rank is taken from: mean R@1 over the cosine directions."""
+    rows = by_label(runs)
+    directions = sorted({d for r in runs for d in r.views.get(MAIN_VIEW, {})})
+    if not directions:
+        return None
+    return Column("mean R@1", {label: retrieval_cell(rs, MAIN_VIEW, directions, "R@1") for label, rs in rows.items()},
+                  True, True)
+
+
+# ---- stability: rows are metrics, columns are configurations ----
+
+@dataclass(frozen=True)
+class StabilityRow:
+    key: str  # "monitor/key[/sub]" in Run.stability, or a callable name for derived rows
+    name: str
+    meaning: str
+    fmt: str = ".3g"
+    total: bool = False  # counts: the sum over every run (diverged ones included), not a mean over ok runs
+    warn_negative: bool = False
+
+
+def _number(value: float, fmt: str) -> str:
+    text = format(value, fmt)
+    return "0" if text in {"-0", "-0.0", "-0.00"} else text
+
+
+def stability_cell(runs: Sequence[Run], row: StabilityRow) -> str:
+    if row.total:
+        values = [r.stability[row.key] for r in runs if row.key in r.stability]
+        return "–" if not values else f"{_number(sum(values), 'g')} in {len(values)} runs"
+    values = [r.stability[row.key] for r in runs if r.status == "ok" and row.key in r.stability]
+    mean, std, cv = mean_std_cv(values)
+    if math.isnan(mean):
+        return "–"
+    text = f"{_number(mean, row.fmt)} ± {_number(std, row.fmt)}"
+    if len(values) > 1 and not math.isnan(cv):
+        text += f" (CV {cv * 100:.0f}%)"
+    if row.warn_negative and mean < 0:
+        text = f"⚠ {text}"
+    return text
+
+
+def stability_table(rows: dict[str, list[Run]], spec: Sequence[StabilityRow]) -> str:
+    labels = list(rows)
+    body = []
+    for row in spec:
+        cells = [stability_cell(rows[label], row) for label in labels]
+        if all(c == "–" for c in cells):
+            continue
+        body.append([row.name, *cells, row.meaning])
+    if not body:
+        return ""
+    return markdown(body, ["metric", *(f"`{label}`" for label in labels), "what it says"])
