@@ -17,7 +17,9 @@ import torch
 
 RECALL_KS = (1, 5, 10)
 QUERY_CHUNK = 1024
-GALLERY_CHUNK = 8192  # with QUERY_CHUNK: a 32 MiB float32 score block at most
+# 1024 x 1024 float32 = a 4 MiB block: small enough to stay in cache for the comparison pass, which on a CPU
+# makes blocking faster than one dense matrix (measured in benchmarks/test_retrieval_speed.py).
+GALLERY_CHUNK = 1024
 
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -72,9 +74,14 @@ def recall_metrics(ranks: torch.Tensor) -> dict[str, float]:
     return metrics
 
 
-def pairwise_retrieval(embeddings: Mapping[str, torch.Tensor], score: ScoreFn = cosine_scores) -> dict[str, dict[str, float]]:
+def pairwise_retrieval(
+    embeddings: Mapping[str, torch.Tensor],
+    score: ScoreFn = cosine_scores,
+    chunk_size: int = QUERY_CHUNK,
+    gallery_chunk_size: int | None = None,
+) -> dict[str, dict[str, float]]:
     """``{"a->b": {"R@1", "R@5", "R@10", "MdR"}}`` for every ordered pair of modalities."""
     return {
-        f"{q}->{g}": recall_metrics(retrieval_ranks(embeddings[q], embeddings[g], score))
+        f"{q}->{g}": recall_metrics(retrieval_ranks(embeddings[q], embeddings[g], score, chunk_size, gallery_chunk_size))
         for q, g in itertools.permutations(embeddings, 2)
     }
