@@ -26,16 +26,26 @@ def instance_stack(embeddings: Mapping[str, torch.Tensor]) -> torch.Tensor:
     return torch.stack([embeddings[m] for m in sorted(embeddings)], dim=-1)
 
 
+def gram_matrices(stack: torch.Tensor) -> torch.Tensor:
+    """``(N, k, k)``: G_i = Z_i^T Z_i, the cosines between an instance's modalities."""
+    return stack.transpose(1, 2) @ stack
+
+
 def singular_value_stats(stack: torch.Tensor) -> dict[str, Any]:
-    """Statistics of the per-instance singular values of a float64 ``(N, D, k)`` stack."""
-    s = torch.linalg.svdvals(stack)  # (N, k), descending; svdvals is exact and cheap for k columns
-    energy = (s**2).sum(dim=1)
-    share = (s[:, 0] ** 2 / energy.clamp_min(MIN_EIGENVALUE)).numpy()
+    """Statistics of the per-instance singular values of a float64 ``(N, D, k)`` stack.
+
+    Singular values come from the k x k Gram route (sigma_j^2 = eigenvalues of G_i, shared/reference
+    pitfall P7): far cheaper than N SVDs of D x k matrices and, in float64, as exact as the metrics need.
+    """
+    gram = gram_matrices(stack)
+    eigenvalues = torch.linalg.eigvalsh(gram).flip(-1).clamp_min(0)  # (N, k), descending
+    s = eigenvalues.sqrt()
+    energy = eigenvalues.sum(dim=1)
+    share = (eigenvalues[:, 0] / energy.clamp_min(MIN_EIGENVALUE)).numpy()
     gap = (s[:, 0] - s[:, 1]).numpy()
-    condition = (s[:, 0] ** 2 / (s[:, -1] ** 2).clamp_min(MIN_EIGENVALUE)).numpy()
+    condition = (eigenvalues[:, 0] / eigenvalues[:, -1].clamp_min(MIN_EIGENVALUE)).numpy()
     volume = s.prod(dim=1).numpy()  # sqrt(det G): the GRAM volume of an instance's own tuple
     # det G in fp32, as volume-based code computes it: a negative value is rounding (pitfall P8).
-    gram = stack.transpose(1, 2) @ stack
     negative_det = (torch.linalg.det(gram.float()) < 0).double().mean().item()
     return {
         "sigma1_share": float(share.mean()),
@@ -51,17 +61,18 @@ def singular_value_stats(stack: torch.Tensor) -> dict[str, Any]:
 
 
 def leading_vectors(stack: torch.Tensor) -> torch.Tensor:
-    """``(N, D)`` leading left singular vectors, with the sign the SVD routine happens to return (P2)."""
-    u, _, _ = torch.linalg.svd(stack, full_matrices=False)
-    return u[:, :, 0]
+    """``(N, D)`` leading left singular vectors u_i = Z_i v_i / sigma_i, with the sign the eigensolver returns (P2)."""
+    eigenvalues, vectors = torch.linalg.eigh(gram_matrices(stack))
+    v = vectors[:, :, -1:]  # eigenvector of the largest eigenvalue
+    return (stack @ v).squeeze(-1) / eigenvalues[:, -1:].clamp_min(MIN_EIGENVALUE).sqrt()
 
 
 class SingularValueMonitor(TrainingMonitor):
     """Sigma1 share, gap sigma1 - sigma2, condition number of G and leading-vector sign flips, per probe.
 
-    Singular values are computed in float64 on the CPU. The leading vector u is taken from
-    ``torch.linalg.svd`` in the embeddings' own dtype and device, i.e. as an SVD-based objective would see
-    it; its sign flip rate between checks says how arbitrary that sign is during training.
+    Singular values are computed in float64 on the CPU. The leading vector u comes from a float32
+    eigendecomposition of G on the embeddings' own device, as an SVD- or eigh-based objective would get it;
+    its sign flip rate between checks says how arbitrary that sign is during training.
     """
 
     name = "singular"

@@ -164,3 +164,25 @@ def test_default_monitors_are_fresh_and_named_uniquely():
     names = [m.name for m in first]
     assert len(set(names)) == len(names) == 4
     assert all(a is not b for a, b in zip(first, second))
+
+
+def test_fast_paths_agree_with_the_reference_computations():
+    from pmrl_bench.evaluation.retrieval import pairwise_retrieval
+    from pmrl_bench.stability.probe_retrieval import mean_r1
+    from pmrl_bench.stability.singular import leading_vectors
+
+    a = _unit(96, 8, 0)
+    probe = {"a": a, "b": _noisy(a, 0.3, 1), "c": _noisy(a, 0.6, 2)}
+    reference = pairwise_retrieval(probe)
+    assert mean_r1(probe) == pytest.approx(np.mean([s["R@1"] for s in reference.values()]), abs=1e-12)
+    stack = instance_stack({k: v.double() for k, v in probe.items()})
+    sigma = torch.linalg.svdvals(stack)
+    stats = singular_value_stats(stack)
+    assert stats["sigma_mean"] == pytest.approx(sigma.mean(dim=0).tolist(), abs=1e-9)
+    assert stats["gap_min"] == pytest.approx(float((sigma[:, 0] - sigma[:, 1]).min()), abs=1e-9)
+    u_svd = torch.linalg.svd(stack, full_matrices=False)[0][:, :, 0]
+    u = leading_vectors(stack)
+    assert torch.allclose((u * u_svd).sum(dim=1).abs(), torch.ones(96, dtype=torch.float64), atol=1e-9)
+    x = _unit(50, 6, 3).double()
+    brute = torch.log(torch.stack([torch.exp(-2 * (x[i] - x[j]).pow(2).sum()) for i in range(50) for j in range(50) if i != j]).mean())
+    assert uniformity(x) == pytest.approx(float(brute), abs=1e-6)  # x is unit only to float32 precision
