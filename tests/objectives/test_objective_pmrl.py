@@ -21,9 +21,9 @@ def _grads(loss, emb):
 
 def _svd_signs(emb):
     """Signs that map the official SVD's leading vectors onto ours (both are arbitrary; the values must agree)."""
-    Z = stack_modalities({m: e.detach() for m, e in emb.items()})
-    ours = instance_spectrum(Z).u
-    U = torch.linalg.svd(Z, full_matrices=False)[0][:, :, 0]
+    E = stack_modalities({m: e.detach() for m, e in emb.items()})  # (B, k, D)
+    ours = instance_spectrum(E).u
+    U = torch.linalg.svd(E.mT, full_matrices=False)[0][:, :, 0]
     dots = (ours * U).sum(-1)
     assert torch.allclose(dots.abs(), torch.ones_like(dots), atol=1e-10)  # same vectors up to sign
     return torch.sign(dots)
@@ -78,10 +78,10 @@ def test_inter_is_log_b_when_every_leading_vector_is_the_same():
 
 
 def test_sign_fix_points_u_toward_the_modality_sum():
-    Z = stack_modalities({m: e.detach() for m, e in random_embeddings(64, 8, 3, seed=5).items()})
-    u = instance_spectrum(Z, sign_fix=True).u
-    assert bool(((u.unsqueeze(-1) * Z).sum((1, 2)) > 0).all())
-    raw = instance_spectrum(Z).u
+    E = stack_modalities({m: e.detach() for m, e in random_embeddings(64, 8, 3, seed=5).items()})
+    u = instance_spectrum(E, sign_fix=True).u
+    assert bool(((u.unsqueeze(1) * E).sum((1, 2)) > 0).all())
+    raw = instance_spectrum(E).u
     assert torch.allclose(raw.abs(), u.abs())
 
 

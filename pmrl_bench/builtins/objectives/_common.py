@@ -16,10 +16,14 @@ MAX_LOG_SCALE = math.log(100.0)
 
 
 def stack_modalities(embeddings: Mapping[str, torch.Tensor]) -> torch.Tensor:
-    """``(B, D, k)`` stack in the mapping's order (the task's modality order); float32 unless given float64."""
+    """``(B, k, D)`` stack in the mapping's order (the task's modality order); float32 unless given float64.
+
+    Row m of slice i is z_i^m, i.e. the slice is Z_iᵀ of the (D, k) matrix in the papers. This layout keeps
+    D contiguous, so the batched k×k Gram products are fast.
+    """
     check_at_least_two(embeddings)
     dtype = loss_dtype(*embeddings.values())
-    return torch.stack([e.to(dtype) for e in embeddings.values()], dim=-1)
+    return torch.stack([e.to(dtype) for e in embeddings.values()], dim=1)
 
 
 def check_at_least_two(modalities: Sequence[str] | Mapping[str, object]) -> None:

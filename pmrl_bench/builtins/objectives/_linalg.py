@@ -37,16 +37,28 @@ class _LeadingEigh(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_values: torch.Tensor | None, grad_vector: torch.Tensor | None):  # type: ignore[override]
         eigenvalues, V = ctx.saved_tensors
-        grad = torch.zeros_like(V)
-        if grad_values is not None:  # dλ_i = v_i^T dG v_i
-            grad = (V * grad_values.unsqueeze(-2)) @ V.mT
-        if grad_vector is not None:  # dv_1 = Σ_{j>1} v_j (v_j^T dG v_1) / (λ_1 - λ_j)
-            gap = eigenvalues[..., :1] - eigenvalues[..., 1:]  # (..., k-1), >= 0
-            inverse_gap = 1.0 / gap if ctx.guard == 0 else gap / (gap * gap + ctx.guard**2)
-            coefficients = (V[..., 1:].mT @ grad_vector.unsqueeze(-1)).squeeze(-1) * inverse_gap
-            outer = (V[..., 1:] @ coefficients.unsqueeze(-1)) @ V[..., :1].mT  # (Σ_j c_j v_j) v_1^T
-            grad = grad + 0.5 * (outer + outer.mT)  # G is symmetric: return the symmetric gradient
-        return grad, None
+        return leading_eigh_grad(eigenvalues, V, grad_values, grad_vector, ctx.guard), None
+
+
+def leading_eigh_grad(
+    eigenvalues: torch.Tensor,
+    V: torch.Tensor,
+    grad_values: torch.Tensor | None,
+    grad_vector: torch.Tensor | None,
+    guard: float = 0.0,
+) -> torch.Tensor:
+    """Gradient w.r.t. a symmetric G of a loss with gradients ``grad_values`` (w.r.t. its eigenvalues, descending)
+    and ``grad_vector`` (w.r.t. the leading eigenvector ``V[..., 0]``); symmetric, (..., k, k)."""
+    grad = torch.zeros_like(V)
+    if grad_values is not None:  # dλ_i = v_i^T dG v_i
+        grad = (V * grad_values.unsqueeze(-2)) @ V.mT
+    if grad_vector is not None:  # dv_1 = Σ_{j>1} v_j (v_j^T dG v_1) / (λ_1 - λ_j)
+        gap = eigenvalues[..., :1] - eigenvalues[..., 1:]  # (..., k-1), >= 0
+        inverse_gap = 1.0 / gap if guard == 0 else gap / (gap * gap + guard**2)
+        coefficients = (V[..., 1:].mT @ grad_vector.unsqueeze(-1)).squeeze(-1) * inverse_gap
+        outer = (V[..., 1:] @ coefficients.unsqueeze(-1)) @ V[..., :1].mT  # (Σ_j c_j v_j) v_1^T
+        grad = grad + 0.5 * (outer + outer.mT)  # G is symmetric: return the symmetric gradient
+    return grad
 
 
 def leading_eigh(gram: torch.Tensor, guard: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:

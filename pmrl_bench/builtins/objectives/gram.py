@@ -59,14 +59,19 @@ def volume_determinants(anchor: torch.Tensor, others: Sequence[torch.Tensor]) ->
     n = len(others)
     if not 1 <= n < MAX_MODALITIES:
         raise ValueError(f"a volume needs 2 to {MAX_MODALITIES} modalities, got {n + 1}")
-    O = torch.stack(list(others), dim=1)  # (Ng, n, D)
-    H = O @ O.mT  # (Ng, n, n): Gram matrix of each tuple's own vectors
-    C = (anchor @ O.reshape(-1, O.shape[-1]).T).reshape(len(anchor), len(O), n)  # c_ij: (Nq, Ng, n)
-    alpha = (anchor * anchor).sum(-1)  # |a_i|², 1 for unit vectors but exact for zero ones
+    # H_j: Gram matrix of each tuple's own vectors, entry by entry (elementwise: batched k×k matmuls are slow)
+    dots = {(p, q): (others[p] * others[q]).sum(-1) for p in range(n) for q in range(p, n)}
+    H = torch.stack([torch.stack([dots[min(p, q), max(p, q)] for q in range(n)], -1) for p in range(n)], -2)
     adj = adjugate_small(H)  # (Ng, n, n), symmetric
-    # c_ijᵀ adj(H_j) c_ij for all pairs, as Σ_pq adj_jpq c_ijp c_ijq without a (Nq, Ng, n, n) tensor
-    CA = torch.einsum("ijp,jpq->ijq", C, adj)
-    return alpha[:, None] * det_small(H)[None, :] - (CA * C).sum(-1)
+    # c_ij^p = a_i · o_j^p for all pairs: one (Nq, D) × (D, n·Ng) matmul, sliced into n contiguous-row blocks
+    C = anchor @ torch.cat(list(others)).T
+    Ng = len(others[0])
+    c = [C[:, p * Ng : (p + 1) * Ng] for p in range(n)]
+    # c_ijᵀ adj(H_j) c_ij = Σ_p adj_pp c_p² + 2 Σ_{p<q} adj_pq c_p c_q, never a (Nq, Ng, n, n) tensor
+    quadratic = sum(adj[:, p, p] * c[p] * c[p] for p in range(n))
+    quadratic = quadratic + sum(2 * adj[:, p, q] * c[p] * c[q] for p in range(n) for q in range(p + 1, n))
+    alpha = (anchor * anchor).sum(-1)  # |a_i|², 1 for unit vectors but exact for zero ones
+    return alpha[:, None] * det_small(H)[None, :] - quadratic
 
 
 def volume_matrix(

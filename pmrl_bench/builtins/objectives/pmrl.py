@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pmrl_bench.builtins.objectives._common import stack_modalities
-from pmrl_bench.builtins.objectives._linalg import leading_eigh
+from pmrl_bench.builtins.objectives._linalg import leading_eigh_grad
 from pmrl_bench.components import ObjectiveOutput
 
 # Eigenvalues below this are treated as 0 for the square root (σ floor 1e-6): sqrt has an infinite slope at 0.
@@ -59,18 +59,52 @@ class Spectrum:
     u: torch.Tensor
 
 
-def instance_spectrum(Z: torch.Tensor, grad_guard: float = 0.0, sign_fix: bool = False, need_u: bool = True) -> Spectrum:
-    """Singular values and leading left singular vectors of every (D, k) slice of ``Z`` via the k×k Gram matrix."""
-    Z64 = Z.double()
-    gram = Z64.mT @ Z64  # (B, k, k)
-    eigenvalues, v1 = leading_eigh(gram, grad_guard)
-    sigma = eigenvalues.clamp_min(EIGENVALUE_FLOOR).sqrt()
-    if not need_u:
-        return Spectrum(sigma, Z.new_zeros(0))
-    if sign_fix:
-        v1 = v1 * sign_toward_modality_sum(v1)
-    u = (Z64 @ v1.unsqueeze(-1)).squeeze(-1) / sigma[:, :1]
-    return Spectrum(sigma, u.to(Z.dtype))
+class _StackSpectrum(torch.autograd.Function):
+    """σ and u_1 of every instance from its k×k Gram matrix, with a hand-written backward.
+
+    Forward: ``G = E Eᵀ`` (float64), ``λ, V = eigh(G)``, ``σ = sqrt(max(λ, floor))``, ``u = Eᵀ v_1 / σ_1``.
+    Backward: the chain written out with elementwise products and one small batched matmul per step; letting
+    autograd differentiate the batched (B, k, D) products instead costs ~3× more (strided bmm with k <= 5).
+    """
+
+    @staticmethod
+    def forward(ctx, E: torch.Tensor, guard: float, sign_fix: bool):  # type: ignore[override]
+        eigenvalues, V = torch.linalg.eigh((E @ E.mT).double())
+        eigenvalues, V = eigenvalues.flip(-1), V.flip(-1).clone()  # descending
+        if sign_fix:
+            V[..., 0] *= sign_toward_modality_sum(V[..., 0])
+        sigma = eigenvalues.clamp_min(EIGENVALUE_FLOOR).sqrt()
+        w = V[..., 0] / sigma[:, :1]  # u = Σ_m w_m z^m
+        u = (w.to(E.dtype).unsqueeze(1) @ E).squeeze(1)
+        ctx.save_for_backward(E, eigenvalues, V, sigma, w)
+        ctx.guard = guard
+        ctx.set_materialize_grads(False)  # an unused output must not feed 0 * (1/0) = NaN into the backward
+        return sigma, u
+
+    @staticmethod
+    def backward(ctx, grad_sigma: torch.Tensor | None, grad_u: torch.Tensor | None):  # type: ignore[override]
+        E, eigenvalues, V, sigma, w = ctx.saved_tensors
+        grad_sigma = torch.zeros_like(sigma) if grad_sigma is None else grad_sigma.clone()
+        grad_v1 = None
+        if grad_u is not None:
+            grad_w = (E @ grad_u.unsqueeze(-1)).squeeze(-1).double()
+            grad_v1 = grad_w / sigma[:, :1]  # w = v_1 / σ_1
+            grad_sigma[:, 0] -= (grad_w * w).sum(-1) / sigma[:, 0]
+        # σ = sqrt(max(λ, floor)): no gradient below the floor
+        grad_values = torch.where(eigenvalues > EIGENVALUE_FLOOR, grad_sigma / (2 * sigma), 0.0)
+        grad_G = leading_eigh_grad(eigenvalues, V, grad_values, grad_v1, ctx.guard)
+        grad_E = (2 * grad_G).to(E.dtype) @ E  # G = E Eᵀ and grad_G is symmetric
+        if grad_u is not None:
+            grad_E += w.to(E.dtype).unsqueeze(-1) * grad_u.unsqueeze(1)  # u = Eᵀ w: outer product w ⊗ g_u
+        return grad_E, None, None
+
+
+def instance_spectrum(E: torch.Tensor, grad_guard: float = 0.0, sign_fix: bool = False) -> Spectrum:
+    """Singular values and leading left singular vectors of every instance of ``E`` (B, k, D) (rows z_i^m)."""
+    if grad_guard < 0:
+        raise ValueError(f"grad_guard must be >= 0, got {grad_guard}")
+    sigma, u = _StackSpectrum.apply(E, float(grad_guard), bool(sign_fix))
+    return Spectrum(sigma, u)
 
 
 def sign_toward_modality_sum(v1: torch.Tensor) -> torch.Tensor:
@@ -116,9 +150,9 @@ class PMRLLoss(nn.Module):
     def forward(self, embeddings: Mapping[str, torch.Tensor]) -> ObjectiveOutput:
         device_type = next(iter(embeddings.values())).device.type
         with torch.autocast(device_type=device_type, enabled=False):
-            Z = stack_modalities(embeddings)  # (B, D, k)
-            spectrum = instance_spectrum(Z, self.grad_guard, self.sign_fix)
-            intra = intra_term(spectrum.sigma, self.tau1).to(Z.dtype)
+            E = stack_modalities(embeddings)  # (B, k, D)
+            spectrum = instance_spectrum(E, self.grad_guard, self.sign_fix)
+            intra = intra_term(spectrum.sigma, self.tau1).to(E.dtype)
             inter = inter_term(spectrum.u, self.tau2)
         return ObjectiveOutput(loss=intra + inter, terms={"intra": intra, "inter": inter})
 
@@ -134,6 +168,6 @@ class PMRLIntra(nn.Module):
     def forward(self, embeddings: Mapping[str, torch.Tensor]) -> ObjectiveOutput:
         device_type = next(iter(embeddings.values())).device.type
         with torch.autocast(device_type=device_type, enabled=False):
-            Z = stack_modalities(embeddings)
-            intra = intra_term(instance_spectrum(Z, need_u=False).sigma, self.tau1).to(Z.dtype)
+            E = stack_modalities(embeddings)
+            intra = intra_term(instance_spectrum(E).sigma, self.tau1).to(E.dtype)
         return ObjectiveOutput(loss=intra, terms={"intra": intra})

@@ -28,12 +28,12 @@ from pmrl_bench.builtins.objectives.pmrl import instance_spectrum, inter_term
 from pmrl_bench.components import ObjectiveOutput
 
 
-def instance_volumes(Z: torch.Tensor) -> torch.Tensor:
-    """Vol(Z_i) = Π_j σ_ij for every (D, k) slice of Z (B, D, k), float64."""
-    if Z.shape[-1] > MAX_COFACTOR_SIZE:
-        raise ValueError(f"volume supports up to {MAX_COFACTOR_SIZE} modalities, got {Z.shape[-1]}")
-    Z64 = Z.double()
-    return det_small(Z64.mT @ Z64).clamp_min(DET_FLOOR).sqrt()
+def instance_volumes(E: torch.Tensor) -> torch.Tensor:
+    """Vol_i = Π_j σ_ij = sqrt(det E_i E_iᵀ) for every instance of E (B, k, D) (rows z_i^m), float64."""
+    if E.shape[1] > MAX_COFACTOR_SIZE:
+        raise ValueError(f"volume supports up to {MAX_COFACTOR_SIZE} modalities, got {E.shape[1]}")
+    E64 = E.double()
+    return det_small(E64 @ E64.mT).clamp_min(DET_FLOOR).sqrt()
 
 
 class VolumeLoss(VolumeScore, nn.Module):
@@ -51,10 +51,10 @@ class VolumeLoss(VolumeScore, nn.Module):
     def forward(self, embeddings: Mapping[str, torch.Tensor]) -> ObjectiveOutput:
         device_type = next(iter(embeddings.values())).device.type
         with torch.autocast(device_type=device_type, enabled=False):
-            Z = stack_modalities(embeddings)
-            terms = {"volume": instance_volumes(Z).mean().to(Z.dtype)}
+            E = stack_modalities(embeddings)  # (B, k, D)
+            terms = {"volume": instance_volumes(E).mean().to(E.dtype)}
             if self.inter:
-                terms["inter"] = inter_term(instance_spectrum(Z, self.grad_guard).u, self.tau2)
+                terms["inter"] = inter_term(instance_spectrum(E, self.grad_guard).u, self.tau2)
         return ObjectiveOutput(loss=sum(terms.values()), terms=terms)  # type: ignore[arg-type]
 
     def native_directions(self, modalities: Sequence[str]) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
