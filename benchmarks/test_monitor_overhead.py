@@ -22,7 +22,7 @@ from pmrl_bench.runner.spec import Budget
 from pmrl_bench.runner.sweep import SweepConfig, plan_sweep
 from pmrl_bench.stability import default_monitors
 
-STEPS = 100
+STEPS = Budget().steps  # the default budget, at the default probe cadence
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
