@@ -30,6 +30,12 @@ def _names(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
 
 
+def _shard(value: str):  # noqa: ANN202 - a runner.shard.Shard; imported lazily to keep --help fast
+    from pmrl_bench.runner.shard import parse_shard
+
+    return parse_shard(value)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Train and compare multimodal alignment objectives under one protocol.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
@@ -52,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="encoder for one modality instead of its kind's default (repeatable)")
     run.add_argument("--rerun", action="store_true", help="rerun runs whose valid result already exists")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    run.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                     help="encoders' autocast: auto = bf16 (fp16 if unsupported) on CUDA, fp32 on CPU (default auto)")
+    run.add_argument("--shard", type=_shard, metavar="I/N",
+                     help="run only shard I of N (1-based) of the sweep; merge shards by copying result files")
 
     lister = commands.add_parser("list", help="registered components and the plugin behind each")
     lister.add_argument("kind", nargs="?", choices=["objectives", "encoders", "tasks"], help="one kind only")
@@ -101,13 +111,20 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         rerun=args.rerun,
         progress=not args.no_progress,
         command=" ".join([PROG, *map(shlex.quote, argv)]),
+        precision=args.precision,
+        shard=args.shard,
     )
     plan = plan_sweep(config, registry)
     store = ResultStore(args.results)
     summary = execute_sweep(plan, config, registry, store, collect_versions(MANAGER.versions()))
+    from pmrl_bench.runner import distributed
+
+    distributed.shutdown()
+    if not distributed.from_environment().is_main:  # under torchrun, rank 0 reports and writes leaderboards
+        return 0 if summary.all_ok else 1
     written = _rebuild_leaderboards(args.results, args.leaderboard)
     print(
-        f"{len(plan.specs)} runs: {summary.ok} ok, {summary.diverged} diverged, {summary.failed} failed, "
+        f"{len(plan.specs)} runs{f' (shard {args.shard})' if args.shard else ''}: {summary.ok} ok, {summary.diverged} diverged, {summary.failed} failed, "
         f"{summary.skipped} already done; results in {args.results}/, leaderboards in {args.leaderboard}/ "
         f"({len(written)} files)"
     )

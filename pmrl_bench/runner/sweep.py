@@ -20,6 +20,7 @@ from pmrl_bench.params import Overrides, coerce
 from pmrl_bench.registry import Registry
 from pmrl_bench.results import ResultStore, RunResult
 from pmrl_bench.runner.checks import check_task_data
+from pmrl_bench.runner.shard import Shard, select_shard
 from pmrl_bench.runner.spec import Budget, EncoderChoice, RunSpec
 
 
@@ -36,6 +37,8 @@ class SweepConfig:
     progress: bool = True
     probe_every: int = 25
     command: str = ""
+    precision: str = "auto"  # encoders' autocast: auto (bf16/fp16 on CUDA, fp32 on CPU), fp32, bf16, fp16
+    shard: Shard | None = None  # run only this deterministic 1/N of the plan (--shard I/N)
 
 
 @dataclass
@@ -114,6 +117,8 @@ def plan_sweep(config: SweepConfig, registry: Registry) -> SweepPlan:
         for objective in config.objectives
         for seed in range(config.seeds)
     ]
+    if config.shard is not None:
+        specs = select_shard(specs, [s.run_id for s in specs], config.shard)
     return SweepPlan(specs, data)
 
 
@@ -178,12 +183,20 @@ def execute_sweep(
     from pmrl_bench.runner.train import RunOutcome, train_and_evaluate
     from pmrl_bench.stability import default_monitors
 
+    from pmrl_bench.runner import distributed
+    from pmrl_bench.runner.device import autocast_dtype, describe
+
     device = resolve_device(config.device)
+    autocast_dtype(device, config.precision)  # bad --precision fails before anything trains
+    world = distributed.from_environment()  # several processes when launched by torchrun
+    distributed.check_batch_size(world, config.budget.batch_size)
+    device = distributed.initialise(world, device)
     store.ensure_writable()
     monitor_factory = monitor_factory or default_monitors
     summary = SweepSummary()
     for spec in tqdm(plan.specs, desc="sweep", unit="run", disable=not config.progress or None):
-        if not config.rerun and store.existing(spec.task, spec.objective, spec.config_id, spec.seed):
+        done = not config.rerun and store.existing(spec.task, spec.objective, spec.config_id, spec.seed)
+        if distributed.broadcast(bool(done), world):  # under torchrun, rank 0 decides for every rank
             summary.skipped += 1
             continue
         started = time.perf_counter()
@@ -191,6 +204,7 @@ def execute_sweep(
             outcome = train_and_evaluate(
                 spec, plan.data[spec.task], registry, device, monitor_factory(),
                 probe_every=config.probe_every, progress=config.progress,
+                precision=config.precision, world=world,
             )
         except Exception as exc:  # a broken objective or plugin fails its own run only
             last = traceback.extract_tb(exc.__traceback__)[-1]
@@ -208,13 +222,14 @@ def execute_sweep(
             metrics=outcome.metrics,
             stability=outcome.stability,
             versions=versions,
-            device=str(device),
+            device=describe(device, autocast_dtype(device, config.precision)),
             error=outcome.error,
             diverged_step=outcome.diverged_step,
             duration_s=round(time.perf_counter() - started, 3),
             created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             command=config.command,
         )
-        summary.written.append(store.write(result))
+        if world.is_main:  # rank 0 writes the result; the other ranks only helped train
+            summary.written.append(store.write(result))
         setattr(summary, outcome.status, getattr(summary, outcome.status) + 1)
     return summary
