@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from pmrl_bench import __version__
-from pmrl_bench.errors import PmrlBenchError, RunFailed, UsageError
+from pmrl_bench.errors import Interrupted, PmrlBenchError, RunFailed, UsageError
 
 PROG = "pmrl-bench"
 
@@ -125,11 +125,11 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     written = _rebuild_leaderboards(args.results, args.leaderboard)
     print(
         f"{len(plan.specs)} runs{f' (shard {args.shard})' if args.shard else ''}: {summary.ok} ok, {summary.diverged} diverged, {summary.failed} failed, "
-        f"{summary.skipped} already done; results in {args.results}/, leaderboards in {args.leaderboard}/ "
+        f"{summary.skipped} already done{summary.skipped_note}; results in {args.results}/, leaderboards in {args.leaderboard}/ "
         f"({len(written)} files)"
     )
     if not summary.all_ok:
-        raise RunFailed(f"{summary.diverged} run(s) diverged and {summary.failed} failed; see the result files' 'error'")
+        raise RunFailed(f"{summary.diverged_total} run(s) diverged and {summary.failed} failed; see the result files' 'error'")
     return 0
 
 
@@ -147,7 +147,10 @@ def _rebuild_leaderboards(results_dir: Path, out_dir: Path, check: bool = False)
         if stale:
             raise RunFailed(f"leaderboards in {out_dir}/ are stale: {', '.join(stale)}; rerun 'pmrl-bench leaderboard {results_dir} --out {out_dir}'")
         return []
-    return write_leaderboards(out_dir, pages)
+    from pmrl_bench.results.locks import output_lock
+
+    with output_lock(out_dir):  # two sweeps finishing at once must not interleave their page writes
+        return write_leaderboards(out_dir, pages)
 
 
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
@@ -242,6 +245,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PmrlBenchError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 1
+    except Interrupted as exc:  # the sweep says what finished and what remains
+        print(f"{PROG}: {exc.message}", file=sys.stderr)
+        return exc.exit_status
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; finished runs are saved and the next 'run' resumes the sweep", file=sys.stderr)
         return 130

@@ -37,3 +37,19 @@ class DataError(UsageError):
 
 class RunFailed(PmrlBenchError):
     """At least one run of a sweep failed or diverged (exit status 1)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, SIGTERM or SIGHUP stopped a command. The CLI prints ``message`` and exits with 128 + ``signum``.
+
+    A ``KeyboardInterrupt`` (not an ``Exception``) so that no ``except Exception`` in a run or plugin swallows it.
+    """
+
+    def __init__(self, signum: int, message: str = "") -> None:
+        super().__init__(message)
+        self.signum = signum
+        self.message = message
+
+    @property
+    def exit_status(self) -> int:
+        return 128 + self.signum

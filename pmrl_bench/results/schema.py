@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from pmrl_bench.registry import NAME_PATTERN
+
 SCHEMA_VERSION = 1
 RETRIEVAL_KEYS = ("R@1", "R@5", "R@10", "MdR")
 Status = Literal["ok", "diverged", "failed"]
@@ -55,6 +57,21 @@ class RunResult(BaseModel):
     duration_s: float = 0.0
     created: str = ""
     command: str = ""
+
+    @field_validator("task", "objective", "config_id")
+    @classmethod
+    def _path_safe(cls, value: str) -> str:
+        # These become file and directory names (results tree, leaderboard pages): a crafted file must not escape.
+        if not NAME_PATTERN.match(value):
+            raise ValueError(f"{value!r} is not a path-safe name (letters, digits and . _ + -)")
+        return value
+
+    @field_validator("seed")
+    @classmethod
+    def _seed(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError(f"seed must be >= 0, got {value}")
+        return value
 
 
 def json_safe(value: Any) -> Any:

@@ -1,4 +1,14 @@
-"""Reading and writing result files: deterministic paths, atomic writes, validation on read."""
+"""Reading and writing result files: deterministic paths, atomic writes, validation on read, run claims.
+
+Guarantees a sweep relies on (tests in ``tests/reliability/``):
+
+* A result file is either absent or complete and valid: it is written to a temporary file in the same
+  directory, fsynced, renamed over the target, and the directory is fsynced. A process killed at any point
+  leaves at most a hidden ``.<name>.*.tmp`` file, which readers ignore and the next claim of that run removes.
+* A result file is read only through the versioned schema; anything else is reported by path, never used.
+* A run is trained by one process at a time: :meth:`ResultStore.claim` is an OS file lock (``filelock``,
+  ``flock`` on POSIX) that the kernel releases when its holder dies, even by ``kill -9``.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +19,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from filelock import FileLock
 from pydantic import ValidationError
 
 from pmrl_bench.errors import UsageError
 from pmrl_bench.registry import NAME_PATTERN
-from pmrl_bench.results.schema import RunResult, json_safe
+from pmrl_bench.results.locks import lock_in
+from pmrl_bench.results.schema import SCHEMA_VERSION, RunResult, json_safe
+
+# Claim locks live here, apart from the results, in a directory that ignores itself in git.
+CLAIMS_DIR = ".claims"
 
 
 class InvalidResult(Exception):
@@ -37,11 +52,18 @@ class ResultStore:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
 
+    # -- paths ---------------------------------------------------------------------------------------
     def path_for(self, task: str, objective: str, config_id: str, seed: int) -> Path:
-        for what, name in (("task", task), ("objective", objective)):
-            if not NAME_PATTERN.match(name):  # names become paths: never let one escape the root
-                raise UsageError(f"{what} name {name!r} cannot be used as a results path")
-        return self.root / task / objective / f"{config_id}-seed{seed}.json"
+        for what, name in (("task", task), ("objective", objective), ("config id", config_id)):
+            if not isinstance(name, str) or not NAME_PATTERN.match(name):  # names become paths: never escape root
+                raise UsageError(f"{what} {name!r} cannot be used as a results path: use letters, digits and . _ + -")
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise UsageError(f"seed {seed!r} cannot be used as a results path: expected an integer >= 0")
+        path = self.root / task / objective / f"{config_id}-seed{seed}.json"
+        # Belt and braces: the pattern forbids '/', '..'-only names and leading dots, so this cannot fail.
+        if os.path.commonpath([os.path.abspath(path), os.path.abspath(self.root)]) != os.path.abspath(self.root):
+            raise UsageError(f"result path {str(path)!r} would leave the results directory {str(self.root)!r}")
+        return path
 
     def ensure_writable(self) -> None:
         try:
@@ -49,16 +71,27 @@ class ResultStore:
             with tempfile.NamedTemporaryFile(dir=self.root, prefix=".write-test-"):
                 pass
         except OSError as exc:
-            raise UsageError(f"results directory {str(self.root)!r} is not writable: {exc.strerror or exc}") from None
+            raise UsageError(
+                f"results directory {str(self.root)!r} is not writable: {exc.strerror or exc}; "
+                "pass --results DIR with a directory you can write"
+            ) from None
 
+    # -- reading -------------------------------------------------------------------------------------
     @staticmethod
     def read(path: Path) -> RunResult:
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             raise InvalidResult(path, f"unreadable: {exc}") from None
         if not isinstance(raw, dict):
-            raise InvalidResult(path, "not a JSON object")
+            raise InvalidResult(path, f"not a result: a JSON {type(raw).__name__}, expected an object")
+        version = raw.get("schema_version")
+        if version != SCHEMA_VERSION:
+            if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
+                reason = f"schema_version {version} is newer than this pmrl-bench reads ({SCHEMA_VERSION}); upgrade pmrl-bench"
+            else:
+                reason = f"schema_version {version!r} is not a known result schema (expected {SCHEMA_VERSION})"
+            raise InvalidResult(path, f"invalid result: {reason}")
         try:
             return RunResult.model_validate(raw)
         except ValidationError as exc:
@@ -66,40 +99,38 @@ class ResultStore:
             where = ".".join(str(p) for p in first["loc"]) or "(top level)"
             raise InvalidResult(path, f"invalid result: {where}: {first['msg']}") from None
 
+    def read_in_place(self, path: Path) -> RunResult:
+        """Read a file of this store and check it sits where its own content says it belongs.
+
+        A file copied or renamed to another run's path would otherwise count twice, or as another run.
+        """
+        result = self.read(path)
+        try:
+            expected = self.path_for(result.task, result.objective, result.config_id, result.seed)
+        except UsageError as exc:
+            raise InvalidResult(path, f"invalid result: {exc}") from None
+        if os.path.abspath(expected) != os.path.abspath(path):
+            raise InvalidResult(
+                path, f"misplaced result: its content is run {result.run_id!r}, stored at {expected.relative_to(self.root)}"
+            )
+        return result
+
     def existing(self, task: str, objective: str, config_id: str, seed: int) -> RunResult | None:
-        """The stored result of this run if it exists and is valid, else None."""
+        """The stored result of this run if it exists and is valid, else None (an invalid file is rerun)."""
         path = self.path_for(task, objective, config_id, seed)
         if not path.exists():
             return None
         try:
-            return self.read(path)
+            return self.read_in_place(path)
         except InvalidResult:
             return None
 
-    def write(self, result: RunResult) -> Path:
-        """Write atomically: a temporary file in the same directory, fsync, then rename over the target."""
-        path = self.path_for(result.task, result.objective, result.config_id, result.seed)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(json_safe(result.model_dump(mode="json")), indent=2, sort_keys=True, allow_nan=False) + "\n"
-        RunResult.model_validate_json(text)  # never store what we could not read back
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
-
     def scan(self) -> tuple[list[RunResult], list[ScanProblem]]:
-        """Every valid result under the root, and every file that could not be used."""
+        """Every valid result under the root, and every file that could not be used (with the reason)."""
         results, problems = [], []
         for path in self._result_paths():
             try:
-                results.append(self.read(path))
+                results.append(self.read_in_place(path))
             except InvalidResult as exc:
                 problems.append(ScanProblem(path, exc.reason))
         return results, problems
@@ -107,4 +138,64 @@ class ResultStore:
     def _result_paths(self) -> Iterator[Path]:
         if not self.root.is_dir():
             return
-        yield from sorted(p for p in self.root.rglob("*.json") if not p.name.startswith("."))
+        for path in sorted(self.root.rglob("*.json")):
+            # Hidden names are temporaries and claims; a symlink could point outside the results directory.
+            if any(part.startswith(".") for part in path.relative_to(self.root).parts):
+                continue
+            yield path
+
+    # -- writing -------------------------------------------------------------------------------------
+    def write(self, result: RunResult) -> Path:
+        """Write atomically: a temporary file in the same directory, fsync, rename over the target, fsync the directory."""
+        path = self.path_for(result.task, result.objective, result.config_id, result.seed)
+        text = json.dumps(json_safe(result.model_dump(mode="json")), indent=2, sort_keys=True, allow_nan=False) + "\n"
+        RunResult.model_validate_json(text)  # never store what we could not read back
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            self._write_file(fd, text.encode("utf-8"))
+            os.replace(tmp, path)
+        except BaseException:  # Ctrl-C or SIGTERM mid-write included: leave no temporary behind
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        _fsync_directory(path.parent)
+        return path
+
+    @staticmethod
+    def _write_file(fd: int, data: bytes) -> None:
+        """Write all of ``data`` to the open temporary file and fsync it (one seam, so tests can kill mid-write)."""
+        os.fchmod(fd, 0o644)  # mkstemp makes 0600; a result file is meant to be shared and read by others
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def remove_temporaries(self, task: str, objective: str, config_id: str, seed: int) -> int:
+        """Delete temporaries that a killed writer left for this run. Call only while holding its claim."""
+        path = self.path_for(task, objective, config_id, seed)
+        removed = 0
+        if path.parent.is_dir():
+            for leftover in path.parent.glob(f".{path.name}.*.tmp"):
+                leftover.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+    # -- claims --------------------------------------------------------------------------------------
+    def claim(self, task: str, objective: str, config_id: str, seed: int) -> FileLock:
+        """The inter-process lock of one run. Acquire it before training the run; the OS frees it if we die."""
+        path = self.path_for(task, objective, config_id, seed)  # validates the names
+        return lock_in(self.root / CLAIMS_DIR, path.relative_to(self.root).as_posix())
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make the rename itself durable (survives power loss, not only kill -9). Best effort where unsupported."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

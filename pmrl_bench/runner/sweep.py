@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import platform
+import signal
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -12,10 +13,11 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from filelock import Timeout
 from tqdm.auto import tqdm
 
 from pmrl_bench.components import TaskData
-from pmrl_bench.errors import UnknownNameError, UsageError
+from pmrl_bench.errors import DataError, Interrupted, PmrlBenchError, UnknownNameError, UsageError
 from pmrl_bench.params import Overrides, coerce
 from pmrl_bench.registry import Registry
 from pmrl_bench.results import ResultStore, RunResult
@@ -49,15 +51,29 @@ class SweepPlan:
 
 @dataclass
 class SweepSummary:
+    """Counts of one sweep: ok/diverged/failed were run here; ``skipped`` were already done (``reused`` by status)."""
+
     ok: int = 0
     diverged: int = 0
     failed: int = 0
     skipped: int = 0
     written: list[Path] = field(default_factory=list)
+    planned: int = 0
+    reused: dict[str, int] = field(default_factory=dict)
 
     @property
     def all_ok(self) -> bool:
-        return self.diverged == 0 and self.failed == 0
+        # A resumed sweep reports what an uninterrupted one would: a kept diverged result still counts.
+        return self.diverged == 0 and self.failed == 0 and not self.reused.get("diverged", 0)
+
+    @property
+    def diverged_total(self) -> int:
+        return self.diverged + self.reused.get("diverged", 0)
+
+    @property
+    def skipped_note(self) -> str:
+        """`` (1 diverged)`` when results that were already done include diverged ones, else empty."""
+        return f" ({self.reused['diverged']} diverged)" if self.reused.get("diverged") else ""
 
 
 def _resolved_params(registry: Registry, kind: str, name: str, overrides: Overrides) -> dict[str, Any]:
@@ -87,7 +103,12 @@ def plan_sweep(config: SweepConfig, registry: Registry) -> SweepPlan:
     objectives = {}
     for name in config.objectives:
         params = _resolved_params(registry, "objective", name, config.overrides)
-        objectives[name] = registry.get("objective", name).create(**params)  # range checks happen in the factory
+        try:
+            objectives[name] = registry.get("objective", name).create(**params)  # range checks happen in the factory
+        except UsageError:
+            raise
+        except Exception:  # a plugin bug, not bad input: each of its runs is recorded as failed, the sweep goes on
+            pass
         objective_params[name] = params
 
     data: dict[str, TaskData] = {}
@@ -95,7 +116,7 @@ def plan_sweep(config: SweepConfig, registry: Registry) -> SweepPlan:
     encoders: dict[str, dict[str, EncoderChoice]] = {}
     for name in config.tasks:
         task_params[name] = _resolved_params(registry, "task", name, config.overrides)
-        data[name] = registry.get("task", name).create(**task_params[name]).load()
+        data[name] = _load_task(registry, name, task_params[name])
         check_task_data(name, data[name])
         if config.budget.batch_size > len(data[name].train):
             raise UsageError(
@@ -132,6 +153,22 @@ def _check_objective_fits(name: str, objective: Any, data: dict[str, TaskData]) 
             check([m.name for m in task_data.modalities])
         except (ValueError, LookupError) as exc:
             raise UsageError(f"objective {name!r} cannot run on task {task!r}: {exc}") from exc
+
+
+def _load_task(registry: Registry, name: str, params: dict[str, Any]) -> TaskData:
+    """Build and load a task; a missing file or a task that cannot load is one line of bad input, before any run."""
+    try:
+        return registry.get("task", name).create(**params).load()
+    except UsageError:
+        raise
+    except FileNotFoundError as exc:
+        raise DataError(f"task {name!r}: data file {exc.filename or exc} not found; check the task's parameters") from None
+    except OSError as exc:
+        raise DataError(f"task {name!r}: cannot read {exc.filename or 'its data'}: {exc.strerror or exc}") from None
+    except Exception as exc:  # noqa: BLE001 - any failure of a plugin's loader, reported in one line
+        raise DataError(
+            f"task {name!r} failed to load its data: {type(exc).__name__}: {exc}; fix it or leave it out of --tasks"
+        ) from None
 
 
 def _choose_encoders(registry: Registry, data: TaskData, config: SweepConfig) -> dict[str, EncoderChoice]:
@@ -178,13 +215,23 @@ def execute_sweep(
     versions: dict[str, Any],
     monitor_factory: Callable[[], Sequence[Any]] | None = None,
 ) -> SweepSummary:
-    """Run every planned run, skipping valid existing results unless ``rerun``. A failing run never stops the sweep."""
+    """Run every planned run, skipping valid existing results unless ``rerun``. A failing run never stops the sweep.
+
+    Safe to interrupt at any point and to run several times at once into one results directory:
+
+    * each run is claimed with an OS file lock before it trains; a run another process holds is deferred, and
+      waited for at the end, so concurrent sweeps share the work instead of duplicating it;
+    * a result is written atomically only after its run finished, so a kill leaves no partial result;
+    * Ctrl-C, SIGTERM and SIGHUP raise :class:`~pmrl_bench.errors.Interrupted` saying what finished and what remains.
+
+    A stored ``failed`` result is retried (it records an error, not a measurement); ``ok`` and ``diverged`` are kept.
+    """
     from pmrl_bench.runner.device import resolve_device
-    from pmrl_bench.runner.train import RunOutcome, train_and_evaluate
+    from pmrl_bench.runner.interrupt import stop_signals_interrupt
     from pmrl_bench.stability import default_monitors
 
     from pmrl_bench.runner import distributed
-    from pmrl_bench.runner.device import autocast_dtype, describe
+    from pmrl_bench.runner.device import autocast_dtype
 
     device = resolve_device(config.device)
     autocast_dtype(device, config.precision)  # bad --precision fails before anything trains
@@ -192,44 +239,182 @@ def execute_sweep(
     distributed.check_batch_size(world, config.budget.batch_size)
     device = distributed.initialise(world, device)
     store.ensure_writable()
-    monitor_factory = monitor_factory or default_monitors
-    summary = SweepSummary()
-    for spec in tqdm(plan.specs, desc="sweep", unit="run", disable=not config.progress or None):
-        done = not config.rerun and store.existing(spec.task, spec.objective, spec.config_id, spec.seed)
-        if distributed.broadcast(bool(done), world):  # under torchrun, rank 0 decides for every rank
-            summary.skipped += 1
-            continue
+    runner = _RunExecutor(plan, config, registry, store, versions, monitor_factory or default_monitors, device, world)
+    with stop_signals_interrupt():
+        try:
+            deferred = []
+            for spec in tqdm(plan.specs, desc="sweep", unit="run", disable=not config.progress or None):
+                if not runner.attempt(spec, wait=False):
+                    deferred.append(spec)  # another process is training it right now
+            for spec in deferred:
+                runner.attempt(spec, wait=True)
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP via stop_signals_interrupt
+            signum = getattr(exc, "signum", signal.SIGINT)
+            raise Interrupted(signum, runner.interrupted_message(signum)) from None
+    return runner.summary
+
+
+class _RunExecutor:
+    """Claims, trains, and stores one run at a time, keeping the sweep's summary."""
+
+    def __init__(
+        self,
+        plan: SweepPlan,
+        config: SweepConfig,
+        registry: Registry,
+        store: ResultStore,
+        versions: dict[str, Any],
+        monitor_factory: Callable[[], Sequence[Any]],
+        device: Any,
+        world: Any = None,  # a runner.distributed.DistributedContext; None: a single process
+    ) -> None:
+        self.plan, self.config, self.registry, self.store = plan, config, registry, store
+        self.versions, self.monitor_factory, self.device = versions, monitor_factory, device
+        self.summary = SweepSummary(planned=len(plan.specs))
+        if world is None:
+            from pmrl_bench.runner.distributed import SINGLE_PROCESS as world
+        self.world = world
+        self.started = time.time()
+        self.current: RunSpec | None = None
+
+    def _reusable(self, spec: RunSpec) -> RunResult | None:
+        """A stored result that counts as this run being done, or None if the run must (re)train."""
+        found = self.store.existing(spec.task, spec.objective, spec.config_id, spec.seed)
+        if found is None:
+            return None
+        path = self.store.path_for(spec.task, spec.objective, spec.config_id, spec.seed)
+        by_another = path not in self.summary.written and _mtime(path) >= self.started
+        if by_another:  # a concurrent sweep finished it while we ran: never do it twice, even with --rerun
+            return found
+        if self.config.rerun or found.status == "failed":
+            return None
+        return found
+
+    def attempt(self, spec: RunSpec, *, wait: bool) -> bool:
+        """Run ``spec`` unless it is done. False when another process holds its claim and ``wait`` is False."""
+        if self.world.enabled:
+            return self._attempt_in_lockstep(spec)
+        if self._skip_if_done(spec):
+            return True
+        claim = self.store.claim(spec.task, spec.objective, spec.config_id, spec.seed)
+        try:
+            claim.acquire(timeout=-1 if wait else 0)
+        except Timeout:
+            return False
+        try:
+            if self._skip_if_done(spec):  # finished by another process between our check and our claim
+                return True
+            self.store.remove_temporaries(spec.task, spec.objective, spec.config_id, spec.seed)
+            self.current = spec
+            self._run(spec)
+            self.current = None
+        finally:
+            claim.release()
+        return True
+
+    def _attempt_in_lockstep(self, spec: RunSpec) -> bool:
+        """Under torchrun all ranks must train the same runs: rank 0 claims (waiting if needed) and decides."""
+        from pmrl_bench.runner.distributed import broadcast
+
+        if not self.world.is_main:
+            if broadcast(None, self.world):
+                self._run(spec)
+            else:
+                self.summary.skipped += 1
+            return True
+        with self.store.claim(spec.task, spec.objective, spec.config_id, spec.seed):
+            train = not self._skip_if_done(spec)
+            broadcast(train, self.world)
+            if train:
+                self.store.remove_temporaries(spec.task, spec.objective, spec.config_id, spec.seed)
+                self.current = spec
+                self._run(spec)
+                self.current = None
+        return True
+
+    def _skip_if_done(self, spec: RunSpec) -> bool:
+        found = self._reusable(spec)
+        if found is None:
+            return False
+        self.summary.skipped += 1
+        self.summary.reused[found.status] = self.summary.reused.get(found.status, 0) + 1
+        return True
+
+    def _run(self, spec: RunSpec) -> None:
+        from pmrl_bench.runner.train import RunOutcome, train_and_evaluate
+
         started = time.perf_counter()
         try:
             outcome = train_and_evaluate(
-                spec, plan.data[spec.task], registry, device, monitor_factory(),
-                probe_every=config.probe_every, progress=config.progress,
-                precision=config.precision, world=world,
+                spec, self.plan.data[spec.task], self.registry, self.device, self.monitor_factory(),
+                probe_every=self.config.probe_every, progress=self.config.progress,
+                precision=self.config.precision, world=self.world,
             )
-        except Exception as exc:  # a broken objective or plugin fails its own run only
-            last = traceback.extract_tb(exc.__traceback__)[-1]
-            outcome = RunOutcome(
-                "failed", error=f"{type(exc).__name__}: {exc} (at {Path(last.filename).name}:{last.lineno})"
-            )
-        result = RunResult(
+        except (Exception, SystemExit) as exc:  # a broken objective or plugin fails its own run only
+            outcome = RunOutcome("failed", error=_describe(exc))
+        if not self.world.is_main:  # rank 0 writes the result; the other ranks only helped train
+            setattr(self.summary, outcome.status, getattr(self.summary, outcome.status) + 1)
+            return
+        try:
+            path = self.store.write(self._result(spec, outcome, started))
+        except OSError as exc:  # the disk, not the run: stopping is the only honest option
+            raise ResultWriteError(
+                f"cannot write the result of {spec.run_id} under {self.store.root}: {exc.strerror or exc}"
+            ) from None
+        except (ValueError, TypeError) as exc:  # a plugin produced metrics the schema cannot hold
+            outcome = RunOutcome("failed", stability={}, error=f"result could not be stored: {_describe(exc)}")
+            path = self.store.write(self._result(spec, outcome, started))
+        self.summary.written.append(path)
+        setattr(self.summary, outcome.status, getattr(self.summary, outcome.status) + 1)
+
+    def _result(self, spec: RunSpec, outcome: Any, started: float) -> RunResult:
+        from pmrl_bench.runner.device import autocast_dtype, describe
+
+        return RunResult(
             run_id=spec.run_id,
             config_id=spec.config_id,
             task=spec.task,
             objective=spec.objective,
             params=spec.params(),
             seed=spec.seed,
-            status=outcome.status,  # type: ignore[arg-type]
+            status=outcome.status,
             metrics=outcome.metrics,
             stability=outcome.stability,
-            versions=versions,
-            device=describe(device, autocast_dtype(device, config.precision)),
+            versions=self.versions,
+            device=describe(self.device, autocast_dtype(self.device, self.config.precision)),
             error=outcome.error,
             diverged_step=outcome.diverged_step,
             duration_s=round(time.perf_counter() - started, 3),
             created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            command=config.command,
+            command=self.config.command,
         )
-        if world.is_main:  # rank 0 writes the result; the other ranks only helped train
-            summary.written.append(store.write(result))
-        setattr(summary, outcome.status, getattr(summary, outcome.status) + 1)
-    return summary
+
+    def interrupted_message(self, signum: int) -> str:
+        s = self.summary
+        done = s.ok + s.diverged + s.failed
+        remaining = s.planned - done - s.skipped
+        what = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        during = f" during {self.current.run_id} (not saved; it reruns)" if self.current is not None else ""
+        return (
+            f"interrupted by {what}{during}: this sweep finished {done} of {s.planned} runs "
+            f"({s.ok} ok, {s.diverged} diverged, {s.failed} failed) and found {s.skipped} already done; "
+            f"{remaining} remain; results in {self.store.root}/; run the same command again to resume "
+            "(leaderboards were not rebuilt)"
+        )
+
+
+class ResultWriteError(PmrlBenchError):
+    """A result could not be written to disk (full, read-only, removed): the sweep stops (exit status 1)."""
+
+
+def _describe(exc: BaseException) -> str:
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0

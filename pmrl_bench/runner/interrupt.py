@@ -1,0 +1,48 @@
+"""Turn SIGTERM and SIGHUP into the same clean stop as Ctrl-C while a sweep runs.
+
+By default SIGTERM (what ``kill``, systemd and batch schedulers send) ends Python at once: no message and
+no ``finally`` blocks. Raising :class:`~pmrl_bench.errors.Interrupted` instead unwinds the stack like
+Ctrl-C does, so a half-written temporary file is removed and the sweep can say what it finished.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+from pmrl_bench.errors import Interrupted
+
+STOP_SIGNALS: tuple[signal.Signals, ...] = tuple(
+    s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)) if s is not None
+)
+
+
+def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
+    raise Interrupted(signum, f"stopped by {signal.Signals(signum).name}")
+
+
+@contextmanager
+def stop_signals_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM and SIGHUP raise ``Interrupted``; the previous handlers come back after it.
+
+    Signals can only be handled in the main thread; elsewhere (e.g. a sweep run from a worker thread) this
+    does nothing. A signal that was ignored (``nohup`` ignores SIGHUP) stays ignored.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {}
+    for sig in STOP_SIGNALS:
+        current = signal.getsignal(sig)
+        if current is signal.SIG_IGN:
+            continue
+        previous[sig] = current
+        signal.signal(sig, _raise_interrupted)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
