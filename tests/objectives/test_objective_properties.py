@@ -72,7 +72,7 @@ def _loss_and_grads(name, params, emb):
     return out, [g for g in grads if g is not None]
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(embeddings())
 def test_loss_terms_and_gradients_are_finite(case):
     kind, emb = case

@@ -141,7 +141,8 @@ class PMRLLoss(nn.Module):
 
     def __init__(self, tau1: float = 0.05, tau2: float = 0.1, sign_fix: bool = False, grad_guard: float = 0.0) -> None:
         super().__init__()
-        _check_positive(tau1=tau1, tau2=tau2)
+        if not (tau1 > 0 and tau2 > 0):
+            raise ValueError(f"tau1 and tau2 must be > 0, got tau1={tau1}, tau2={tau2}")
         if grad_guard < 0:
             raise ValueError(f"grad_guard must be >= 0 (0 = exact gradient), got {grad_guard}")
         self.tau1, self.tau2 = float(tau1), float(tau2)
