@@ -80,8 +80,8 @@ class ResultStore:
     @staticmethod
     def read(path: Path) -> RunResult:
         try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            raw = json.loads(path.read_text(encoding="utf-8"), parse_constant=_reject_constant)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError) as exc:
             raise InvalidResult(path, f"unreadable: {exc}") from None
         if not isinstance(raw, dict):
             raise InvalidResult(path, f"not a result: a JSON {type(raw).__name__}, expected an object")
@@ -185,6 +185,11 @@ class ResultStore:
         """The inter-process lock of one run. Acquire it before training the run; the OS frees it if we die."""
         path = self.path_for(task, objective, config_id, seed)  # validates the names
         return lock_in(self.root / CLAIMS_DIR, path.relative_to(self.root).as_posix())
+
+
+def _reject_constant(name: str) -> float:
+    # NaN and Infinity are not JSON; pmrl-bench never writes them (non-finite values are stored as null).
+    raise ValueError(f"{name} is not valid JSON (non-finite numbers are stored as null)")
 
 
 def _fsync_directory(directory: Path) -> None:

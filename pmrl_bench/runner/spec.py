@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -28,8 +29,8 @@ class Budget:
             problems.append(f"--steps must be >= 1, got {self.steps}")
         if self.batch_size < 2:
             problems.append(f"--batch-size must be >= 2 (contrastive objectives need negatives), got {self.batch_size}")
-        if not self.lr > 0:
-            problems.append(f"--lr must be > 0, got {self.lr}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):  # inf would train to NaN and look like divergence
+            problems.append(f"--lr must be a finite number > 0, got {self.lr}")
         if self.dim < 1:
             problems.append(f"--dim must be >= 1, got {self.dim}")
         if self.weight_decay < 0 or self.grad_clip <= 0 or not 0 <= self.warmup < 1:
