@@ -2,7 +2,10 @@
 
 Run (opt-in; the test suite skips benchmarks), see benchmarks/README.md:
 
-    python -m pytest benchmarks/test_objectives_speed.py --benchmark-only --benchmark-autosave
+    PMRL_BENCH_THREADS=1 python -m pytest benchmarks/test_objectives_speed.py --benchmark-only \
+        --benchmark-timer=time.process_time --benchmark-autosave
+
+(drop ``PMRL_BENCH_THREADS=1`` and the timer for wall-clock with torch's own thread count on a quiet machine)
 
 * group ``pmrl B=256 D=512 k=4``: the harness's ``pmrl`` (k×k Gram + eigh) against PMRL as the official code
   computes it, ``torch.linalg.svd(Z, full_matrices=True)`` (the baseline), and the reduced SVD. Target: >= 50×.
