@@ -2,7 +2,10 @@
 
 Run (opt-in; the test suite skips benchmarks):
 
-    python -m pytest benchmarks/test_retrieval_speed.py --benchmark-only --benchmark-group-by=group
+    python -m pytest benchmarks/test_retrieval_speed.py --benchmark-only --benchmark-group-by=group \
+        --benchmark-timer=time.process_time
+
+torch runs on one thread (stable on a shared machine; process time then equals compute time).
 
 * group ``retrieval-4096``: the same ranks three ways at N = 4096 (the dense matrix is 64 MiB, so all fit):
   ``dense`` (one N x N matrix), ``blocked`` (library defaults: 1024 x 1024 blocks) and ``query-chunks``
@@ -15,6 +18,7 @@ Run (opt-in; the test suite skips benchmarks):
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -29,6 +33,14 @@ N, D = 4096, 64
 def dense_ranks(queries: torch.Tensor, gallery: torch.Tensor) -> torch.Tensor:
     scores = cosine_scores(queries, gallery)
     return (scores >= scores.diagonal().unsqueeze(1)).sum(dim=1)
+
+
+@pytest.fixture(autouse=True)
+def one_cpu_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -61,11 +73,11 @@ g = torch.Generator().manual_seed(0)
 q = torch.nn.functional.normalize(torch.randn(n, d, generator=g), dim=-1)
 k = torch.nn.functional.normalize(q + 0.5 * torch.randn(n, d, generator=g), dim=-1)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-start = time.perf_counter()
+start, cpu_start = time.perf_counter(), time.process_time()
 ranks = retrieval_ranks(q, k)
-seconds = time.perf_counter() - start
+seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
 after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"seconds": seconds, "peak_growth_mib": (after - before) / 1024,
+print(json.dumps({"seconds": seconds, "cpu_seconds": cpu_seconds, "peak_growth_mib": (after - before) / 1024,
                   "peak_rss_mib": after / 1024, "r_at_1": float((ranks <= 1).double().mean())}))
 """
 
@@ -75,7 +87,8 @@ def test_blocked_memory_at_100k(benchmark):
     n = 100_000
 
     def run():
-        out = subprocess.run([sys.executable, "-c", _CHILD, str(n), str(D)], capture_output=True, text=True, check=True)
+        out = subprocess.run([sys.executable, "-c", _CHILD, str(n), str(D)], capture_output=True, text=True, check=True,
+                             env={**os.environ, "OMP_NUM_THREADS": "1"})
         return json.loads(out.stdout)
 
     stats = benchmark.pedantic(run, rounds=1, iterations=1)

@@ -341,6 +341,7 @@ class _RunExecutor:
         return True
 
     def _run(self, spec: RunSpec) -> None:
+        from pmrl_bench.runner.device import synchronize
         from pmrl_bench.runner.train import RunOutcome, train_and_evaluate
 
         started = time.perf_counter()
@@ -350,6 +351,7 @@ class _RunExecutor:
                 probe_every=self.config.probe_every, progress=self.config.progress,
                 precision=self.config.precision, world=self.world,
             )
+            synchronize(self.device)  # duration_s must count finished kernels, not launched ones
         except (Exception, SystemExit) as exc:  # a broken objective or plugin fails its own run only
             outcome = RunOutcome("failed", error=_describe(exc))
         if not self.world.is_main:  # rank 0 writes the result; the other ranks only helped train
