@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 import pmrl_bench
 from pmrl_bench.builtins.objectives._common import stack_modalities
 from pmrl_bench.builtins.objectives._linalg import leading_eigh
+from pmrl_bench.evaluation.native import native_directions
 
 KINDS = ("random", "duplicated", "duplicated_instances", "collinear", "near_equal", "zero", "zero_instance")
 
@@ -93,6 +94,18 @@ def test_faithful_pmrl_gradient_is_finite_unless_the_leading_eigenvalue_is_exact
     eigenvalues, _ = leading_eigh(E @ E.mT)
     if (eigenvalues[:, 0] - eigenvalues[:, 1]).min() > 0:
         assert all(torch.isfinite(g).all() for g in grads), kind
+
+
+@settings(max_examples=40, deadline=None)
+@given(embeddings())
+def test_native_volume_scores_are_finite_and_never_below_minus_one(case):
+    kind, emb = case
+    emb = {m: e.detach() for m, e in emb.items()}
+    for objective in (pmrl_bench.create_objective("gram"), pmrl_bench.create_objective("volume")):
+        for queries, gallery in native_directions(objective, list(emb)):
+            scores = objective.native_score({m: emb[m] for m in queries}, {m: emb[m] for m in gallery})
+            assert torch.isfinite(scores).all(), kind
+            assert bool(((scores <= 0) & (scores >= -1 - 1e-5)).all()), kind  # -Vol, Vol in [0, 1] for |z| <= 1
 
 
 @settings(max_examples=40, deadline=None)
