@@ -1,7 +1,7 @@
-"""Built-in encoders plugin."""
+"""Built-in encoders plugin: one default encoder per modality kind, and alternatives."""
 
 from pmrl_bench import hookimpl
-from pmrl_bench.components import VECTOR
+from pmrl_bench.components import IMAGE, TEXT, VECTOR
 from pmrl_bench.hookspecs import RegisterEncoder
 
 
@@ -19,4 +19,24 @@ def register_encoders(register: RegisterEncoder) -> None:
         "pmrl_bench.builtins.encoders.vector:LinearEncoder",
         modality_kinds=(VECTOR,),
         description="One linear projection of a flattened vector to the shared dimension",
+    )
+    register(
+        "cnn",
+        "pmrl_bench.builtins.encoders.image:SmallCNN",
+        modality_kinds=(IMAGE,),
+        default_for=(IMAGE,),
+        description="Small three-block CNN with global average pooling, for images of a few dozen pixels",
+    )
+    register(
+        "bag",
+        "pmrl_bench.builtins.encoders.text:EmbeddingBagEncoder",
+        modality_kinds=(TEXT,),
+        default_for=(TEXT,),
+        description="Trainable embedding bag (mean of word vectors) over token ids, then an MLP",
+    )
+    register(
+        "minilm",
+        "pmrl_bench.builtins.encoders.text:MiniLMEncoder",
+        modality_kinds=(TEXT,),
+        description="Frozen all-MiniLM-L6-v2 sentence embeddings (optional extra 'text') with a trainable head",
     )
