@@ -25,7 +25,7 @@ def _one_line_error(capsys) -> str:
     ("argv", "expected"),
     [
         (["run", "--objectives", "nope"], "unknown objective 'nope'"),
-        (["run", "--objectives", "pmrl", "--tasks", "nope"], "available: synthetic"),
+        (["run", "--objectives", "pmrl", "--tasks", "nope"], "unknown task 'nope'"),
         (["run", "--objectives", "pmrl", "--set", "objective.pmrl.tau1=abc"], "expected a number"),
         (["run", "--objectives", "pmrl", "--set", "objective.pmrl.tau9=1"], "unknown parameter"),
         (["run", "--objectives", "pmrl", "--set", "objective.pmrl.tau1=-1"], "tau1 and tau2 must be > 0"),
