@@ -110,14 +110,14 @@ def _count_syncs(monkeypatch, run) -> int:
 
 
 def test_training_steps_do_not_sync_with_the_host(monkeypatch):
-    """60 more steps cost one more flush, not 60 more syncs: the step itself never reads a tensor back."""
-    plan, config, registry = tiny_plan(steps=20)
-    long_plan, _, _ = tiny_plan(steps=80)
+    """30 more steps cost one more flush, not 30 more syncs: the step itself never reads a tensor back."""
+    plan, config, registry = tiny_plan(steps=10)
+    long_plan, _, _ = tiny_plan(steps=40)
 
     def run(p):
         spec = p.specs[0]
         return lambda: train_and_evaluate(spec, p.data[spec.task], registry, torch.device("cpu"), (),
-                                          probe_every=40, progress=False)
+                                          probe_every=20, progress=False)
 
     short = _count_syncs(monkeypatch, run(plan))
     long = _count_syncs(monkeypatch, run(long_plan))
