@@ -46,7 +46,7 @@ SINGULAR_ROWS = [
     StabilityRow("singular/gap_min_over_training", "gap min over all checks", "the worst gap seen during training"),
     StabilityRow("singular/log10_condition_median", "log10 κ(G), median", "κ = σ1²/σk²; large = stack nearly rank-deficient", ".2f"),
     StabilityRow("singular/log10_condition_max", "log10 κ(G), max", "worst instance", ".2f"),
-    StabilityRow("singular/sign_flip_rate_mean", "u sign flips between checks", "share of instances whose leading singular vector (as the SVD returns it) flipped sign", ".3f"),
+    StabilityRow("singular/sign_flip_rate_mean", "u sign flips between checks", "share of instances whose leading singular vector (sign as the eigensolver returns it) flipped sign", ".3f"),
     StabilityRow("singular/u_against_mean_fraction", "u against modality mean", "share of leading vectors pointing away from their own modalities' sum", ".3f"),
     StabilityRow("singular/volume_mean", "volume ∏σ of own tuple", "0 = each instance's modalities span fewer than k dimensions", ".3f"),
     StabilityRow("singular/negative_det_fraction", "det G < 0 in fp32", "rounding makes det negative: volume-based scores are unreliable there", ".3f"),
@@ -112,15 +112,19 @@ def _retrieval_sections(rows: dict[str, list[Run]], runs: Sequence[Run]) -> list
         if view != MAIN_VIEW:
             lines += [f"Another retrieval view found in the results (`metrics[\"{view}\"]`): the same runs and test "
                       "instances, scored as that view defines.", ""]
-        summary = retrieval_columns(rows, view, directions)
+        # Views other than cosine may give each objective its own directions (e.g. a native score anchored on
+        # one modality): their means are over each row's own directions.
+        own = view != MAIN_VIEW and len({frozenset(r.views.get(view, {})) for r in runs if r.views.get(view)}) > 1
+        summary = retrieval_columns(rows, view, None if own else directions)
         lines += [_interval_note(summary), ""]
-        table, mixed = ranked_table(rows, summary, rank_by=rank_column if view == MAIN_VIEW else None)
-        lines += [f"### Mean over the {len(directions)} directions", ""]
+        table, _ = ranked_table(rows, summary, rank_by=rank_column if view == MAIN_VIEW else None)
+        lines += ["### Mean over each row's own directions (they differ by objective)" if own
+                  else f"### Mean over the {len(directions)} directions", ""]
         if view == MAIN_VIEW:
             lines += ["`rank`: 1 + the number of rows whose mean-R@1 interval lies entirely above this row's "
                       "(equal ranks are ties).", ""]
         lines += [table, ""]
-        per_direction, mixed_d = ranked_table(rows, direction_columns(rows, view, directions, "R@1"))
+        per_direction, _ = ranked_table(rows, direction_columns(rows, view, directions, "R@1", own_mean=own))
         lines += ["### R@1 per direction (query → gallery)", "", per_direction, ""]
     return lines
 
@@ -239,7 +243,7 @@ def _overview(tasks: dict[str, list[Run]], problems: Iterable[str]) -> str:
     if rows:
         lines += ["## Tasks", "", markdown(rows, ["task", "runs ok", "objectives"]), ""]
     lines += _rank_table(tasks)
-    lines += ["## How to read the pages", "", CI_NOTE, "", "Retrieval: " + RETRIEVAL_CI[0].lower() + RETRIEVAL_CI[1:],
+    lines += ["## How to read the pages", "", CI_NOTE, "", "Retrieval " + RETRIEVAL_CI[0].lower() + RETRIEVAL_CI[1:],
               "Where a view stores no per-query ranks, its intervals are a bootstrap over seeds (each page says which).",
               SEED_CI.replace("here ", "for classification "), "",
               "Rebuild these pages from the result files alone: `pmrl-bench leaderboard RESULTS_DIR --out DIR`; "

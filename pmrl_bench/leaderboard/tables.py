@@ -71,8 +71,15 @@ def _statistic(metric: str) -> RankStatistic:
     return median_rank if metric == "MdR" else recall_at(int(metric.split("@")[1]))
 
 
-def retrieval_cell(runs: Sequence[Run], view: str, directions: Sequence[str], metric: str) -> Cell:
-    """Mean over ok seeds of ``metric`` averaged over ``directions``, with its 95% interval."""
+def retrieval_cell(runs: Sequence[Run], view: str, directions: Sequence[str] | None, metric: str) -> Cell:
+    """Mean over ok seeds of ``metric`` averaged over ``directions``, with its 95% interval.
+
+    ``directions=None`` takes the directions this row's runs have (views whose directions differ by objective).
+    """
+    if directions is None:
+        directions = sorted({d for r in runs if r.status == "ok" for d in r.views.get(view, {})})
+        if not directions:
+            return Cell(float("nan"), float("nan"), None, True)
     ok = [r for r in runs if r.status == "ok" and all(d in r.views.get(view, {}) for d in directions)]
     values = [float(np.mean([r.views[view][d][metric] for d in directions])) for r in ok]
     mean, std, _ = mean_std_cv(values)
@@ -134,8 +141,8 @@ def ranked_table(rows: dict[str, list[Run]], columns: Sequence[Column], rank_by:
     return markdown(body, headers), mixed
 
 
-def retrieval_columns(rows: dict[str, list[Run]], view: str, directions: Sequence[str]) -> list[Column]:
-    """The summary columns: every metric averaged over the view's directions."""
+def retrieval_columns(rows: dict[str, list[Run]], view: str, directions: Sequence[str] | None) -> list[Column]:
+    """The summary columns: every metric averaged over the view's directions (None: each row's own)."""
     return [
         Column(f"mean {m}", {label: retrieval_cell(runs, view, directions, m) for label, runs in rows.items()},
                HIGHER_IS_BETTER[m], m != "MdR")
@@ -143,13 +150,15 @@ def retrieval_columns(rows: dict[str, list[Run]], view: str, directions: Sequenc
     ]
 
 
-def direction_columns(rows: dict[str, list[Run]], view: str, directions: Sequence[str], metric: str) -> list[Column]:
+def direction_columns(rows: dict[str, list[Run]], view: str, directions: Sequence[str], metric: str,
+                      own_mean: bool = False) -> list[Column]:
     columns = [
         Column(d.replace("->", "→"), {label: retrieval_cell(runs, view, [d], metric) for label, runs in rows.items()},
                HIGHER_IS_BETTER[metric], metric != "MdR")
         for d in directions
     ]
-    columns.append(Column("mean", {label: retrieval_cell(runs, view, directions, metric) for label, runs in rows.items()},
+    mean_over = None if own_mean else directions
+    columns.append(Column("mean", {label: retrieval_cell(runs, view, mean_over, metric) for label, runs in rows.items()},
                           HIGHER_IS_BETTER[metric], metric != "MdR"))
     return columns
 
@@ -171,14 +180,23 @@ class StabilityRow:
     key: str  # "monitor/key[/sub]" in Run.stability, or a callable name for derived rows
     name: str
     meaning: str
-    fmt: str = ".3g"
+    fmt: str = "sig"  # "sig": 3 significant digits of the mean, std to the same decimals; or a fixed format
     total: bool = False  # counts: the sum over every run (diverged ones included), not a mean over ok runs
     warn_negative: bool = False
 
 
 def _number(value: float, fmt: str) -> str:
     text = format(value, fmt)
-    return "0" if text in {"-0", "-0.0", "-0.00"} else text
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
+
+
+def _number_pair(mean: float, std: float, fmt: str) -> tuple[str, str]:
+    """Mean and std with the same decimals: fixed by ``fmt`` when it is fixed-point, else 3 significant digits of the mean."""
+    if fmt.endswith("f"):
+        return _number(mean, fmt), _number(std, fmt)
+    magnitude = math.floor(math.log10(abs(mean))) if mean != 0 else 0
+    decimals = min(6, max(0, 2 - magnitude))
+    return _number(mean, f".{decimals}f"), _number(std, f".{decimals}f")
 
 
 def stability_cell(runs: Sequence[Run], row: StabilityRow) -> str:
@@ -189,7 +207,8 @@ def stability_cell(runs: Sequence[Run], row: StabilityRow) -> str:
     mean, std, cv = mean_std_cv(values)
     if math.isnan(mean):
         return "–"
-    text = f"{_number(mean, row.fmt)} ± {_number(std, row.fmt)}"
+    mean_text, std_text = _number_pair(mean, std, row.fmt)
+    text = f"{mean_text} ± {std_text}"
     if len(values) > 1 and not math.isnan(cv):
         text += f" (CV {cv * 100:.0f}%)"
     if row.warn_negative and mean < 0:

@@ -134,7 +134,8 @@ class SingularValueMonitor(TrainingMonitor):
             "u_against_mean_fraction": sig(self.against_mean, 6),
             "u_uniformity": sig(self.uniformity, 6),
             # Over all probes:
-            "gap_min_over_training": sig(min(self.gap_min), 6),
+            # Step 0 is the initialisation, shared by every objective with the same seed: leave it out.
+            "gap_min_over_training": sig(min(g for st, g in zip(self.steps, self.gap_min) if st > 0 or len(self.steps) == 1), 6),
             "sign_flip_rate_mean": sig(float(np.mean(flips)), 6) if flips else None,
             "sign_flip_rate_max": sig(float(np.max(flips)), 6) if flips else None,
             "curves": {

@@ -143,3 +143,12 @@ def test_rendering_is_deterministic_order_free_and_independent_of_plots(tmp_path
     assert check_leaderboards(tmp_path, first) == ["README.md"]
     (tmp_path / "t.md").write_text("edited", encoding="utf-8")
     assert "t.md" in check_leaderboards(tmp_path, first)
+
+
+def test_a_view_whose_directions_differ_by_objective_averages_each_rows_own_directions():
+    x, y = _result("x", 0, 0.4, native=True), _result("y", 0, 0.3, native=True)
+    x.metrics.retrieval_native = {"a->b": {"R@1": 0.6, "R@5": 1.0, "R@10": 1.0, "MdR": 1.0}}
+    y.metrics.retrieval_native = {"b->a": {"R@1": 0.2, "R@5": 1.0, "R@10": 1.0, "MdR": 2.0}}
+    native = build_leaderboards([x, y], plots=False)["t.md"].split("## Retrieval (native)")[1]
+    assert "Mean over each row's own directions" in native
+    assert "**60.0 ± 0.0**" in _row(native, "x") and "20.0 ± 0.0" in _row(native, "y")
