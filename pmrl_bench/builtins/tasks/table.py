@@ -44,8 +44,13 @@ def read_source(source: str) -> dict[str, Any]:
             try:
                 table = load_dataset(READERS[suffix], data_files=str(path), split="train",
                                      cache_dir=str(cache.cache_root() / "datasets"))
-            except Exception as exc:  # datasets raises many types; all mean "this file cannot be read"
-                raise DataError(f"task 'table': datasets cannot read {source!r}: {_first_line(exc)}") from None
+            except Exception as exc:  # datasets raises many types; all mean "Arrow cannot hold this file as is"
+                # pandas keeps what Arrow rejects (e.g. a JSON column mixing lists and strings), so the column
+                # checks below can name the offending row; if pandas fails too, report what datasets said.
+                try:
+                    return {"train": _read_with_pandas(path, suffix)}
+                except DataError:
+                    raise DataError(f"task 'table': datasets cannot read {source!r}: {_first_line(exc)}") from None
             return {"train": table.to_pandas()}
         return {"train": _read_with_pandas(path, suffix)}
     if suffix in READERS or path.parent != Path(".") or source.startswith("."):
@@ -101,10 +106,14 @@ def parse_columns(spec: str) -> dict[str, list[str]]:
     return mapping
 
 
-def column_values(frame: Any, column: str, split: str) -> tuple[np.ndarray | list[str], str]:
+def _where(what: str, split: str | None) -> str:
+    return f"task 'table', {what}" + (f" of source split {split!r}" if split else "")
+
+
+def column_values(frame: Any, column: str, split: str | None = None) -> tuple[np.ndarray | list[str], str]:
     """One column as ``(array, kind)``: ``(n, k)`` float32 for vectors, ``(n, *shape)`` for images, a list of str
-    for text. Raises a one-line DataError naming the column and the first bad row."""
-    where = f"task 'table', {split} split, column {column!r}"
+    for text. Raises a one-line DataError naming the column and the first bad row (as numbered in the source)."""
+    where = _where(f"column {column!r}", split)
     if column not in frame.columns:
         raise DataError(f"{where}: no such column; available: {', '.join(map(str, frame.columns))}")
     series = frame[column]
@@ -156,10 +165,10 @@ def _nested_list(value: Any) -> Any:
 
 
 def label_ids(frames: dict[str, Any], column: str) -> tuple[dict[str, np.ndarray], int]:
-    """Class ids 0..K-1 (sorted class values) for every split, and K."""
+    """Class ids 0..K-1 (sorted class values) for every source split, and K."""
     raw = {}
     for split, frame in frames.items():
-        where = f"task 'table', {split} split, label column {column!r}"
+        where = _where(f"label column {column!r}", split if len(frames) > 1 else None)
         if column not in frame.columns:
             raise DataError(f"{where}: no such column; available: {', '.join(map(str, frame.columns))}")
         values = frame[column].tolist()
@@ -197,59 +206,73 @@ class TableTask:
         self.source, self.mapping, self.label = source, parse_columns(columns), label
         self.test_size, self.text_length, self.seed = test_size, text_length, seed
 
-    def split_frames(self, frames: dict[str, Any]) -> dict[str, Any]:
-        """``{"train": frame, "test": frame}``: the source's own test split, else a seeded held-out share."""
-        if "test" in frames:
-            train_name = "train" if "train" in frames else next(n for n in frames if n != "test")
-            return {"train": frames[train_name].reset_index(drop=True), "test": frames["test"].reset_index(drop=True)}
+    def split_rows(self, n: int, labels: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Seeded train and test row indices of a source without a test split (stratified when labels allow)."""
         from sklearn.model_selection import train_test_split
 
-        frame = frames["train"] if "train" in frames else next(iter(frames.values()))
-        if len(frame) < 4:
-            raise DataError(f"task 'table': {self.source!r} has {len(frame)} rows; it needs at least 4 to split")
+        if n < 4:
+            raise DataError(f"task 'table': {self.source!r} has {n} rows; it needs at least 4 to split")
+        n_test = int(np.ceil(self.test_size * n))
         stratify = None
-        if self.label and self.label in frame.columns:
-            counts = frame[self.label].value_counts(dropna=False)
-            n_test = int(np.ceil(self.test_size * len(frame)))
-            if counts.min() >= 2 and len(counts) <= min(n_test, len(frame) - n_test):
-                stratify = frame[self.label].astype(str)
-        train, test = train_test_split(frame, test_size=self.test_size, random_state=self.seed, stratify=stratify)
-        return {"train": train.reset_index(drop=True), "test": test.reset_index(drop=True)}
+        if labels is not None:
+            counts = np.bincount(labels)
+            if counts[counts > 0].min() >= 2 and np.count_nonzero(counts) <= min(n_test, n - n_test):
+                stratify = labels
+        train, test = train_test_split(np.arange(n), test_size=self.test_size, random_state=self.seed, stratify=stratify)
+        return np.sort(train), np.sort(test)
 
     def load(self) -> TaskData:
-        frames = self.split_frames(read_source(self.source))
+        sources = read_source(self.source)
+        named = len(sources) > 1
+        # Check and convert every column on the source as it is, so errors name rows as the user numbers them.
+        columns = {
+            split: {c: column_values(frame, c, split if named else None) for cs in self.mapping.values() for c in cs}
+            for split, frame in sources.items()
+        }
+        labels, num_classes = label_ids(sources, self.label) if self.label else ({}, None)
+        if "test" in sources:
+            train_name = "train" if "train" in sources else next(n for n in sources if n != "test")
+            parts = {"train": (train_name, slice(None)), "test": ("test", slice(None))}
+        else:
+            name = "train" if "train" in sources else next(iter(sources))
+            train_rows, test_rows = self.split_rows(len(sources[name]), labels.get(name))
+            parts = {"train": (name, train_rows), "test": (name, test_rows)}
+
+        def take(values: Any, rows: Any) -> Any:
+            return [values[i] for i in np.arange(len(values))[rows]] if isinstance(values, list) else values[rows]
+
         modalities: list[Modality] = []
         inputs: dict[str, dict[str, Any]] = {"train": {}, "test": {}}
-        for name, columns in self.mapping.items():
-            parts = {split: [column_values(frame, c, split) for c in columns] for split, frame in frames.items()}
-            kinds = {kind for values in parts.values() for _, kind in values}
-            if len(columns) > 1 and kinds != {VECTOR}:
+        for name, cols in self.mapping.items():
+            kinds = {kind for split_columns in columns.values() for c in cols for kind in [split_columns[c][1]]}
+            if len(cols) > 1 and kinds != {VECTOR}:
                 raise DataError(f"task 'table', modality {name!r}: only numeric vector columns can be joined with '+', "
-                                f"but {'+'.join(columns)} includes {', '.join(sorted(kinds - {VECTOR}))} columns")
-            kind = kinds.pop() if len(kinds) == 1 else VECTOR
+                                f"but {'+'.join(cols)} includes {', '.join(sorted(kinds - {VECTOR}))} columns")
+            if len(kinds) > 1:
+                raise DataError(f"task 'table', column {cols[0]!r} holds {' and '.join(sorted(kinds))} in different splits")
+            kind = kinds.pop()
+            values = {
+                part: [take(columns[split][c][0], rows) for c in cols] for part, (split, rows) in parts.items()
+            }
             if kind == TEXT:
-                tokenizer = WordTokenizer.fit(parts["train"][0][0])
-                texts = {split: values[0][0] for split, values in parts.items()}
-                length = min(self.text_length, max(1, max(len(words(t)) for v in texts.values() for t in v)))
-                for split, text in texts.items():
-                    inputs[split][name] = tokenizer.encode(text, length)
+                tokenizer = WordTokenizer.fit(values["train"][0])
+                longest = max(len(words(t)) for texts in values.values() for t in texts[0])
+                length = min(self.text_length, max(1, longest))
+                for part, texts in values.items():
+                    inputs[part][name] = tokenizer.encode(texts[0], length)
                 modalities.append(Modality(name, TEXT, (length,), info=tokenizer.info()))
                 continue
-            for split, values in parts.items():
-                inputs[split][name] = np.concatenate([v for v, _ in values], axis=1) if kind == VECTOR else values[0][0]
-            shapes = {split: inputs[split][name].shape[1:] for split in inputs}
+            for part, arrays in values.items():
+                inputs[part][name] = np.concatenate(arrays, axis=1) if kind == VECTOR else arrays[0]
+            shapes = {part: inputs[part][name].shape[1:] for part in inputs}
             if shapes["train"] != shapes["test"]:
                 raise DataError(f"task 'table', modality {name!r}: train rows have shape {shapes['train']} "
                                 f"but test rows {shapes['test']}")
             modalities.append(Modality(name, kind, tuple(shapes["train"])))
-        labels: dict[str, np.ndarray | None] = {"train": None, "test": None}
-        num_classes = None
-        if self.label:
-            ids, num_classes = label_ids(frames, self.label)
-            labels.update(ids)
+        split_labels = {part: labels[split][rows] if labels else None for part, (split, rows) in parts.items()}
         return TaskData(
             modalities,
-            Split(inputs["train"], labels["train"]),
-            Split(inputs["test"], labels["test"]),
+            Split(inputs["train"], split_labels["train"]),
+            Split(inputs["test"], split_labels["test"]),
             num_classes=num_classes,
         )
