@@ -17,6 +17,15 @@ from pmrl_bench_symile.loss import MAX_N_SQUARED_ELEMENTS, SymileLoss, logits_n,
 from pmrl_bench_symile.xor import XorTask
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """These tensors are tiny: intra-op threads only add contention (10x slower on a busy 2-core machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def mip(*rows: torch.Tensor) -> float:
     return float(torch.stack(rows).prod(0).sum())
 
