@@ -129,7 +129,7 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         f"({len(written)} files)"
     )
     if not summary.all_ok:
-        raise RunFailed(f"{summary.diverged_total} run(s) diverged and {summary.failed} failed; see the result files' 'error'")
+        raise RunFailed(f"{summary.diverged_total} run(s) diverged and {summary.failed_total} failed; see the result files' 'error'")
     return 0
 
 

@@ -64,16 +64,21 @@ class SweepSummary:
     @property
     def all_ok(self) -> bool:
         # A resumed sweep reports what an uninterrupted one would: a kept diverged result still counts.
-        return self.diverged == 0 and self.failed == 0 and not self.reused.get("diverged", 0)
+        return self.diverged_total == 0 and self.failed_total == 0
 
     @property
     def diverged_total(self) -> int:
         return self.diverged + self.reused.get("diverged", 0)
 
     @property
+    def failed_total(self) -> int:  # a failed result is reused only when a concurrent sweep just wrote it
+        return self.failed + self.reused.get("failed", 0)
+
+    @property
     def skipped_note(self) -> str:
-        """`` (1 diverged)`` when results that were already done include diverged ones, else empty."""
-        return f" ({self.reused['diverged']} diverged)" if self.reused.get("diverged") else ""
+        """`` (1 diverged)`` when results that were already done include diverged (or failed) ones, else empty."""
+        notes = [f"{self.reused[s]} {s}" for s in ("diverged", "failed") if self.reused.get(s)]
+        return f" ({', '.join(notes)})" if notes else ""
 
 
 def _resolved_params(registry: Registry, kind: str, name: str, overrides: Overrides) -> dict[str, Any]:
