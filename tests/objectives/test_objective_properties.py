@@ -90,8 +90,8 @@ def test_faithful_pmrl_gradient_is_finite_unless_the_leading_eigenvalue_is_exact
     kind, emb = case
     out, grads = _loss_and_grads("pmrl", {}, emb)
     assert torch.isfinite(out.loss), kind
-    E = stack_modalities({m: e.detach() for m, e in emb.items()}).double()
-    eigenvalues, _ = leading_eigh(E @ E.mT)
+    E = stack_modalities({m: e.detach() for m, e in emb.items()})
+    eigenvalues, _ = leading_eigh((E @ E.mT).double())  # the Gram matrix as the objective computes it
     if (eigenvalues[:, 0] - eigenvalues[:, 1]).min() > 0:
         assert all(torch.isfinite(g).all() for g in grads), kind
 

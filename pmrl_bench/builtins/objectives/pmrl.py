@@ -14,9 +14,11 @@ modules the harness does not have; ``loss = intra + inter``.
 Design choices:
 
 * **k×k Gram route.** The official code calls ``torch.linalg.svd(Z, full_matrices=True)``, which materialises a
-  B×D×D matrix. Here ``G_i = Z_iᵀ Z_i`` (k×k, built in float64, where it costs nothing and keeps small σ exact
-  to ~1e-8 rather than ~3e-4) is eigendecomposed: ``σ = sqrt(λ)``, ``u_1 = Z v_1 / σ_1``. Same values and
-  gradients as the SVD (tests pin both), at a fraction of the cost (benchmarks/).
+  B×D×D matrix. Here ``G_i = Z_iᵀ Z_i`` (k×k, products in the inputs' dtype) is eigendecomposed in float64:
+  ``σ = sqrt(λ)``, ``u_1 = Z v_1 / σ_1``. Same values and gradients as the SVD (tests pin both against a
+  float64 full SVD), at a fraction of the cost (benchmarks/). One difference in float32: a singular value
+  near 0 comes out of a float32 Gram matrix with an absolute error up to ~3e-4 (the SVD's is ~1e-7); its softmax
+  weight is then below e^{-(σ1 − σj)/tau1} ≈ e^{-20}, so the loss does not see it. Float64 inputs stay float64.
 * **Precision.** All linear algebra runs outside autocast, in float32/float64: there is no half-precision
   SVD or eigh (objectives.md P6).
 * **Sign of u** (objectives.md P2): by default whatever the eigensolver returns, as arbitrary as the official
@@ -62,7 +64,7 @@ class Spectrum:
 class _StackSpectrum(torch.autograd.Function):
     """σ and u_1 of every instance from its k×k Gram matrix, with a hand-written backward.
 
-    Forward: ``G = E Eᵀ`` (float64), ``λ, V = eigh(G)``, ``σ = sqrt(max(λ, floor))``, ``u = Eᵀ v_1 / σ_1``.
+    Forward: ``G = E Eᵀ``, ``λ, V = eigh(G)`` in float64, ``σ = sqrt(max(λ, floor))``, ``u = Eᵀ v_1 / σ_1``.
     Backward: the chain written out with elementwise products and one small batched matmul per step; letting
     autograd differentiate the batched (B, k, D) products instead costs ~3× more (strided bmm with k <= 5).
     """
