@@ -145,3 +145,16 @@ def test_too_many_modalities_is_a_clear_error():
     objective = pmrl_bench.create_objective("gram")
     with pytest.raises(ValueError, match="up to 8 modalities"):
         objective.check_modalities([f"m{i}" for i in range(9)])
+
+
+def test_negative_determinant_diagnostic_stays_on_the_device_as_a_tensor():
+    x = unit(16, 32, seed=0, dtype=torch.float32)
+    near = {m: torch.nn.functional.normalize(x + 1e-4 * unit(16, 32, seed=i, dtype=torch.float32), dim=-1)
+            for i, m in enumerate("abc", start=1)}
+    fp32 = pmrl_bench.create_objective("gram", precision="float32")
+    fp64 = pmrl_bench.create_objective("gram")
+    fp32(near)
+    fp64(near)
+    assert isinstance(fp32.negative_det_fraction, torch.Tensor) and fp32.negative_det_fraction.ndim == 0
+    assert fp64.negative_det_fraction.item() <= fp32.negative_det_fraction.item()
+    assert fp32.negative_det_fraction.item() > 0  # fp32 rounding makes near-collinear determinants negative (P8)

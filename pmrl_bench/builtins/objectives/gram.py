@@ -19,7 +19,8 @@ Stability (objectives.md P4, P8):
   hides that with ``abs``). In float64 the volume is exact to ~1e-8. ``precision="float32"`` is faster.
 * determinants are clamped at ``DET_FLOOR`` before the square root, so no negative determinant reaches it
   and sqrt's infinite slope at 0 never turns into a NaN gradient (duplicated vectors give V = 0 with zero
-  gradient through that entry); ``negative_det_fraction`` after a forward counts the clamped negatives.
+  gradient through that entry); ``negative_det_fraction`` (a 0-dim tensor, left on the device so that no step
+  waits for the GPU) holds the fraction of clamped negative determinants of the last forward.
 
 Design choices (the official code: learnable raw τ = 0.07 with no clamp, label smoothing 0.1):
 * ``label_smoothing`` defaults to the official 0.1; ``infonce`` and ``anchor`` default to 0, so set it to 0
@@ -123,7 +124,7 @@ class GRAMLoss(VolumeScore, LogitScaleObjective):
         self.anchor = anchor
         self.label_smoothing = float(label_smoothing)
         self.precision = precision
-        self.negative_det_fraction = 0.0  # diagnostic of the last forward (always 0 in exact arithmetic)
+        self.negative_det_fraction = torch.zeros(())  # of the last forward; 0 in exact arithmetic
 
     def check_modalities(self, modalities: Sequence[str]) -> None:
         """Raise a usage error when the anchor is not one of the task's modalities, or there are too many."""
@@ -140,7 +141,7 @@ class GRAMLoss(VolumeScore, LogitScaleObjective):
         anchor, others = self._split(list(embeddings))
         with torch.autocast(device_type=embeddings[anchor].device.type, enabled=False):
             V, negative = volume_matrix(embeddings[anchor], [embeddings[m] for m in others], PRECISIONS[self.precision])
-        self.negative_det_fraction = float(negative.float().mean())
+        self.negative_det_fraction = negative.float().mean()  # no float(): no host sync per step
         return V
 
     def forward(self, embeddings: Mapping[str, torch.Tensor]) -> ObjectiveOutput:
