@@ -435,13 +435,14 @@ def check_objective_determinism(
 
 
 def check_objective_native_score(
-    component: Component, params: Mapping[str, Any] | None = None, *, dim: int = 16, seed: int = 0
+    component: Component, params: Mapping[str, Any] | None = None, *, modalities: int = 3, dim: int = 16,
+    seed: int = 0,
 ) -> bool:
-    """If the objective has ``native_score(queries, gallery)``, it returns a finite ``(Nq, Ng)`` tensor.
-
-    Returns whether a native score exists.
-    """
+    """If the objective has ``native_score(queries, gallery)`` (see ``pmrl_bench.evaluation.native``), it returns a
+    finite ``(Nq, Ng)`` tensor for each of its ``native_directions``. Returns whether a native score exists."""
     import torch
+
+    from pmrl_bench.evaluation.native import direction_key, native_directions
 
     objective = build_objective(component, params)
     native = getattr(objective, "native_score", None)
@@ -449,24 +450,27 @@ def check_objective_native_score(
         return False
     if not callable(native):
         raise ContractViolation(f"{_label(component)}: native_score is {type(native).__name__}, not a method")
-    embeddings = unit_embeddings(["queries", "gallery"], 7, dim, seed)
-    queries, gallery = embeddings["queries"][:5], embeddings["gallery"]
-    with torch.no_grad():
-        try:
-            scores = native(queries, gallery)
-        except Exception as exc:
+    names = [f"m{i}" for i in range(modalities)]
+    try:
+        directions = native_directions(objective, names)
+    except Exception as exc:
+        raise ContractViolation(f"{_label(component)}: native_directions({names}) failed: {exc}") from exc
+    embeddings = unit_embeddings(names, 7, dim, seed)
+    for queries, gallery in directions:
+        shown = f"native_score for {direction_key(queries, gallery)} (5 queries, 7 candidates, dim {dim})"
+        with torch.no_grad():
+            try:
+                scores = native({m: embeddings[m][:5] for m in queries}, {m: embeddings[m] for m in gallery})
+            except Exception as exc:
+                raise ContractViolation(f"{_label(component)}: {shown} raised {type(exc).__name__}: {exc}") from exc
+        if not isinstance(scores, torch.Tensor) or tuple(scores.shape) != (5, 7):
+            got = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
             raise ContractViolation(
-                f"{_label(component)}: native_score(queries (5, {dim}), gallery (7, {dim})) raised "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
-    if not isinstance(scores, torch.Tensor) or tuple(scores.shape) != (5, 7):
-        shown = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
-        raise ContractViolation(
-            f"{_label(component)}: native_score(queries (5, {dim}), gallery (7, {dim})) returned {shown}; "
-            "expected a (5, 7) tensor of scores, higher meaning more similar"
-        )
-    if not bool(torch.isfinite(scores).all()):
-        raise ContractViolation(f"{_label(component)}: native_score returned non-finite scores")
+                f"{_label(component)}: {shown} returned {got}; expected a (5, 7) tensor of scores, higher meaning "
+                "more similar (queries and gallery are mappings {modality: (N, D) tensor})"
+            )
+        if not bool(torch.isfinite(scores).all()):
+            raise ContractViolation(f"{_label(component)}: {shown} returned non-finite scores")
     return True
 
 
@@ -481,7 +485,7 @@ def check_objective(
     check_objective_finite(component, params, **shape)
     check_objective_gradients(component, params, **shape)
     check_objective_determinism(component, params, **shape)
-    check_objective_native_score(component, params, dim=dim, seed=seed)
+    check_objective_native_score(component, params, modalities=modalities, dim=dim, seed=seed)
     after_step = getattr(build_objective(component, params), "after_optimizer_step", None)
     if after_step is not None and not callable(after_step):
         raise ContractViolation(f"{_label(component)}: after_optimizer_step is not callable")
@@ -761,7 +765,7 @@ class ObjectiveContract:
         check_objective_determinism(pmrl_component, self.params, **self._shape())
 
     def test_native_score(self, pmrl_component: Component) -> None:
-        if not check_objective_native_score(pmrl_component, self.params, dim=self.dim):
+        if not check_objective_native_score(pmrl_component, self.params, modalities=self.modalities, dim=self.dim):
             pytest.skip("the objective has no native_score")
 
     def test_one_step_through_the_runner(
