@@ -25,7 +25,7 @@ def register_encoders(register: RegisterEncoder) -> None:
         "pmrl_bench.builtins.encoders.image:SmallCNN",
         modality_kinds=(IMAGE,),
         default_for=(IMAGE,),
-        description="Small three-block CNN with global average pooling, for images of a few dozen pixels",
+        description="Small CNN (three stride-2 conv blocks, average pooling), for images of a few dozen pixels",
     )
     register(
         "bag",
