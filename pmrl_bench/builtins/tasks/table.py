@@ -39,8 +39,9 @@ def read_source(source: str) -> dict[str, Any]:
         if suffix not in READERS:
             raise DataError(f"task 'table': cannot read {source!r}; use a {', '.join(READERS)} file")
         if cache.datasets_installed():
-            from datasets import load_dataset
+            from datasets import disable_progress_bars, load_dataset
 
+            disable_progress_bars()  # one bar per file read would bury the sweep's own progress
             try:
                 table = load_dataset(READERS[suffix], data_files=str(path), split="train",
                                      cache_dir=str(cache.cache_root() / "datasets"))
