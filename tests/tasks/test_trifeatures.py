@@ -61,3 +61,24 @@ def test_rendering_draws_the_named_colour_on_grey():
         images = render(np.full(50, 3), np.full(50, TEXTURES.index(texture)), np.zeros(50, int), 32, rng)
         return float((np.abs(images - 0.5).max(axis=1) > 1e-6).mean())
     assert 0.3 < inked("stripes") / inked("solid") < 0.7
+
+
+def test_trains_end_to_end_with_the_default_image_and_text_encoders():
+    """The runner picks cnn for the images and bag for the caption, trains, and evaluates every view."""
+    import torch
+
+    from pmrl_bench.plugins import get_registry
+    from pmrl_bench.runner.spec import Budget
+    from pmrl_bench.runner.sweep import SweepConfig, plan_sweep
+    from pmrl_bench.runner.train import train_and_evaluate
+
+    config = SweepConfig(objectives=["infonce"], tasks=["trifeatures"], seeds=1, budget=Budget(steps=5, batch_size=16, dim=16),
+                         overrides={("task", "trifeatures"): {"n_train": "64", "n_test": "32"},
+                                    ("encoder", "cnn"): {"width": "8"}})
+    plan = plan_sweep(config, get_registry())
+    [spec] = plan.specs
+    assert {m: e.name for m, e in spec.encoders.items()} == {"image1": "cnn", "image2": "cnn", "caption": "bag"}
+    outcome = train_and_evaluate(spec, plan.data["trifeatures"], get_registry(), torch.device("cpu"), progress=False)
+    assert outcome.status == "ok", outcome.error
+    assert len(outcome.metrics["retrieval"]) == 6 and "image1+image2->caption" in outcome.metrics["retrieval_multimodal"]
+    assert "linear:fused" in outcome.metrics["classification"]
