@@ -77,6 +77,9 @@ def test_objective_exception_fails_only_its_run(tmp_path, fresh_manager):
     assert (summary.ok, summary.failed) == (1, 1)
     failed = next(r for r in store.scan()[0] if r.objective == "exploding")
     assert failed.status == "failed" and "RuntimeError: kaboom" in failed.error
+    # versions name only the plugins whose components a run used
+    assert failed.versions["plugins"] == {"exploding-plugin": None}
+    assert next(r for r in store.scan()[0] if r.objective == "infonce").versions["plugins"] == {}
 
 
 def _exploding():

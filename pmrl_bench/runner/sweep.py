@@ -193,7 +193,8 @@ def _choose_encoders(registry: Registry, data: TaskData, config: SweepConfig) ->
     return chosen
 
 
-def collect_versions(plugin_versions: dict[str, str | None]) -> dict[str, Any]:
+def collect_versions(plugin_versions: dict[str, str | None] | None = None) -> dict[str, Any]:
+    """Versions of what produced a result. ``plugins`` is narrowed per run to the plugins that run used."""
     def installed(dist: str) -> str | None:
         try:
             return version(dist)
@@ -208,7 +209,7 @@ def collect_versions(plugin_versions: dict[str, str | None]) -> dict[str, Any]:
         "torch": installed("torch"),
         "numpy": installed("numpy"),
         "scikit-learn": installed("scikit-learn"),
-        "plugins": dict(sorted(plugin_versions.items())),
+        "plugins": dict(sorted((plugin_versions or {}).items())),
     }
 
 
@@ -231,12 +232,10 @@ def execute_sweep(
 
     A stored ``failed`` result is retried (it records an error, not a measurement); ``ok`` and ``diverged`` are kept.
     """
-    from pmrl_bench.runner.device import resolve_device
+    from pmrl_bench.runner import distributed
+    from pmrl_bench.runner.device import autocast_dtype, resolve_device
     from pmrl_bench.runner.interrupt import stop_signals_interrupt
     from pmrl_bench.stability import default_monitors
-
-    from pmrl_bench.runner import distributed
-    from pmrl_bench.runner.device import autocast_dtype
 
     device = resolve_device(config.device)
     autocast_dtype(device, config.precision)  # bad --precision fails before anything trains
@@ -387,7 +386,7 @@ class _RunExecutor:
             status=outcome.status,
             metrics=outcome.metrics,
             stability=outcome.stability,
-            versions=self.versions,
+            versions={**self.versions, "plugins": self._plugins_used(spec)},
             device=describe(self.device, autocast_dtype(self.device, self.config.precision)),
             error=outcome.error,
             diverged_step=outcome.diverged_step,
@@ -395,6 +394,14 @@ class _RunExecutor:
             created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             command=self.config.command,
         )
+
+    def _plugins_used(self, spec: RunSpec) -> dict[str, str | None]:
+        """``{distribution: version}`` of the external plugins whose components this run used (built-ins are
+        covered by the pmrl_bench version), so a leaderboard header names only plugins that shaped its numbers."""
+        components = [self.registry.get("objective", spec.objective), self.registry.get("task", spec.task)]
+        components += [self.registry.get("encoder", choice.name) for choice in spec.encoders.values()]
+        used = {(c.distribution or c.plugin): c.version for c in components if c.distribution != "pmrl-bench"}
+        return dict(sorted(used.items()))
 
     def interrupted_message(self, signum: int) -> str:
         s = self.summary
