@@ -8,8 +8,23 @@ inverse, the speed-up. Groups without a baseline are not summarised. The raw tim
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
+from collections.abc import Iterator
 from typing import Any
+
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def threads() -> Iterator[int]:
+    """Intra-op threads for every benchmark and its baseline alike, so ratios stay fair: ``PMRL_BENCH_THREADS``,
+    default 1 (idle worker threads spinning on a shared machine add noise, not signal)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(os.environ.get("PMRL_BENCH_THREADS", "1")))
+    yield torch.get_num_threads()
+    torch.set_num_threads(before)
 
 
 def ratio_rows(benchmarks: list[Any]) -> list[tuple[str, str, float, float, float]]:

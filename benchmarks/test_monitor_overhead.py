@@ -26,14 +26,6 @@ STEPS = Budget().steps  # the default budget, at the default probe cadence
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
-@pytest.fixture(autouse=True)
-def one_cpu_thread():
-    """One intra-op thread on the CPU: idle worker threads spinning on a shared machine add noise, not signal."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture(scope="module")
 def plan():

@@ -14,13 +14,12 @@ Run (opt-in; the test suite skips benchmarks), see benchmarks/README.md:
   ``infonce`` (the baseline) at the same shape. Target: within 3×.
 
 The session prints each ratio (benchmarks/conftest.py). ``PMRL_BENCH_THREADS=N`` sets torch's thread count
-(default: torch's own); on a machine shared with other jobs, 1 thread gives the steadiest ratios.
+for every benchmark (default 1, the steadiest ratios on a machine shared with other jobs).
 """
 
 from __future__ import annotations
 
 import functools
-import os
 
 import pytest
 import torch
@@ -30,14 +29,6 @@ import pmrl_bench
 
 B, D = 256, 512
 SEED = 0
-
-
-@pytest.fixture(autouse=True, scope="module")
-def threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(int(os.environ.get("PMRL_BENCH_THREADS", before)))
-    yield torch.get_num_threads()
-    torch.set_num_threads(before)
 
 
 def embeddings(k: int) -> dict[str, torch.Tensor]:

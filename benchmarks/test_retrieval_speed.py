@@ -35,13 +35,6 @@ def dense_ranks(queries: torch.Tensor, gallery: torch.Tensor) -> torch.Tensor:
     return (scores >= scores.diagonal().unsqueeze(1)).sum(dim=1)
 
 
-@pytest.fixture(autouse=True)
-def one_cpu_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture(scope="module")
 def embeddings():
