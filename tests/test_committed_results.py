@@ -1,0 +1,55 @@
+"""The committed results are what the committed code produces: one stored run is retrained from its own result
+file and must give the same configuration id and (up to floating-point reduction order) the same metrics.
+When a change to training or evaluation moves the numbers, this fails: regenerate `results/` and `leaderboards/`
+with the profile in the README."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from pmrl_bench.plugins import get_registry
+from pmrl_bench.results import ResultStore
+from pmrl_bench.runner.spec import Budget, EncoderChoice, RunSpec
+from pmrl_bench.runner.train import train_and_evaluate
+from pmrl_bench.stability import default_monitors
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+# Thread count and BLAS reduction order may differ from the machine that produced the results: allow a few
+# test queries (of 512) to change rank, nothing more.
+R_AT_1_TOLERANCE = 0.02
+
+
+def _stored(task: str, objective: str, seed: int = 0):
+    results, _ = ResultStore(RESULTS).scan()
+    matches = [r for r in results if (r.task, r.objective, r.seed) == (task, objective, seed) and r.status == "ok"]
+    if not matches:
+        pytest.skip(f"no committed result for {task}/{objective} seed {seed}")
+    return matches[0]
+
+
+@pytest.mark.parametrize("objective", ["infonce", "pmrl"])
+def test_a_committed_run_reproduces_from_its_result_file(objective):
+    stored = _stored("synthetic", objective)
+    params = stored.params
+    spec = RunSpec(
+        task=stored.task,
+        task_params=params["task"],
+        objective=stored.objective,
+        objective_params=params["objective"],
+        encoders={m: EncoderChoice(e["name"], e["params"]) for m, e in params["encoders"].items()},
+        budget=Budget(**params["budget"]),
+        seed=stored.seed,
+    )
+    assert spec.config_id == stored.config_id  # the result file holds everything that defines the run
+
+    registry = get_registry()
+    data = registry.get("task", spec.task).create(**spec.task_params).load()
+    outcome = train_and_evaluate(spec, data, registry, torch.device("cpu"), default_monitors(), progress=False)
+    assert outcome.status == "ok"
+    for direction, scores in stored.metrics.retrieval.items():
+        assert outcome.metrics["retrieval"][direction]["R@1"] == pytest.approx(scores["R@1"], abs=R_AT_1_TOLERANCE)
+    share = stored.stability["singular"]["sigma1_share"]
+    assert outcome.stability["singular"]["sigma1_share"] == pytest.approx(share, abs=0.01)
