@@ -391,7 +391,7 @@ class _RunExecutor:
             error=outcome.error,
             diverged_step=outcome.diverged_step,
             duration_s=round(time.perf_counter() - started, 3),
-            created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             command=self.config.command,
         )
 

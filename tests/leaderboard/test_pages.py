@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from pmrl_bench.evaluation.per_query import encode_ranks
 from pmrl_bench.leaderboard import build_leaderboards, check_leaderboards, write_leaderboards

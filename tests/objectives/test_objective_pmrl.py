@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from objective_reference import intra_bounds, pmrl_reference, random_embeddings, unit
+from objective_reference import pmrl_reference, random_embeddings, unit
 
 import pmrl_bench
 from pmrl_bench.builtins.objectives._common import stack_modalities

@@ -7,7 +7,6 @@ import itertools
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 import pmrl_bench
 from pmrl_bench.errors import UsageError
