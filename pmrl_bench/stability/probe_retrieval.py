@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from typing import Any
-
-import itertools
 
 import numpy as np
 import torch
 
-from pmrl_bench.runner.monitor import TrainingMonitor
-from pmrl_bench.stability.compact import all_finite, sig, sig_list
+from pmrl_bench.stability.compact import sig, sig_list
+from pmrl_bench.stability.probe import ProbeMonitor
 
 
 def mean_r1(embeddings: Mapping[str, torch.Tensor]) -> float:
@@ -26,7 +25,7 @@ def mean_r1(embeddings: Mapping[str, torch.Tensor]) -> float:
     return float(torch.stack(hits).mean())
 
 
-class ProbeRetrievalMonitor(TrainingMonitor):
+class ProbeRetrievalMonitor(ProbeMonitor):
     """Mean R@1 over every direction on the probe batch per check; peak, final and peak-to-final drop.
 
     The probe is a fixed slice of the test split, so this curve is a training diagnostic (did retrieval get
@@ -36,16 +35,11 @@ class ProbeRetrievalMonitor(TrainingMonitor):
     name = "probe_retrieval"
 
     def __init__(self) -> None:
+        super().__init__()
         self.steps: list[int] = []
         self.r1: list[float] = []
-        self.non_finite_probes = 0
 
-    def on_probe(self, step: int, embeddings: Mapping[str, torch.Tensor]) -> None:
-        if len(embeddings) < 2:
-            return
-        if not all_finite(dict(embeddings)):
-            self.non_finite_probes += 1
-            return
+    def observe(self, step: int, embeddings: Mapping[str, torch.Tensor]) -> None:
         self.steps.append(step)
         self.r1.append(mean_r1(embeddings))
 

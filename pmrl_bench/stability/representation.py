@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from pmrl_bench.runner.monitor import TrainingMonitor
-from pmrl_bench.stability.compact import all_finite, sig, sig_list, to_cpu64
+from pmrl_bench.stability.compact import sig, sig_list, to_cpu64
+from pmrl_bench.stability.probe import ProbeMonitor
 
 EPS = 1e-12
 
@@ -90,21 +90,18 @@ def representation_stats(embeddings: Mapping[str, torch.Tensor]) -> dict[str, An
     }
 
 
-class RepresentationMonitor(TrainingMonitor):
+class RepresentationMonitor(ProbeMonitor):
     """Full representation metrics at the last probe; the signed positive cosine per pair at every probe."""
 
     name = "representation"
 
     def __init__(self) -> None:
+        super().__init__()
         self.latest: dict[str, torch.Tensor] | None = None
         self.steps: list[int] = []
         self.cosine_curves: dict[str, list[float]] = {}
-        self.non_finite_probes = 0
 
-    def on_probe(self, step: int, embeddings: Mapping[str, torch.Tensor]) -> None:
-        if not all_finite(dict(embeddings)):
-            self.non_finite_probes += 1
-            return
+    def observe(self, step: int, embeddings: Mapping[str, torch.Tensor]) -> None:
         names = sorted(embeddings)
         self.steps.append(step)
         for a, b in itertools.combinations(names, 2):  # cheap: one dot per row, on the embeddings' device

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from pmrl_bench.runner.monitor import TrainingMonitor
-from pmrl_bench.stability.compact import all_finite, sig, sig_list, to_cpu64
+from pmrl_bench.stability.compact import sig, sig_list, to_cpu64
+from pmrl_bench.stability.probe import ProbeMonitor
 
 SMALL_GAP = 1e-3  # "fraction of instances with sigma1 - sigma2 below this"
 GAP_PERCENTILE = 1.0  # the low percentile of the gap that is reported besides the minimum
@@ -67,7 +67,7 @@ def leading_vectors(stack: torch.Tensor) -> torch.Tensor:
     return (stack @ v).squeeze(-1) / eigenvalues[:, -1:].clamp_min(MIN_EIGENVALUE).sqrt()
 
 
-class SingularValueMonitor(TrainingMonitor):
+class SingularValueMonitor(ProbeMonitor):
     """Sigma1 share, gap sigma1 - sigma2, condition number of G and leading-vector sign flips, per probe.
 
     Singular values are computed in float64 on the CPU. The leading vector u comes from a float32
@@ -78,6 +78,7 @@ class SingularValueMonitor(TrainingMonitor):
     name = "singular"
 
     def __init__(self) -> None:
+        super().__init__()
         self.steps: list[int] = []
         self.share: list[float] = []
         self.gap_min: list[float] = []
@@ -86,14 +87,8 @@ class SingularValueMonitor(TrainingMonitor):
         self.previous_u: torch.Tensor | None = None
         self.against_mean = float("nan")
         self.uniformity = float("nan")
-        self.non_finite_probes = 0
 
-    def on_probe(self, step: int, embeddings: Mapping[str, torch.Tensor]) -> None:
-        if len(embeddings) < 2:
-            return
-        if not all_finite(dict(embeddings)):
-            self.non_finite_probes += 1
-            return
+    def observe(self, step: int, embeddings: Mapping[str, torch.Tensor]) -> None:
         stats = singular_value_stats(instance_stack(to_cpu64(dict(embeddings))))
         native = instance_stack(embeddings).float()
         u = leading_vectors(native)
