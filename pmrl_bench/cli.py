@@ -62,6 +62,21 @@ def build_parser() -> argparse.ArgumentParser:
                      help="encoders' autocast: auto = bf16 (fp16 if unsupported) on CUDA, fp32 on CPU (default auto)")
     run.add_argument("--shard", type=_shard, metavar="I/N",
                      help="run only shard I of N (1-based) of the sweep; merge shards by copying result files")
+    protocol = run.add_argument_group("protocol: where the encoders start, and which state is evaluated")
+    protocol.add_argument("--init", metavar="OBJECTIVE:STEPS",
+                          help="warm start: train the encoders with OBJECTIVE for STEPS steps first (once per task and "
+                               "seed, cached under RESULTS/_init), then every objective continues from those weights")
+    protocol.add_argument("--init-lr", type=float, metavar="X", help="the init stage's learning rate (default: --lr)")
+    protocol.add_argument("--init-set", dest="init_settings", action="append", default=[], metavar="KEY=VALUE",
+                          help="a parameter of the init objective (repeatable)")
+    protocol.add_argument("--init-checkpoint", type=Path, metavar="PATH",
+                          help="start every objective from these encoder weights (a safetensors file, e.g. one of "
+                               "RESULTS/_init)")
+    protocol.add_argument("--select", dest="selection", default="last", choices=["last", "best"],
+                          help="evaluate the last encoder state, or the best on the validation split by mean R@1, "
+                               "checked every 25 steps (default last)")
+    run.add_argument("--probe", default="torch", choices=["torch", "sklearn"],
+                     help="classification probes: torch (on the run's device) or scikit-learn, the reference (default torch)")
 
     lister = commands.add_parser("list", help="registered components and the plugin behind each")
     lister.add_argument("kind", nargs="?", choices=["objectives", "encoders", "tasks"], help="one kind only")
@@ -113,6 +128,12 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         command=" ".join([PROG, *map(shlex.quote, argv)]),
         precision=args.precision,
         shard=args.shard,
+        init=args.init,
+        init_lr=args.init_lr,
+        init_settings=_key_values(args.init_settings, "--init-set"),
+        init_checkpoint=args.init_checkpoint,
+        selection=args.selection,
+        probe=args.probe,
     )
     plan = plan_sweep(config, registry)
     store = ResultStore(args.results)
@@ -123,14 +144,27 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if not distributed.from_environment().is_main:  # under torchrun, rank 0 reports and writes leaderboards
         return 0 if summary.all_ok else 1
     written = _rebuild_leaderboards(args.results, args.leaderboard)
+    inits = ""
+    if summary.init_trained or summary.init_reused:
+        inits = f"; init stages: {summary.init_trained} trained, {summary.init_reused} reused"
     print(
         f"{len(plan.specs)} runs{f' (shard {args.shard})' if args.shard else ''}: {summary.ok} ok, {summary.diverged} diverged, {summary.failed} failed, "
-        f"{summary.skipped} already done{summary.skipped_note}; results in {args.results}/, leaderboards in {args.leaderboard}/ "
+        f"{summary.skipped} already done{summary.skipped_note}{inits}; results in {args.results}/, leaderboards in {args.leaderboard}/ "
         f"({len(written)} files)"
     )
     if not summary.all_ok:
         raise RunFailed(f"{summary.diverged_total} run(s) diverged and {summary.failed_total} failed; see the result files' 'error'")
     return 0
+
+
+def _key_values(items: Sequence[str], option: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"{option} {item!r} is not KEY=VALUE (e.g. temperature=0.05)")
+        out[key.strip()] = value
+    return out
 
 
 def _rebuild_leaderboards(results_dir: Path, out_dir: Path, check: bool = False) -> list[Path]:

@@ -43,13 +43,19 @@ class Split:
 
 @dataclass
 class TaskData:
-    """What a task hands the runner: its modalities (in a fixed order) and a train and a test split."""
+    """What a task hands the runner: its modalities (in a fixed order), a train, a test and optionally a
+    validation split.
+
+    ``validation`` serves model selection, tuning and the training monitors; when a task leaves it None, the runner
+    carves one from train (``pmrl_bench.splits``). The test split is read by the final evaluation only.
+    """
 
     modalities: list[Modality]
     train: Split
     test: Split
     # The number of classes of `labels`, when the task has labels.
     num_classes: int | None = None
+    validation: Split | None = None
 
 
 @runtime_checkable
@@ -57,7 +63,8 @@ class Task(Protocol):
     """A task is built as ``factory(**params)`` and loads its data on demand.
 
     The split is fixed by the task's own parameters (e.g. a ``seed`` parameter of the task), so every
-    training seed of a sweep is evaluated on the same test instances.
+    training seed of a sweep is evaluated on the same test instances. A task may return its own validation split;
+    otherwise the runner carves one from train (``pmrl_bench.splits.with_validation``).
     """
 
     def load(self) -> TaskData: ...

@@ -38,8 +38,11 @@ def _literal(raw: str) -> Any:
         return raw
 
 
-def coerce(component: Component, key: str, raw: str) -> Any:
-    """Convert ``raw`` to the type of the parameter's default (or annotation); a mismatch is a usage error."""
+def coerce(component: Component, key: str, raw: str, option: str | None = None) -> Any:
+    """Convert ``raw`` to the type of the parameter's default (or annotation); a mismatch is a usage error.
+
+    ``option`` is how the value was given, for the message (default ``--set KIND.NAME.KEY=VALUE``).
+    """
     parameter = component.parameters().get(key)
     default = parameter.default if parameter is not None else inspect.Parameter.empty
     annotation = parameter.annotation if parameter is not None else inspect.Parameter.empty
@@ -48,7 +51,7 @@ def coerce(component: Component, key: str, raw: str) -> Any:
         target = annotation
     if target is None and isinstance(annotation, str):
         target = {"int": int, "float": float, "bool": bool, "str": str}.get(annotation)
-    where = f"--set {component.kind}.{component.name}.{key}={raw}"
+    where = option or f"--set {component.kind}.{component.name}.{key}={raw}"
     if target is bool:
         lowered = raw.strip().lower()
         if lowered in _TRUE | _FALSE:

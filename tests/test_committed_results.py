@@ -12,7 +12,7 @@ import torch
 
 from pmrl_bench.plugins import get_registry
 from pmrl_bench.results import ResultStore
-from pmrl_bench.runner.spec import Budget, EncoderChoice, RunSpec
+from pmrl_bench.runner.spec import spec_from_params
 from pmrl_bench.runner.train import train_and_evaluate
 from pmrl_bench.stability import default_monitors
 
@@ -33,16 +33,7 @@ def _stored(task: str, objective: str, seed: int = 0):
 @pytest.mark.parametrize("objective", ["infonce", "pmrl"])
 def test_a_committed_run_reproduces_from_its_result_file(objective):
     stored = _stored("synthetic", objective)
-    params = stored.params
-    spec = RunSpec(
-        task=stored.task,
-        task_params=params["task"],
-        objective=stored.objective,
-        objective_params=params["objective"],
-        encoders={m: EncoderChoice(e["name"], e["params"]) for m, e in params["encoders"].items()},
-        budget=Budget(**params["budget"]),
-        seed=stored.seed,
-    )
+    spec = spec_from_params(stored.task, stored.objective, stored.params, stored.seed)
     assert spec.config_id == stored.config_id  # the result file holds everything that defines the run
 
     registry = get_registry()

@@ -97,5 +97,5 @@ def test_budget_larger_than_the_data_is_rejected(tmp_path):
 
     config = SweepConfig(objectives=["pmrl"], tasks=["synthetic"], seeds=1,
                          budget=Budget(batch_size=1000), overrides=dict(TINY_TASK))
-    with pytest.raises(UsageError, match="exceeds the 256 training instances"):
+    with pytest.raises(UsageError, match="exceeds the 217 training instances"):
         plan_sweep(config, get_registry())

@@ -35,10 +35,19 @@ def knn_accuracy(
     return float(knn.score(test_x, test_y))
 
 
+PROBE_BACKENDS = ("torch", "sklearn")
+
+
 def probe_accuracies(
-    train: Mapping[str, torch.Tensor], train_y: np.ndarray, test: Mapping[str, torch.Tensor], test_y: np.ndarray, seed: int = 0
+    train: Mapping[str, torch.Tensor], train_y: np.ndarray, test: Mapping[str, torch.Tensor], test_y: np.ndarray,
+    seed: int = 0, backend: str = "torch",
 ) -> dict[str, float]:
-    """``{"linear:<modality>": acc, "knn:<modality>": acc, ..., "linear:fused": acc, "knn:fused": acc}``."""
+    """``{"linear:<modality>": acc, "knn:<modality>": acc, ..., "linear:fused": acc, "knn:fused": acc}``.
+
+    ``backend``: ``"torch"`` fits the probes on the embeddings' device, ``"sklearn"`` with scikit-learn (the reference).
+    """
+    if backend not in PROBE_BACKENDS:
+        raise ValueError(f"probe backend must be one of {', '.join(PROBE_BACKENDS)}, got {backend!r}")
     views = {**train, "fused": fuse(train)}
     test_views = {**test, "fused": fuse(test)}
     out: dict[str, float] = {}

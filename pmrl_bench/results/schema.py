@@ -1,4 +1,10 @@
-"""The result-file schema (contract v1), validated with pydantic on write and on read."""
+"""The result-file schema, validated with pydantic on write and on read.
+
+Version 2 adds the protocol a run started from, the selection rule, the split sizes, a fingerprint of the task's
+data, the metrics of the starting encoders, robustness views, the cost of training and, when the parameters were
+tuned, where they came from. Version 1 files are still read: :func:`upgrade` fills the new keys with what a
+version 1 run was (trained from scratch, last state kept).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pmrl_bench.registry import NAME_PATTERN
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 RETRIEVAL_KEYS = ("R@1", "R@5", "R@10", "MdR")
 Status = Literal["ok", "diverged", "failed"]
 
@@ -34,17 +41,37 @@ class Metrics(BaseModel):
         return value
 
 
+class Selection(BaseModel):
+    """Which encoder state was evaluated: the last one, or the best on the validation split (at which step)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    rule: Literal["last", "best"] = "last"
+    step: int | None = None
+    metric: str | None = None
+    value: float | None = None
+
+
+class Splits(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    train: int = Field(ge=0)
+    val: int = Field(ge=0)
+    test: int = Field(ge=0)
+
+
 class RunResult(BaseModel):
     """One run of one objective on one task with one seed."""
 
     model_config = ConfigDict(extra="forbid")
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[2] = SCHEMA_VERSION
     run_id: str
     config_id: str
     task: str
     objective: str
-    # {"objective": {...}, "task": {...}, "encoders": {modality: {"name", "params"}}, "budget": {...}}
+    # {"objective": {...}, "task": {...}, "encoders": {modality: {"name", "params"}}, "budget": {...},
+    #  "protocol": {...}, "selection": {...}, "evaluation": {...}}
     params: dict[str, Any]
     seed: int
     status: Status
@@ -57,6 +84,16 @@ class RunResult(BaseModel):
     duration_s: float = 0.0
     created: str = ""
     command: str = ""
+    # -- version 2 --
+    protocol: str = "scratch"  # "scratch", "warm:<objective>:<steps>" or "checkpoint:<hash>"
+    init: dict[str, Any] | None = None  # the init checkpoint: {"sha256", "key", "file"} (warm and checkpoint)
+    selection: Selection = Field(default_factory=Selection)
+    splits: Splits | None = None
+    data_fingerprint: str | None = None
+    metrics_at_init: Metrics | None = None
+    robustness: dict[str, Any] = Field(default_factory=dict)
+    cost: dict[str, Any] = Field(default_factory=dict)
+    tuning: dict[str, Any] | None = None
 
     @field_validator("task", "objective", "config_id")
     @classmethod
@@ -72,6 +109,18 @@ class RunResult(BaseModel):
         if value < 0:
             raise ValueError(f"seed must be >= 0, got {value}")
         return value
+
+
+def upgrade(raw: dict[str, Any]) -> dict[str, Any]:
+    """A version 1 result as version 2: trained from scratch, the last state kept, nothing else known."""
+    if raw.get("schema_version") != 1:
+        return raw
+    upgraded = dict(raw)
+    upgraded["schema_version"] = 2
+    steps = (raw.get("params") or {}).get("budget", {}).get("steps") if isinstance(raw.get("params"), dict) else None
+    upgraded.setdefault("protocol", "scratch")
+    upgraded.setdefault("selection", {"rule": "last", "step": steps if isinstance(steps, int) else None})
+    return upgraded
 
 
 def json_safe(value: Any) -> Any:

@@ -25,10 +25,14 @@ from pydantic import ValidationError
 from pmrl_bench.errors import UsageError
 from pmrl_bench.registry import NAME_PATTERN
 from pmrl_bench.results.locks import lock_in
-from pmrl_bench.results.schema import SCHEMA_VERSION, RunResult, json_safe
+from pmrl_bench.results.schema import READABLE_VERSIONS, SCHEMA_VERSION, RunResult, json_safe, upgrade
 
 # Claim locks live here, apart from the results, in a directory that ignores itself in git.
 CLAIMS_DIR = ".claims"
+# Top-level directories of a results tree that hold no result files: init checkpoints (``_init``) and tuning
+# studies (``_tuning``). Names starting with "_" cannot be task names, so they never collide.
+INIT_DIR = "_init"
+TUNING_DIR = "_tuning"
 
 
 class InvalidResult(Exception):
@@ -86,14 +90,15 @@ class ResultStore:
         if not isinstance(raw, dict):
             raise InvalidResult(path, f"not a result: a JSON {type(raw).__name__}, expected an object")
         version = raw.get("schema_version")
-        if version != SCHEMA_VERSION:
+        if isinstance(version, bool) or version not in READABLE_VERSIONS:
             if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
                 reason = f"schema_version {version} is newer than this pmrl-bench reads ({SCHEMA_VERSION}); upgrade pmrl-bench"
             else:
-                reason = f"schema_version {version!r} is not a known result schema (expected {SCHEMA_VERSION})"
+                known = ", ".join(map(str, READABLE_VERSIONS))
+                reason = f"schema_version {version!r} is not a known result schema (expected one of {known})"
             raise InvalidResult(path, f"invalid result: {reason}")
         try:
-            return RunResult.model_validate(raw)
+            return RunResult.model_validate(upgrade(raw))
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "(top level)"
@@ -139,8 +144,9 @@ class ResultStore:
         if not self.root.is_dir():
             return
         for path in sorted(self.root.rglob("*.json")):
-            # Hidden names are temporaries and claims; a symlink could point outside the results directory.
-            if any(part.startswith(".") for part in path.relative_to(self.root).parts):
+            # Hidden names are temporaries and claims; "_" directories hold checkpoints and studies, not results.
+            parts = path.relative_to(self.root).parts
+            if any(part.startswith(".") for part in parts) or parts[0].startswith("_"):
                 continue
             yield path
 

@@ -14,8 +14,9 @@ def check_task_data(task: str, data: TaskData) -> None:
         raise DataError(f"task {task!r} has {len(names)} modality; multimodal objectives need at least 2")
     if len(set(names)) != len(names):
         raise DataError(f"task {task!r} declares a modality twice: {names}")
-    for split_name, split in (("train", data.train), ("test", data.test)):
-        _check_split(task, split_name, split, data)
+    for split_name, split in (("train", data.train), ("validation", data.validation), ("test", data.test)):
+        if split is not None:
+            _check_split(task, split_name, split, data)
 
 
 def _check_split(task: str, split_name: str, split: Split, data: TaskData) -> None:

@@ -1,4 +1,4 @@
-"""What defines a run: the budget shared by every objective, and the run specification."""
+"""What defines a run: the budget shared by every objective, the protocol it starts from, and the run specification."""
 
 from __future__ import annotations
 
@@ -9,6 +9,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pmrl_bench.errors import UsageError
+
+SELECTION_RULES = ("last", "best")
+# The metric --select best and `pmrl-bench tune` maximise on the validation split by default.
+DEFAULT_SELECTION_METRIC = "mean_R@1"
 
 
 @dataclass(frozen=True)
@@ -23,7 +27,8 @@ class Budget:
     grad_clip: float = 2.0
     warmup: float = 0.1
 
-    def validate(self) -> None:
+    def validate(self, what: str = "") -> None:
+        prefix = f"{what}: " if what else ""
         problems = []
         if self.steps < 1:
             problems.append(f"--steps must be >= 1, got {self.steps}")
@@ -33,16 +38,62 @@ class Budget:
             problems.append(f"--lr must be a finite number > 0, got {self.lr}")
         if self.dim < 1:
             problems.append(f"--dim must be >= 1, got {self.dim}")
-        if self.weight_decay < 0 or self.grad_clip <= 0 or not 0 <= self.warmup < 1:
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0) or not self.grad_clip > 0 \
+                or not 0 <= self.warmup < 1:
             problems.append("weight decay must be >= 0, grad clip > 0 and warm-up in [0, 1)")
         if problems:
-            raise UsageError(problems[0])
+            raise UsageError(prefix + problems[0])
 
 
 @dataclass(frozen=True)
 class EncoderChoice:
     name: str
     params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class InitStage:
+    """The warm-start stage of ``--init OBJECTIVE:STEPS``: the encoders are first trained with ``objective`` for
+    ``budget.steps`` steps (its own learning rate in ``budget.lr``), then every objective continues from them."""
+
+    objective: str
+    objective_params: dict[str, Any]
+    budget: Budget
+
+    def params(self) -> dict[str, Any]:
+        return {"objective": self.objective, "objective_params": dict(self.objective_params), "budget": asdict(self.budget)}
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """Where a run's encoders start: ``scratch`` (random weights), ``warm`` (an init stage trained by the harness)
+    or ``checkpoint`` (the user's safetensors file, identified by the SHA-256 of its tensors)."""
+
+    kind: str = "scratch"
+    init: InitStage | None = None
+    checkpoint_sha256: str | None = None
+    checkpoint_path: str | None = field(default=None, compare=False)  # where it was read; not part of the config
+
+    @property
+    def name(self) -> str:
+        """``scratch``, ``warm:<objective>:<steps>`` or ``checkpoint:<first 12 hex digits of the hash>``."""
+        if self.kind == "warm" and self.init is not None:
+            return f"warm:{self.init.objective}:{self.init.budget.steps}"
+        if self.kind == "checkpoint" and self.checkpoint_sha256:
+            return f"checkpoint:{self.checkpoint_sha256[:12]}"
+        return "scratch"
+
+    def params(self) -> dict[str, Any]:
+        """What of the protocol enters a run's configuration (and its config id)."""
+        out: dict[str, Any] = {"name": self.name}
+        if self.init is not None:
+            out["init"] = self.init.params()
+        if self.checkpoint_sha256:
+            out["checkpoint_sha256"] = self.checkpoint_sha256
+        return out
+
+
+SCRATCH = Protocol()
 
 
 @dataclass(frozen=True)
@@ -56,6 +107,9 @@ class RunSpec:
     encoders: dict[str, EncoderChoice]
     budget: Budget
     seed: int
+    protocol: Protocol = SCRATCH
+    selection: str = "last"  # "last" or "best" (on the validation split, by DEFAULT_SELECTION_METRIC)
+    probe: str = "torch"  # the classification probes' backend: "torch" (on the run's device) or "sklearn"
 
     def params(self) -> dict[str, Any]:
         return {
@@ -63,15 +117,45 @@ class RunSpec:
             "task": dict(self.task_params),
             "encoders": {m: {"name": e.name, "params": dict(e.params)} for m, e in self.encoders.items()},
             "budget": asdict(self.budget),
+            "protocol": self.protocol.params(),
+            "selection": {"rule": self.selection, "metric": DEFAULT_SELECTION_METRIC},
+            "evaluation": {"probe": self.probe},
         }
 
     @property
     def config_id(self) -> str:
-        canonical = json.dumps(
-            {"task": self.task, "objective": self.objective, **self.params()}, sort_keys=True, default=repr
-        )
-        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+        return config_id_of(self.task, self.objective, self.params())
 
     @property
     def run_id(self) -> str:
         return f"{self.task}/{self.objective}/{self.config_id}-seed{self.seed}"
+
+
+def config_id_of(task: str, objective: str, params: dict[str, Any]) -> str:
+    """The configuration hash of a run: its task, objective and every parameter, seed excluded."""
+    canonical = json.dumps({"task": task, "objective": objective, **params}, sort_keys=True, default=repr)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def spec_from_params(task: str, objective: str, params: dict[str, Any], seed: int) -> RunSpec:
+    """The run a result file describes (its ``params`` as written by :meth:`RunSpec.params`), e.g. to retrain it."""
+    protocol_params = params.get("protocol") or {"name": "scratch"}
+    init = protocol_params.get("init")
+    if init is not None:
+        protocol = Protocol("warm", init=InitStage(init["objective"], dict(init["objective_params"]), Budget(**init["budget"])))
+    elif protocol_params.get("checkpoint_sha256"):
+        protocol = Protocol("checkpoint", checkpoint_sha256=protocol_params["checkpoint_sha256"])
+    else:
+        protocol = SCRATCH
+    return RunSpec(
+        task=task,
+        task_params=dict(params["task"]),
+        objective=objective,
+        objective_params=dict(params["objective"]),
+        encoders={m: EncoderChoice(e["name"], dict(e["params"])) for m, e in params["encoders"].items()},
+        budget=Budget(**params["budget"]),
+        seed=seed,
+        protocol=protocol,
+        selection=(params.get("selection") or {}).get("rule", "last"),
+        probe=(params.get("evaluation") or {}).get("probe", "torch"),
+    )

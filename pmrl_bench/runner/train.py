@@ -1,4 +1,10 @@
-"""Train one run and evaluate it: the same loop for every objective."""
+"""Train one run and evaluate it: the same loop for every objective.
+
+A run starts from the encoders its protocol hands it (random weights, an init stage's or the user's checkpoint),
+trains them with its objective for the budget's steps, keeps the last state or the best one on the validation
+split (``--select``), and evaluates on the test split both the state it kept and the state it started from.
+Training, selection and the monitors see the train and validation splits only.
+"""
 
 from __future__ import annotations
 
@@ -15,20 +21,19 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from pmrl_bench.components import Split, TaskData
-from pmrl_bench.evaluation.classification import probe_accuracies
-from pmrl_bench.evaluation.multimodal import multimodal_retrieval
-from pmrl_bench.evaluation.native import native_ranks
-from pmrl_bench.evaluation.retrieval import pairwise_retrieval, recall_metrics
-from pmrl_bench.evaluation.per_query import PER_QUERY_KEY, encode_ranks, per_query_ranks
+from pmrl_bench.evaluation.suite import embed, evaluate, split_tensors
 from pmrl_bench.registry import Registry
-from pmrl_bench.runner.device import BatchSource, autocast_dtype, stage
+from pmrl_bench.runner.device import BatchSource, autocast_dtype
 from pmrl_bench.runner.distributed import (
     SINGLE_PROCESS, DistributedContext, data_parallel, gather_embeddings, local_slice,
 )
 from pmrl_bench.runner.monitor import StepRecord, TrainContext, TrainingMonitor
-from pmrl_bench.runner.spec import RunSpec
+from pmrl_bench.runner.spec import DEFAULT_SELECTION_METRIC, RunSpec
+from pmrl_bench.splits import with_validation
+from pmrl_bench.stability.probe_retrieval import mean_r1
 
 PROBE_SIZE = 256
+State = dict[str, torch.Tensor]
 
 
 @dataclass
@@ -38,6 +43,22 @@ class RunOutcome:
     stability: dict[str, Any] = field(default_factory=dict)
     diverged_step: int | None = None
     error: str | None = None
+    metrics_at_init: dict[str, Any] | None = None
+    selection: dict[str, Any] | None = None  # {"rule", "metric", "step", "value"}
+
+
+@dataclass
+class Trained:
+    """What training hands evaluation: the modules, the states to evaluate, and what the monitors saw."""
+
+    encoders: nn.ModuleDict
+    objective: nn.Module
+    status: str
+    stability: dict[str, Any]
+    diverged_step: int | None = None
+    initial: tuple[State, State] | None = None  # (encoders, objective) before the first step
+    selected: tuple[State, State] | None = None  # the best state on validation (--select best)
+    selection: dict[str, Any] = field(default_factory=dict)
 
 
 def seed_everything(seed: int) -> None:
@@ -66,7 +87,12 @@ def parameter_groups(encoders: nn.Module, objective: nn.Module, weight_decay: fl
 
 
 def to_tensors(split: Split, names: Sequence[str], device: torch.device) -> dict[str, torch.Tensor]:
-    return {m: stage(split.inputs[m], device) for m in names}
+    return split_tensors(split, names, device)
+
+
+def snapshot(module: nn.Module) -> State:
+    """A copy of a module's state on its own device (later training does not change it)."""
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
 class EmbedAndScore(nn.Module):
@@ -90,19 +116,6 @@ class EmbedAndScore(nn.Module):
         return self.objective(gather_embeddings(local, self.world))
 
 
-@torch.no_grad()
-def embed(encoders: nn.ModuleDict, inputs: Mapping[str, torch.Tensor], batch_size: int = 1024) -> dict[str, torch.Tensor]:
-    """Unit-norm embeddings of every instance, per modality, in eval mode."""
-    was_training = encoders.training
-    encoders.eval()
-    out = {
-        m: torch.cat([F.normalize(encoders[m](x[i : i + batch_size]).float(), dim=-1) for i in range(0, len(x), batch_size)])
-        for m, x in inputs.items()
-    }
-    encoders.train(was_training)
-    return out
-
-
 def batches(n: int, batch_size: int, steps: int, generator: torch.Generator):
     """Indices of ``steps`` batches: seeded permutations, one epoch after another, dropping the last partial batch."""
     produced = 0
@@ -115,28 +128,22 @@ def batches(n: int, batch_size: int, steps: int, generator: torch.Generator):
             produced += 1
 
 
-def evaluate(
-    encoders: nn.ModuleDict, objective: nn.Module, data: TaskData, device: torch.device, seed: int
-) -> dict[str, Any]:
-    names = [m.name for m in data.modalities]
-    test = embed(encoders, to_tensors(data.test, names, device))
-    metrics: dict[str, Any] = {"retrieval": pairwise_retrieval(test)}
-    fused = multimodal_retrieval(test)  # one modality vs the fusion of the others (3+ modalities)
-    if fused:
-        metrics["retrieval_multimodal"] = fused
-    # Per-query ranks let leaderboards bootstrap confidence intervals over test queries.
-    metrics[PER_QUERY_KEY] = {"retrieval": per_query_ranks(test)}
-    native = native_ranks(objective, test)  # the objective's own score (e.g. -volume), when it has one
-    if native is not None:
-        metrics["retrieval_native"] = {direction: recall_metrics(r) for direction, r in native.items()}
-        metrics[PER_QUERY_KEY]["retrieval_native"] = {direction: encode_ranks(r) for direction, r in native.items()}
-    if data.train.labels is not None and data.test.labels is not None:
-        train = embed(encoders, to_tensors(data.train, names, device))
-        metrics["classification"] = probe_accuracies(train, data.train.labels, test, data.test.labels, seed)
-    return metrics
+class _Selector:
+    """``--select best``: the encoder state with the highest validation mean R@1 at the probe cadence."""
+
+    def __init__(self, encoders: nn.ModuleDict, objective: nn.Module, validation: Mapping[str, torch.Tensor]) -> None:
+        self.encoders, self.objective, self.validation = encoders, objective, validation
+        self.best: tuple[State, State] | None = None
+        self.step: int | None = None
+        self.value = -math.inf
+
+    def observe(self, step: int) -> None:
+        value = mean_r1(embed(self.encoders, self.validation))
+        if math.isfinite(value) and value > self.value:  # the earliest step wins a tie
+            self.best, self.step, self.value = (snapshot(self.encoders), snapshot(self.objective)), step, value
 
 
-def train_and_evaluate(
+def train(
     spec: RunSpec,
     data: TaskData,
     registry: Registry,
@@ -146,19 +153,26 @@ def train_and_evaluate(
     progress: bool = True,
     precision: str = "auto",
     world: DistributedContext = SINGLE_PROCESS,
-) -> RunOutcome:
-    """Train the spec's encoders with its objective for ``budget.steps`` steps, then evaluate on the test split.
+    init_state: State | None = None,
+    keep_initial: bool = True,
+) -> Trained:
+    """Train the spec's encoders (from ``init_state`` when given) with its objective for ``budget.steps`` steps.
 
     Host syncs: none inside a step. Loss, terms and gradient norm stay on the device and reach the monitors (as
     StepRecords, in order) once per ``probe_every`` steps; a non-finite step's update is skipped on the device
     (fused AdamW's ``found_inf``), and the run stops as ``diverged`` at that flush, naming the first bad step.
-    Under DDP (``world``) every rank trains its slice of each global batch and only rank 0 monitors and evaluates.
+    Under DDP (``world``) every rank trains its slice of each global batch and only rank 0 monitors and selects.
     """
     budget = spec.budget
+    data = with_validation(data)
     names = [m.name for m in data.modalities]
     seed_everything(spec.seed)
-    encoders = build_encoders(spec, data, registry).to(device)
+    encoders = build_encoders(spec, data, registry)
+    if init_state is not None:
+        encoders.load_state_dict(init_state)
+    encoders = encoders.to(device)
     objective = registry.get("objective", spec.objective).create(**spec.objective_params).to(device)
+    initial = (snapshot(encoders), snapshot(objective)) if keep_initial and world.is_main else None
     params = [p for group in parameter_groups(encoders, objective, budget.weight_decay) for p in group["params"]]
     optimiser = torch.optim.AdamW(
         parameter_groups(encoders, objective, budget.weight_decay), lr=budget.lr, betas=(0.9, 0.98),
@@ -174,7 +188,10 @@ def train_and_evaluate(
     after_step = getattr(objective, "after_optimizer_step", None)
 
     source = BatchSource({m: data.train.inputs[m] for m in names}, device)
-    probe = {m: x[:PROBE_SIZE] for m, x in to_tensors(data.test, names, device).items()}
+    assert data.validation is not None
+    validation = split_tensors(data.validation, names, device) if world.is_main else {}
+    probe = {m: x[:PROBE_SIZE] for m, x in validation.items()}  # the monitors' fixed batch: validation, never test
+    selector = _Selector(encoders, objective, validation) if spec.selection == "best" and world.is_main else None
     generator = torch.Generator().manual_seed(spec.seed)
     context = TrainContext(budget.steps, names, objective)
     for monitor in monitors:
@@ -239,6 +256,8 @@ def train_and_evaluate(
             diverged_step = flush()
             if diverged_step is not None:
                 break
+            if selector is not None:
+                selector.observe(step)
             if step != budget.steps:
                 probe_all(step)
 
@@ -249,9 +268,57 @@ def train_and_evaluate(
         stability[monitor.name] = monitor.summary()
     if scaler.is_enabled():
         stability["amp"] = {"dtype": "float16", "skipped_steps": amp_skipped}
-    if diverged_step is not None:
-        return RunOutcome("diverged", stability=stability, diverged_step=diverged_step,
-                          error=f"non-finite loss or gradient at step {diverged_step}")
+    trained = Trained(encoders, objective, "ok" if diverged_step is None else "diverged", stability, diverged_step,
+                      initial=initial)
+    if selector is not None and selector.best is not None:
+        trained.selected = selector.best
+        trained.selection = {"rule": "best", "metric": f"validation {DEFAULT_SELECTION_METRIC}", "step": selector.step,
+                             "value": round(selector.value, 6)}
+    else:
+        trained.selection = {"rule": "last", "step": budget.steps}
+    return trained
+
+
+def train_and_evaluate(
+    spec: RunSpec,
+    data: TaskData,
+    registry: Registry,
+    device: torch.device,
+    monitors: Sequence[TrainingMonitor] = (),
+    probe_every: int = 25,
+    progress: bool = True,
+    precision: str = "auto",
+    world: DistributedContext = SINGLE_PROCESS,
+    init_state: State | None = None,
+    evaluate_on: str = "test",
+) -> RunOutcome:
+    """Train (see :func:`train`), then evaluate on ``evaluate_on`` the state kept by the selection rule and the
+    state the run started from (``metrics_at_init``). ``evaluate_on="validation"`` is what tuning uses."""
+    data = with_validation(data)
+    trained = train(spec, data, registry, device, monitors, probe_every, progress, precision, world, init_state,
+                     keep_initial=evaluate_on == "test")
+    if trained.status == "diverged":
+        return RunOutcome("diverged", stability=trained.stability, diverged_step=trained.diverged_step,
+                          error=f"non-finite loss or gradient at step {trained.diverged_step}")
     if not world.is_main:  # rank 0 evaluates and writes; the other ranks only helped train
-        return RunOutcome("ok", stability=stability)
-    return RunOutcome("ok", evaluate(encoders, objective, data, device, spec.seed), stability)
+        return RunOutcome("ok", stability=trained.stability)
+    if trained.selected is not None:
+        trained.encoders.load_state_dict(trained.selected[0])
+        trained.objective.load_state_dict(trained.selected[1])
+    metrics = evaluate(trained.encoders, trained.objective, data, device, spec.seed, evaluate_on, spec.probe)
+    at_init = None
+    if trained.initial is not None:  # the state the run was handed, scored like the final one
+        trained.encoders.load_state_dict(trained.initial[0])
+        trained.objective.load_state_dict(trained.initial[1])
+        at_init = evaluate(trained.encoders, trained.objective, data, device, spec.seed, evaluate_on, spec.probe)
+    return RunOutcome("ok", metrics, trained.stability, metrics_at_init=at_init, selection=trained.selection)
+
+
+def evaluate_encoders(spec: RunSpec, data: TaskData, registry: Registry, device: torch.device, state: State,
+                      split: str = "test") -> dict[str, Any]:
+    """Build the spec's encoders and objective, load ``state`` into the encoders and evaluate them on ``split``."""
+    seed_everything(spec.seed)
+    encoders = build_encoders(spec, data, registry)
+    encoders.load_state_dict(state)
+    objective = registry.get("objective", spec.objective).create(**spec.objective_params)
+    return evaluate(encoders.to(device), objective.to(device), with_validation(data), device, spec.seed, split, spec.probe)

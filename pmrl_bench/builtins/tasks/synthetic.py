@@ -13,7 +13,8 @@ Modality m observes the concatenation of the blocks it sees through a fixed rand
 noise: ``x_m = [blocks of m] @ T_m + noise * eps``. The class label is the argmax of a random linear read-out of
 the shared block, so it is recoverable from any single modality; positives share the row, so instance
 retrieval is well defined. With the default (zero) pairwise and synergy sizes the data is exactly that of the
-first version of this task: the extra blocks come from a separate random stream.
+first version of this task: the extra blocks come from a separate random stream. ``val_size`` of the train
+instances are held out as the validation split.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import itertools
 import numpy as np
 
 from pmrl_bench.components import VECTOR, Modality, Split, TaskData
+from pmrl_bench.splits import DEFAULT_VAL_SIZE, check_val_size, with_validation
 
 
 class SyntheticTask:
@@ -40,6 +42,7 @@ class SyntheticTask:
         input_dim: int = 32,
         noise: float = 0.5,
         num_classes: int = 10,
+        val_size: float = DEFAULT_VAL_SIZE,
         seed: int = 0,
     ) -> None:
         if modalities < 2:
@@ -53,11 +56,13 @@ class SyntheticTask:
                              "or the modalities have nothing in common to align")
         if noise < 0:
             raise ValueError(f"noise must be >= 0, got {noise}")
+        check_val_size(val_size)
         self.modalities = modalities
         self.n_train, self.n_test = n_train, n_test
         self.shared_dim, self.unique_dim = shared_dim, unique_dim
         self.pairwise_dim, self.synergy_dim = pairwise_dim, synergy_dim
         self.input_dim, self.noise, self.num_classes, self.seed = input_dim, noise, num_classes, seed
+        self.val_size = val_size
 
     def latent_blocks(self, n: int, extra: np.random.Generator) -> tuple[dict[tuple[int, int], np.ndarray], np.ndarray]:
         """The pairwise blocks ``{(i, j): (n, pairwise_dim)}`` and the synergy bits ``(M, n, synergy_dim)`` in ±1."""
@@ -92,4 +97,5 @@ class SyntheticTask:
         train = Split({m: x[: self.n_train] for m, x in inputs.items()}, train_labels)
         test = Split({m: x[self.n_train :] for m, x in inputs.items()}, test_labels)
         modalities = [Modality(name, VECTOR, (self.input_dim,)) for name in names]
-        return TaskData(modalities, train, test, num_classes=self.num_classes if labels is not None else None)
+        data = TaskData(modalities, train, test, num_classes=self.num_classes if labels is not None else None)
+        return with_validation(data, self.val_size, self.seed)

@@ -27,6 +27,7 @@ from pmrl_bench.builtins.tasks import cache
 from pmrl_bench.builtins.tasks.tokenizer import WordTokenizer, words
 from pmrl_bench.components import IMAGE, TEXT, VECTOR, Modality, Split, TaskData
 from pmrl_bench.errors import DataError
+from pmrl_bench.splits import DEFAULT_VAL_SIZE, check_val_size, with_validation
 
 READERS = {".parquet": "parquet", ".csv": "csv", ".json": "json", ".jsonl": "json"}
 
@@ -194,7 +195,8 @@ class TableTask:
     optional label column, the source's test split or a seeded held-out split."""
 
     def __init__(
-        self, source: str = "", columns: str = "", label: str = "", test_size: float = 0.2, text_length: int = 32, seed: int = 0
+        self, source: str = "", columns: str = "", label: str = "", test_size: float = 0.2, text_length: int = 32,
+        val_size: float = DEFAULT_VAL_SIZE, seed: int = 0,
     ) -> None:
         if not source:
             raise ValueError("set the data file with --set task.table.source=PATH (parquet, csv, json or jsonl)")
@@ -204,6 +206,8 @@ class TableTask:
             raise ValueError(f"test_size must be a fraction in (0, 1), got {test_size}")
         if text_length < 1:
             raise ValueError(f"text_length must be >= 1, got {text_length}")
+        check_val_size(val_size)
+        self.val_size = val_size
         self.source, self.mapping, self.label = source, parse_columns(columns), label
         self.test_size, self.text_length, self.seed = test_size, text_length, seed
 
@@ -271,9 +275,10 @@ class TableTask:
                                 f"but test rows {shapes['test']}")
             modalities.append(Modality(name, kind, tuple(shapes["train"])))
         split_labels = {part: labels[split][rows] if labels else None for part, (split, rows) in parts.items()}
-        return TaskData(
+        data = TaskData(
             modalities,
             Split(inputs["train"], split_labels["train"]),
             Split(inputs["test"], split_labels["test"]),
             num_classes=num_classes,
         )
+        return with_validation(data, self.val_size, self.seed)

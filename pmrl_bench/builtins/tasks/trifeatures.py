@@ -21,6 +21,7 @@ import numpy as np
 
 from pmrl_bench.builtins.tasks.tokenizer import WordTokenizer, words
 from pmrl_bench.components import IMAGE, TEXT, Modality, Split, TaskData
+from pmrl_bench.splits import DEFAULT_VAL_SIZE, check_val_size
 
 SHAPES = ("triangle", "square", "plus", "circle", "tee", "rhombus", "pentagon", "star", "fivesquare", "trapezoid")
 TEXTURES = ("solid", "stripes", "grid", "hexgrid", "dots", "noise", "triangles", "zigzags", "rain", "pluses")
@@ -144,19 +145,26 @@ class TrifeaturesTask:
     """Two rendered images (shape, texture, colour) and a caption: shared shape, pairwise colour/texture, and a
     synergistic code word fixed by image1's texture and image2's colour together; label: the shape."""
 
-    def __init__(self, n_train: int = 2400, n_test: int = 500, size: int = 32, seed: int = 0) -> None:
+    def __init__(
+        self, n_train: int = 2400, n_test: int = 500, size: int = 32, val_size: float = DEFAULT_VAL_SIZE, seed: int = 0
+    ) -> None:
         combos = N_ATTRIBUTE**4
-        if n_train < 1 or not 10 <= n_test <= combos // 2:
-            raise ValueError(f"n_train must be >= 1 and n_test between 10 and {combos // 2}, got {n_train} and {n_test}")
+        if n_train < 4 or not 10 <= n_test <= combos // 2:
+            raise ValueError(f"n_train must be >= 4 and n_test between 10 and {combos // 2}, got {n_train} and {n_test}")
         if not 16 <= size <= 128:
             raise ValueError(f"size must be between 16 and 128 pixels, got {size}")
+        check_val_size(val_size)
         self.n_train, self.n_test, self.size, self.seed = n_train, n_test, size, seed
+        self.n_val = max(2, int(np.ceil(val_size * n_train)))
+        self.val_size = val_size
 
-    def attributes(self, rng: np.random.Generator) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        """Train and test attribute arrays; test caption attributes (s, c1, t2, code) are distinct and unseen."""
+    def attributes(self, rng: np.random.Generator) -> tuple[dict[str, np.ndarray], ...]:
+        """Train, validation and test attribute arrays. Validation and test caption attributes (s, c1, t2, code)
+        are distinct and unseen in training (validation is carved from the ``n_train`` instances)."""
         order = rng.permutation(N_ATTRIBUTE**4)
         test_combos = order[: self.n_test]
-        train_combos = rng.choice(order[self.n_test :], size=self.n_train, replace=True)
+        val_combos = order[self.n_test : self.n_test + self.n_val]
+        train_combos = rng.choice(order[self.n_test + self.n_val :], size=self.n_train - self.n_val, replace=True)
 
         def expand(combos: np.ndarray) -> dict[str, np.ndarray]:
             s, c1, t2, code = (combos // N_ATTRIBUTE**k % N_ATTRIBUTE for k in range(4))
@@ -165,11 +173,11 @@ class TrifeaturesTask:
             template = rng.integers(0, len(TEMPLATES), len(combos))
             return {"s": s, "t1": t1, "c1": c1, "t2": t2, "c2": c2, "code": code, "template": template}
 
-        return expand(train_combos), expand(test_combos)
+        return expand(train_combos), expand(val_combos), expand(test_combos)
 
     def load(self) -> TaskData:
         rng = np.random.default_rng(self.seed)
-        train_attrs, test_attrs = self.attributes(rng)
+        train_attrs, val_attrs, test_attrs = self.attributes(rng)
         colour_names = list(COLOURS)
 
         def captions(at: dict[str, np.ndarray]) -> list[str]:
@@ -180,9 +188,9 @@ class TrifeaturesTask:
                 for i in range(len(at["s"]))
             ]
 
-        train_text, test_text = captions(train_attrs), captions(test_attrs)
+        train_text, val_text, test_text = captions(train_attrs), captions(val_attrs), captions(test_attrs)
         tokenizer = WordTokenizer.fit(train_text)  # every attribute and template word occurs in training
-        length = max(len(words(t)) for t in train_text + test_text)
+        length = max(len(words(t)) for t in train_text + val_text + test_text)
 
         def split(at: dict[str, np.ndarray], text: list[str]) -> Split:
             return Split(
@@ -200,4 +208,7 @@ class TrifeaturesTask:
             Modality("image2", IMAGE, image_shape),
             Modality("caption", TEXT, (length,), info=tokenizer.info()),
         ]
-        return TaskData(modalities, split(train_attrs, train_text), split(test_attrs, test_text), num_classes=len(SHAPES))
+        return TaskData(
+            modalities, split(train_attrs, train_text), split(test_attrs, test_text), num_classes=len(SHAPES),
+            validation=split(val_attrs, val_text),
+        )

@@ -1,0 +1,83 @@
+"""The evaluation of one set of encoders on one split: every view a result file's ``metrics`` holds.
+
+The runner calls it on the test split once training is over (for the final state and for the state the run
+started from), and on the validation split for tuning. Nothing else reads the test split.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pmrl_bench.components import Split, TaskData
+from pmrl_bench.evaluation.classification import probe_accuracies
+from pmrl_bench.evaluation.multimodal import multimodal_retrieval
+from pmrl_bench.evaluation.native import native_ranks
+from pmrl_bench.evaluation.per_query import PER_QUERY_KEY, encode_ranks, per_query_ranks
+from pmrl_bench.evaluation.retrieval import pairwise_retrieval, recall_metrics
+
+EMBED_BATCH = 1024
+
+
+def split_tensors(split: Split, names: Sequence[str], device: torch.device) -> dict[str, torch.Tensor]:
+    from pmrl_bench.runner.device import stage
+
+    return {m: stage(split.inputs[m], device) for m in names}
+
+
+@torch.no_grad()
+def embed(encoders: nn.ModuleDict, inputs: Mapping[str, torch.Tensor], batch_size: int = EMBED_BATCH) -> dict[str, torch.Tensor]:
+    """Unit-norm embeddings of every instance, per modality, in eval mode."""
+    was_training = encoders.training
+    encoders.eval()
+    out = {
+        m: torch.cat([F.normalize(encoders[m](x[i : i + batch_size]).float(), dim=-1) for i in range(0, len(x), batch_size)])
+        for m, x in inputs.items()
+    }
+    encoders.train(was_training)
+    return out
+
+
+def evaluate(
+    encoders: nn.ModuleDict,
+    objective: nn.Module,
+    data: TaskData,
+    device: torch.device,
+    seed: int,
+    split: str = "test",
+    probe: str = "torch",
+) -> dict[str, Any]:
+    """Retrieval (cosine, multimodal, native), per-query ranks and classification probes on ``split``.
+
+    The probes are fitted on the train split and scored on ``split`` (``"test"`` or ``"validation"``).
+    """
+    names = [m.name for m in data.modalities]
+    target: Split | None = getattr(data, split)
+    if target is None:
+        raise ValueError(f"task data has no {split} split")
+    queries = embed(encoders, split_tensors(target, names, device))
+    metrics: dict[str, Any] = {"retrieval": pairwise_retrieval(queries)}
+    fused = multimodal_retrieval(queries)  # one modality vs the fusion of the others (3+ modalities)
+    if fused:
+        metrics["retrieval_multimodal"] = fused
+    # Per-query ranks let leaderboards bootstrap confidence intervals over test queries and pair configurations.
+    metrics[PER_QUERY_KEY] = {"retrieval": per_query_ranks(queries)}
+    native = native_ranks(objective, queries)  # the objective's own score (e.g. -volume), when it has one
+    if native is not None:
+        metrics["retrieval_native"] = {direction: recall_metrics(r) for direction, r in native.items()}
+        metrics[PER_QUERY_KEY]["retrieval_native"] = {direction: encode_ranks(r) for direction, r in native.items()}
+    if data.train.labels is not None and target.labels is not None:
+        train = embed(encoders, split_tensors(data.train, names, device))
+        metrics["classification"] = probe_accuracies(train, data.train.labels, queries, target.labels, seed,
+                                                     backend=probe)
+    return metrics
+
+
+def mean_cosine_r1(metrics: Mapping[str, Any]) -> float:
+    """The headline: cosine R@1 averaged over every direction of ``metrics["retrieval"]``."""
+    values = [scores["R@1"] for scores in metrics["retrieval"].values()]
+    return float(sum(values) / len(values)) if values else float("nan")
