@@ -42,41 +42,40 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     run = commands.add_parser("run", help="train and evaluate objectives on tasks, then write leaderboards")
-    run.add_argument("--objectives", type=_names, help="comma-separated objectives (default: every registered one)")
-    run.add_argument("--tasks", type=_names, help="comma-separated tasks (default: the default suite)")
+    _add_training_options(run)
     run.add_argument("--seeds", type=int, default=3, help="number of seeds, 0..N-1 (default 3)")
-    run.add_argument("--steps", type=int, default=300, help="training steps per run (default 300)")
-    run.add_argument("--batch-size", type=int, default=128, help="batch size (default 128)")
-    run.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (default 1e-3)")
-    run.add_argument("--dim", type=int, default=64, help="shared embedding dimension (default 64)")
-    run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    run.add_argument("--results", type=Path, default=Path("results"), help="result files directory (default results/)")
     run.add_argument("--leaderboard", type=Path, default=Path("leaderboards"), help="leaderboard directory (default leaderboards/)")
-    run.add_argument("--set", dest="settings", action="append", default=[], metavar="KIND.NAME.KEY=VALUE",
-                     help="a component parameter, e.g. objective.pmrl.tau1=0.05 (repeatable)")
-    run.add_argument("--encoder", dest="encoders", action="append", default=[], metavar="MODALITY=NAME",
-                     help="encoder for one modality instead of its kind's default (repeatable)")
     run.add_argument("--rerun", action="store_true", help="rerun runs whose valid result already exists")
-    run.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    run.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
-                     help="encoders' autocast: auto = bf16 (fp16 if unsupported) on CUDA, fp32 on CPU (default auto)")
     run.add_argument("--shard", type=_shard, metavar="I/N",
                      help="run only shard I of N (1-based) of the sweep; merge shards by copying result files")
-    protocol = run.add_argument_group("protocol: where the encoders start, and which state is evaluated")
-    protocol.add_argument("--init", metavar="OBJECTIVE:STEPS",
-                          help="warm start: train the encoders with OBJECTIVE for STEPS steps first (once per task and "
-                               "seed, cached under RESULTS/_init), then every objective continues from those weights")
-    protocol.add_argument("--init-lr", type=float, metavar="X", help="the init stage's learning rate (default: --lr)")
-    protocol.add_argument("--init-set", dest="init_settings", action="append", default=[], metavar="KEY=VALUE",
-                          help="a parameter of the init objective (repeatable)")
-    protocol.add_argument("--init-checkpoint", type=Path, metavar="PATH",
-                          help="start every objective from these encoder weights (a safetensors file, e.g. one of "
-                               "RESULTS/_init)")
-    protocol.add_argument("--select", dest="selection", default="last", choices=["last", "best"],
-                          help="evaluate the last encoder state, or the best on the validation split by mean R@1, "
-                               "checked every 25 steps (default last)")
-    run.add_argument("--probe", default="torch", choices=["torch", "sklearn"],
-                     help="classification probes: torch (on the run's device) or scikit-learn, the reference (default torch)")
+    tuned = run.add_argument_group("tuned parameters (from 'pmrl-bench tune')")
+    tuned.add_argument("--tuned", action="store_true",
+                       help="train each objective with the best parameters of its study under RESULTS/_tuning "
+                            "(the study must match the run's task, encoders, budget and protocol)")
+    tuned.add_argument("--params-from", dest="params_from", action="append", default=[], type=Path, metavar="FILE",
+                       help="a tuned-parameter file (RESULTS/_tuning/TASK/OBJECTIVE/ID.json) for its objective (repeatable)")
+
+    tune = commands.add_parser(
+        "tune", help="equal-budget hyper-parameter search per (task, objective, protocol) on the validation split",
+        description="One Optuna study per (task, objective, protocol): the same number of completed trials, the same "
+                    "sampler and seed, and the same training budget per trial for every objective; the learning rate "
+                    "and weight decay are searched for all alike, beside each objective's declared search space. "
+                    "Trials are scored on the validation split (the test split is never read); a trial that diverges "
+                    "or fails scores 0 and counts. Studies persist (SQLite under RESULTS/_tuning by default) and "
+                    "resume to exactly --trials; the best parameters are written to RESULTS/_tuning/TASK/OBJECTIVE/"
+                    "ID.json for 'pmrl-bench run --tuned'.")
+    _add_training_options(tune)
+    tune.add_argument("--trials", type=int, required=True, help="completed trials per study, the same for every objective")
+    tune.add_argument("--sampler", default="random", choices=["random", "tpe"],
+                      help="random (default: strict fairness, independent draws) or tpe (Optuna's TPE)")
+    tune.add_argument("--sampler-seed", type=int, default=0, help="seed of the sampler (default 0)")
+    tune.add_argument("--seed", dest="trial_seed", type=int, default=0, help="training seed of every trial (default 0)")
+    tune.add_argument("--metric", default="mean_R@1",
+                      help="validation metric to maximise, the same for every objective: mean_R@1 (default; cosine "
+                           "R@1 over all directions), mean_R@5, mean_R@10, or a probe such as linear:fused")
+    tune.add_argument("--storage", metavar="URL",
+                      help="an Optuna RDB storage URL shared by many processes or machines (default: SQLite at "
+                           "RESULTS/_tuning/studies.db)")
 
     lister = commands.add_parser("list", help="registered components and the plugin behind each")
     lister.add_argument("kind", nargs="?", choices=["objectives", "encoders", "tasks"], help="one kind only")
@@ -92,6 +91,76 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_training_options(parser: argparse.ArgumentParser) -> None:
+    """What defines the runs of a sweep or a study: names, budget, device, parameters, protocol."""
+    parser.add_argument("--objectives", type=_names, help="comma-separated objectives (default: every registered one)")
+    parser.add_argument("--tasks", type=_names, help="comma-separated tasks (default: the default suite)")
+    parser.add_argument("--steps", type=int, default=300, help="training steps per run (default 300)")
+    parser.add_argument("--batch-size", type=int, default=128, help="batch size (default 128)")
+    parser.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (default 1e-3)")
+    parser.add_argument("--dim", type=int, default=64, help="shared embedding dimension (default 64)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    parser.add_argument("--results", type=Path, default=Path("results"), help="result files directory (default results/)")
+    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KIND.NAME.KEY=VALUE",
+                        help="a component parameter, e.g. objective.pmrl.tau1=0.05 (repeatable)")
+    parser.add_argument("--encoder", dest="encoders", action="append", default=[], metavar="MODALITY=NAME",
+                        help="encoder for one modality instead of its kind's default (repeatable)")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                        help="encoders' autocast: auto = bf16 (fp16 if unsupported) on CUDA, fp32 on CPU (default auto)")
+    parser.add_argument("--probe", default="torch", choices=["torch", "sklearn"],
+                        help="classification probes: torch (on the run's device) or scikit-learn, the reference "
+                             "(default torch)")
+    protocol = parser.add_argument_group("protocol: where the encoders start, and which state is evaluated")
+    protocol.add_argument("--init", metavar="OBJECTIVE:STEPS",
+                          help="warm start: train the encoders with OBJECTIVE for STEPS steps first (once per task and "
+                               "seed, cached under RESULTS/_init), then every objective continues from those weights")
+    protocol.add_argument("--init-lr", type=float, metavar="X", help="the init stage's learning rate (default: --lr)")
+    protocol.add_argument("--init-set", dest="init_settings", action="append", default=[], metavar="KEY=VALUE",
+                          help="a parameter of the init objective (repeatable)")
+    protocol.add_argument("--init-checkpoint", type=Path, metavar="PATH",
+                          help="start every objective from these encoder weights (a safetensors file, e.g. one of "
+                               "RESULTS/_init)")
+    protocol.add_argument("--select", dest="selection", default="last", choices=["last", "best"],
+                          help="evaluate the last encoder state, or the best on the validation split by mean R@1, "
+                               "checked every 25 steps (default last)")
+
+
+def _sweep_config(args: argparse.Namespace, argv: Sequence[str], registry) -> "SweepConfig":  # noqa: F821
+    """The SweepConfig that ``run`` and ``tune`` share, from their common options."""
+    from pmrl_bench.params import parse_set_options
+    from pmrl_bench.runner.spec import Budget
+    from pmrl_bench.runner.sweep import SweepConfig
+
+    encoders = {}
+    for item in args.encoders:
+        modality, sep, name = item.partition("=")
+        if not sep or not modality or not name:
+            raise UsageError(f"--encoder {item!r} is not MODALITY=NAME (e.g. m0=linear)")
+        registry.get("encoder", name)
+        encoders[modality] = name
+    return SweepConfig(
+        objectives=args.objectives if args.objectives is not None else registry.names("objective"),
+        tasks=args.tasks if args.tasks is not None else registry.default_tasks(),
+        seeds=getattr(args, "seeds", 1),
+        budget=Budget(steps=args.steps, batch_size=args.batch_size, lr=args.lr, dim=args.dim),
+        overrides=parse_set_options(args.settings),
+        encoders=encoders,
+        device=args.device,
+        rerun=getattr(args, "rerun", False),
+        progress=not args.no_progress,
+        command=" ".join([PROG, *map(shlex.quote, argv)]),
+        precision=args.precision,
+        shard=getattr(args, "shard", None),
+        init=args.init,
+        init_lr=args.init_lr,
+        init_settings=_key_values(args.init_settings, "--init-set"),
+        init_checkpoint=args.init_checkpoint,
+        selection=args.selection,
+        probe=args.probe,
+    )
+
+
 def _warn_plugin_failures() -> None:
     from pmrl_bench.plugins import MANAGER
 
@@ -100,42 +169,18 @@ def _warn_plugin_failures() -> None:
 
 
 def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from pmrl_bench.params import parse_set_options
     from pmrl_bench.plugins import MANAGER
     from pmrl_bench.results import ResultStore
-    from pmrl_bench.runner.spec import Budget
-    from pmrl_bench.runner.sweep import SweepConfig, collect_versions, execute_sweep, plan_sweep
+    from pmrl_bench.runner.sweep import collect_versions, execute_sweep, plan_sweep
 
     registry = MANAGER.registry
     _warn_plugin_failures()
-    encoders = {}
-    for item in args.encoders:
-        modality, sep, name = item.partition("=")
-        if not sep or not modality or not name:
-            raise UsageError(f"--encoder {item!r} is not MODALITY=NAME (e.g. m0=linear)")
-        registry.get("encoder", name)
-        encoders[modality] = name
-    config = SweepConfig(
-        objectives=args.objectives if args.objectives is not None else registry.names("objective"),
-        tasks=args.tasks if args.tasks is not None else registry.default_tasks(),
-        seeds=args.seeds,
-        budget=Budget(steps=args.steps, batch_size=args.batch_size, lr=args.lr, dim=args.dim),
-        overrides=parse_set_options(args.settings),
-        encoders=encoders,
-        device=args.device,
-        rerun=args.rerun,
-        progress=not args.no_progress,
-        command=" ".join([PROG, *map(shlex.quote, argv)]),
-        precision=args.precision,
-        shard=args.shard,
-        init=args.init,
-        init_lr=args.init_lr,
-        init_settings=_key_values(args.init_settings, "--init-set"),
-        init_checkpoint=args.init_checkpoint,
-        selection=args.selection,
-        probe=args.probe,
-    )
+    config = _sweep_config(args, argv, registry)
     plan = plan_sweep(config, registry)
+    if args.tuned or args.params_from:
+        from pmrl_bench.tuning.plan import apply_tuned
+
+        plan = apply_tuned(plan, args.results, args.params_from, use_results=args.tuned)
     store = ResultStore(args.results)
     summary = execute_sweep(plan, config, registry, store, collect_versions(MANAGER.versions()))
     from pmrl_bench.runner import distributed
@@ -192,6 +237,46 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
         raise UsageError(f"results directory {str(args.results)!r} does not exist")
     written = _rebuild_leaderboards(args.results, args.out, check=args.check)
     print(f"leaderboards in {args.out}/ are up to date" if args.check else f"wrote {len(written)} files to {args.out}/")
+    return 0
+
+
+def _cmd_tune(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from pmrl_bench.plugins import MANAGER
+    from pmrl_bench.results import ResultStore
+    from pmrl_bench.runner.device import resolve_device
+    from pmrl_bench.tuning.plan import plan_tuning
+    from pmrl_bench.tuning.study import TuneSettings, run_studies
+
+    registry = MANAGER.registry
+    _warn_plugin_failures()
+    config = _sweep_config(args, argv, registry)
+    settings = TuneSettings(trials=args.trials, sampler=args.sampler, sampler_seed=args.sampler_seed,
+                            trial_seed=args.trial_seed, metric=args.metric, storage=args.storage,
+                            progress=not args.no_progress)
+    store = ResultStore(args.results)
+    studies, plan = plan_tuning(config, settings, registry, store.root)
+    store.ensure_writable()
+    device = resolve_device(config.device)
+    from pmrl_bench.runner.interrupt import stop_signals_interrupt
+
+    try:
+        with stop_signals_interrupt():
+            written = run_studies(studies, plan.data, registry, store, device, config.precision, plan.fingerprints,
+                                  settings.progress)
+    except KeyboardInterrupt as exc:
+        import signal as _signal
+
+        signum = getattr(exc, "signum", _signal.SIGINT)
+        raise Interrupted(signum, "tuning interrupted: completed trials are stored in the study; run the same "
+                                  "command again to resume to exactly --trials") from None
+    for path, record in written:
+        best = record.best
+        shown = "none" if best is None else f"{record.metric} {best.value:.4f} (trial {best.number}) with " + ", ".join(
+            f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+            for part in best.params.values() for k, v in part.items())
+        print(f"{record.task}/{record.objective} [{record.protocol}]: {len(record.trials)} trials; best {shown}")
+    print(f"{len(written)} studies; tuned parameters in {store.root}/{'_tuning'}/; "
+          "train with them on the test seeds: pmrl-bench run ... --tuned")
     return 0
 
 
@@ -265,6 +350,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         if args.command == "run":
             return _cmd_run(args, argv)
+        if args.command == "tune":
+            return _cmd_tune(args, argv)
         if args.command == "leaderboard":
             return _cmd_leaderboard(args)
         if args.command == "list":

@@ -8,7 +8,7 @@ Hook arguments are passed by keyword, so a later version may add arguments witho
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import pluggy
@@ -24,8 +24,14 @@ Factory = Callable[..., Any] | str
 
 
 class RegisterObjective(Protocol):
-    def __call__(self, name: str, factory: Factory, *, description: str = "") -> None:
-        """Register an objective: ``factory(**params)`` returns a ``torch.nn.Module`` (see ``components.Objective``)."""
+    def __call__(
+        self, name: str, factory: Factory, *, description: str = "", search_space: Mapping[str, Any] | None = None
+    ) -> None:
+        """Register an objective: ``factory(**params)`` returns a ``torch.nn.Module`` (see ``components.Objective``).
+
+        ``search_space``: ``{parameter: distribution}`` (``pmrl_bench.tuning.space``: ``Uniform``, ``LogUniform``,
+        ``IntUniform``, ``Choice``) that ``pmrl-bench tune`` searches besides the learning rate and weight decay.
+        """
 
 
 class RegisterEncoder(Protocol):

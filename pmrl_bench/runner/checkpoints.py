@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pmrl_bench.errors import UsageError
+from pmrl_bench.fsutil import atomic_write
 
 if TYPE_CHECKING:
     import torch
@@ -51,19 +50,7 @@ def write(path: Path, state: dict[str, torch.Tensor], metadata: dict[str, str]) 
     """Atomically write ``state`` (temporary file in the same directory, fsync, rename)."""
     from safetensors.torch import save
 
-    data = save(state, metadata=metadata)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, save(state, metadata=metadata))
 
 
 def read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

@@ -110,8 +110,11 @@ class RunSpec:
     protocol: Protocol = SCRATCH
     selection: str = "last"  # "last" or "best" (on the validation split, by DEFAULT_SELECTION_METRIC)
     probe: str = "torch"  # the classification probes' backend: "torch" (on the run's device) or "sklearn"
+    # Where tuned parameters came from (``pmrl-bench run --tuned``): study, trials, sampler, seed, metric.
+    tuning: dict[str, Any] | None = field(default=None, hash=False)
 
     def params(self) -> dict[str, Any]:
+        tuning = {} if self.tuning is None else {"tuning": {k: v for k, v in self.tuning.items() if k != "file"}}
         return {
             "objective": dict(self.objective_params),
             "task": dict(self.task_params),
@@ -120,6 +123,7 @@ class RunSpec:
             "protocol": self.protocol.params(),
             "selection": {"rule": self.selection, "metric": DEFAULT_SELECTION_METRIC},
             "evaluation": {"probe": self.probe},
+            **tuning,
         }
 
     @property
@@ -158,4 +162,5 @@ def spec_from_params(task: str, objective: str, params: dict[str, Any], seed: in
         protocol=protocol,
         selection=(params.get("selection") or {}).get("rule", "last"),
         probe=(params.get("evaluation") or {}).get("probe", "torch"),
+        tuning=params.get("tuning"),
     )

@@ -1,6 +1,8 @@
-"""Built-in objectives plugin. Factories are lazy references, so listing them imports no torch."""
+"""Built-in objectives plugin. Factories are lazy references, so listing them imports no torch; each declares its
+hyper-parameter search space (``search_spaces.py``) for ``pmrl-bench tune``."""
 
 from pmrl_bench import hookimpl
+from pmrl_bench.builtins.objectives.search_spaces import SEARCH_SPACES
 from pmrl_bench.hookspecs import RegisterObjective
 
 _OBJECTIVES = "pmrl_bench.builtins.objectives"
@@ -13,31 +15,37 @@ def register_objectives(register: RegisterObjective) -> None:
         f"{_OBJECTIVES}.pmrl:PMRLLoss",
         description="PMRL: softmax over each instance's singular values toward the largest + contrast of leading "
         "singular vectors (no ITM term)",
+        search_space=SEARCH_SPACES["pmrl"],
     )
     register(
         "infonce",
         f"{_OBJECTIVES}.infonce:PairwiseInfoNCE",
         description="Symmetric CLIP InfoNCE averaged over all modality pairs",
+        search_space=SEARCH_SPACES["infonce"],
     )
     register(
         "anchor",
         f"{_OBJECTIVES}.anchor:AnchorBinding",
         description="ImageBind/LanguageBind binding: symmetric InfoNCE between one anchor modality and each other",
+        search_space=SEARCH_SPACES["anchor"],
     )
     register(
         "gram",
         f"{_OBJECTIVES}.gram:GRAMLoss",
         description="GRAM: contrastive loss on the volume spanned by an anchor and another instance's other "
         "modalities, both directions (no DAM term)",
+        search_space=SEARCH_SPACES["gram"],
     )
     register(
         "pmrl-intra",
         f"{_OBJECTIVES}.pmrl:PMRLIntra",
         description="Ablation: PMRL's singular-value (intra) term alone",
+        search_space=SEARCH_SPACES["pmrl-intra"],
     )
     register(
         "volume",
         f"{_OBJECTIVES}.volume:VolumeLoss",
         description="Ablation: product of each instance's singular values (volume of its own stack), the "
         "formulation PMRL calls unstable",
+        search_space=SEARCH_SPACES["volume"],
     )

@@ -7,6 +7,7 @@ A factory's keyword arguments (with defaults) are the component's parameters: `-
 from pmrl_bench import hookimpl
 from pmrl_bench.components import VECTOR
 from pmrl_bench.hookspecs import RegisterEncoder, RegisterObjective, RegisterTask
+from pmrl_bench.tuning.space import LogUniform, Uniform
 
 
 @hookimpl
@@ -15,6 +16,8 @@ def register_objectives(register: RegisterObjective) -> None:
         "template-siglip",
         "pmrl_bench_template.objective:PairwiseSigLIP",
         description="SigLIP's sigmoid loss averaged over all modality pairs (learnable scale and bias)",
+        # What `pmrl-bench tune` searches besides the learning rate and weight decay (optional; plain data, no torch).
+        search_space={"scale_init": LogUniform(1.0, 100.0), "bias_init": Uniform(-15.0, 0.0)},
     )
 
 

@@ -1,0 +1,386 @@
+"""``pmrl-bench tune``: one Optuna study per (task, objective, protocol), the same budget for every objective.
+
+Fairness, enforced:
+
+* every objective gets the same number of completed trials, the same sampler and sampler seed, the same training
+  budget per trial (steps, batch, dimension) and the same trial seed; the learning rate and weight decay are
+  searched for all of them alike (``space.BUDGET_SPACE``) beside each objective's own declared space;
+* trials are scored on the validation split with one metric for every objective; the test split is never read;
+* a trial that diverges or fails scores the worst value (0) and counts as a trial; it never stops the study.
+
+Persistence: studies live in an Optuna RDB storage, by default SQLite at ``<results>/_tuning/studies.db``
+(``--storage URL`` takes any URL Optuna supports, e.g. PostgreSQL, so many machines or Slurm array tasks can work on
+one study). Trials are started under a file lock that counts completed and running trials first, so processes that
+share a machine (and its results directory) never start more than N; a trial whose process died (``kill -9``) is found
+through its lock, marked failed and its parameters retried, so a killed ``tune`` resumes to exactly N. Across
+machines, Optuna's heartbeat marks a dead trial failed after a grace period and retries it. Trial k samples with a
+generator seeded by (sampler seed, k), so a resumed study draws what an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import socket
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
+from tqdm.auto import tqdm
+
+from pmrl_bench.components import TaskData
+from pmrl_bench.errors import UsageError
+from pmrl_bench.registry import Registry
+from pmrl_bench.results import ResultStore
+from pmrl_bench.results.locks import lock_in
+from pmrl_bench.results.store import TUNING_DIR
+from pmrl_bench.runner.spec import RunSpec
+from pmrl_bench.tuning.records import (
+    TrialRecord, TunedParams, digest, record_path, write_record,
+)
+from pmrl_bench.tuning.space import BUDGET_SPACE, Distribution, check_space, describe_space
+
+SAMPLERS = ("random", "tpe")
+RETRIEVAL_METRICS = ("mean_R@1", "mean_R@5", "mean_R@10")
+WORST = 0.0  # every metric is a rate in [0, 1], maximised
+HEARTBEAT_INTERVAL = 30  # seconds between a running trial's heartbeats (RDB storages)
+GRACE_PERIOD = 180  # seconds without a heartbeat before another process fails and retries a trial
+POLL = 2.0  # seconds between checks while other processes finish the last trials
+
+
+@dataclass
+class TuneSettings:
+    trials: int
+    sampler: str = "random"
+    sampler_seed: int = 0
+    trial_seed: int = 0
+    metric: str = "mean_R@1"
+    storage: str | None = None
+    progress: bool = True
+
+    def validate(self) -> None:
+        if self.trials < 1:
+            raise UsageError(f"--trials must be >= 1 (the same number of completed trials for every objective), got {self.trials}")
+        if self.sampler not in SAMPLERS:
+            raise UsageError(f"--sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
+        if self.sampler_seed < 0 or self.trial_seed < 0:
+            raise UsageError("--sampler-seed and --seed must be >= 0")
+
+
+def check_metric(metric: str, data: Mapping[str, TaskData]) -> None:
+    """The metric must exist for every task: a retrieval mean, or a classification probe the task has."""
+    if metric in RETRIEVAL_METRICS:
+        return
+    probe, sep, view = metric.partition(":")
+    if not sep or probe not in ("linear", "knn"):
+        raise UsageError(f"--metric {metric!r} is not a metric: use one of {', '.join(RETRIEVAL_METRICS)}, or a "
+                         "classification probe such as linear:fused or knn:<modality>")
+    for task, task_data in data.items():
+        views = {m.name for m in task_data.modalities} | {"fused"}
+        if task_data.train.labels is None:
+            raise UsageError(f"--metric {metric!r}: task {task!r} has no labels, so no classification probe; "
+                             f"use {RETRIEVAL_METRICS[0]}")
+        if view not in views:
+            raise UsageError(f"--metric {metric!r}: task {task!r} has no view {view!r}; views: {', '.join(sorted(views))}")
+
+
+def metric_value(metrics: Mapping[str, Any], metric: str) -> float:
+    if metric in RETRIEVAL_METRICS:
+        key = metric.removeprefix("mean_")
+        values = [scores[key] for scores in metrics["retrieval"].values()]
+        return float(sum(values) / len(values))
+    return float(metrics["classification"][metric])
+
+
+def objective_space(registry: Registry, objective: str) -> dict[str, Distribution]:
+    """The objective's declared space, checked (a space that cannot be sampled is bad input, before any trial)."""
+    component = registry.get("objective", objective)
+    try:
+        return check_space(component.metadata.get("search_space"), component.parameters(), f"objective {objective!r}")
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def check_space_builds(registry: Registry, objective: str, params: dict[str, Any], space: Mapping[str, Distribution]) -> None:
+    """Every extreme value of every searched parameter must be accepted by the objective's factory."""
+    component = registry.get("objective", objective)
+    for name, distribution in space.items():
+        for value in distribution.corners():
+            try:
+                component.create(**{**params, name: value})
+            except UsageError as exc:
+                raise UsageError(f"the search space of objective {objective!r} cannot be sampled: {name}={value!r} "
+                                 f"is rejected ({exc}); narrow the space") from None
+
+
+@dataclass
+class Study:
+    """One study: the trials of one objective on one task under one protocol."""
+
+    spec: RunSpec  # the run every trial starts from (seed = the trial seed); searched values replace its own
+    space: dict[str, Distribution]
+    settings: TuneSettings
+    root: Path
+    context: dict[str, Any] = field(init=False)
+    study_id: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        params = self.spec.params()
+        budget = {k: v for k, v in params["budget"].items() if k not in BUDGET_SPACE}
+        fixed = {k: v for k, v in params["objective"].items() if k not in self.space}
+        self.context = {"task": self.spec.task, "objective": self.spec.objective, "task_params": params["task"],
+                        "encoders": params["encoders"], "budget": budget, "objective_fixed": fixed,
+                        "protocol": params["protocol"], "selection": params["selection"],
+                        "evaluation": params["evaluation"]}
+        self.study_id = digest({"context": self.context, "space": self.space_description(), "metric": self.settings.metric,
+                                "sampler": self.settings.sampler, "sampler_seed": self.settings.sampler_seed,
+                                "trial_seed": self.settings.trial_seed})
+
+    @property
+    def name(self) -> str:
+        return f"{self.spec.task}/{self.spec.objective}/{self.study_id}"
+
+    @property
+    def context_id(self) -> str:
+        return digest(self.context)
+
+    def space_description(self) -> dict[str, Any]:
+        return {"objective": describe_space(self.space), "budget": describe_space(BUDGET_SPACE)}
+
+    def trial_spec(self, objective_params: Mapping[str, Any], budget_params: Mapping[str, Any]) -> RunSpec:
+        return replace(self.spec, objective_params={**self.spec.objective_params, **objective_params},
+                       budget=replace(self.spec.budget, **budget_params), seed=self.settings.trial_seed)
+
+
+def storage_url(settings: TuneSettings, root: Path) -> str:
+    if settings.storage:
+        return settings.storage
+    path = (root / TUNING_DIR / "studies.db").resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+def open_storage(url: str) -> Any:
+    import optuna
+
+    kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):  # concurrent processes wait for SQLite's lock instead of failing at once
+        kwargs["engine_kwargs"] = {"connect_args": {"timeout": 120}}
+    try:
+        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna; they are what resumes dead trials
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url, heartbeat_interval=HEARTBEAT_INTERVAL, grace_period=GRACE_PERIOD,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(), **kwargs,
+            )
+    except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises many types for a bad URL or an unreachable server
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UsageError(f"--storage {url!r}: Optuna cannot open it ({first}); give an RDB URL such as "
+                         "sqlite:///path/studies.db or postgresql://user@host/db") from None
+
+
+def _sampler(kind: str, seed: int) -> Any:
+    import optuna
+
+    return optuna.samplers.TPESampler(seed=seed) if kind == "tpe" else optuna.samplers.RandomSampler(seed=seed)
+
+
+def trial_sampler_seed(sampler_seed: int, number: int) -> int:
+    return (sampler_seed * 1_000_003 + number) % 2**32
+
+
+@contextmanager
+def _heartbeat(storage: Any, trial_id: int) -> Iterator[None]:
+    """Record a heartbeat for a running trial every HEARTBEAT_INTERVAL seconds (other machines can then tell a
+    dead trial from a slow one)."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(HEARTBEAT_INTERVAL):
+            try:
+                storage.record_heartbeat(trial_id)
+            except Exception:  # noqa: BLE001 - a missed heartbeat only delays failure detection
+                pass
+
+    storage.record_heartbeat(trial_id)
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+class StudyRunner:
+    """Runs one study to ``settings.trials`` completed trials; safe to run in several processes at once."""
+
+    def __init__(self, study: Study, data: TaskData, registry: Registry, device: Any, precision: str,
+                 inits: Any, storage: Any) -> None:
+        import optuna
+
+        self.study, self.data, self.registry, self.device, self.precision = study, data, registry, device, precision
+        self.inits, self.storage = inits, storage
+        self.host = socket.gethostname()
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # one progress bar, not a log line per trial
+        # This runner records heartbeats itself (ask/tell, not Study.optimize), which Optuna warns about.
+        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
+        self.optuna_study = optuna.create_study(
+            storage=storage, study_name=study.name, direction="maximize", load_if_exists=True,
+            sampler=_sampler(study.settings.sampler, study.settings.sampler_seed),
+        )
+        for key, value in (("context", study.context), ("space", study.space_description()),
+                           ("metric", study.settings.metric), ("sampler", study.settings.sampler),
+                           ("sampler_seed", study.settings.sampler_seed), ("trial_seed", study.settings.trial_seed)):
+            self.optuna_study.set_user_attr(key, value)
+        self.locks = study.root / TUNING_DIR / ".locks"
+
+    # -- slots -------------------------------------------------------------------------------------------
+    def _trial_lock(self, number: int) -> FileLock:
+        return lock_in(self.locks, f"{self.study.name}#{number}")
+
+    def _reap_dead_trials(self) -> None:
+        """Trials started on this machine whose process died (their lock is free): failed, parameters retried."""
+        from optuna.trial import TrialState
+
+        for trial in self.optuna_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if trial.user_attrs.get("host") != self.host:
+                continue
+            lock = self._trial_lock(trial.number)
+            try:
+                lock.acquire(timeout=0)
+            except Timeout:
+                continue  # alive
+            try:
+                self.storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+                self.optuna_study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+            finally:
+                lock.release()
+
+    def counts(self) -> tuple[int, int]:
+        from optuna.trial import TrialState
+
+        trials = self.optuna_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
+        complete = sum(1 for t in trials if t.state == TrialState.COMPLETE)
+        return complete, len(trials) - complete
+
+    def _start_trial(self) -> tuple[Any, FileLock] | None:
+        """Under the study's lock: reap, count, and start a trial if fewer than N are complete or running."""
+        with lock_in(self.locks, self.study.name):
+            self._reap_dead_trials()
+            complete, running = self.counts()
+            if complete + running >= self.study.settings.trials:
+                return None
+            trial = self.optuna_study.ask()
+            trial.set_user_attr("host", self.host)
+            lock = self._trial_lock(trial.number)
+            lock.acquire()
+        # Seed the draws of trial k by (sampler seed, k): a resumed study samples what an uninterrupted one would.
+        self.optuna_study.sampler = _sampler(self.study.settings.sampler,
+                                             trial_sampler_seed(self.study.settings.sampler_seed, trial.number))
+        return trial, lock
+
+    # -- trials ------------------------------------------------------------------------------------------
+    def _evaluate(self, trial: Any) -> tuple[float, str, str | None]:
+        from pmrl_bench.runner.train import train_and_evaluate
+
+        # The budget first: with the random sampler, trial k of every objective then gets the same learning rate and
+        # weight decay, so objectives differ only in what they themselves declare.
+        budget_params = {name: d.suggest(trial, name) for name, d in BUDGET_SPACE.items()}
+        objective_params = {name: d.suggest(trial, name) for name, d in self.study.space.items()}
+        try:
+            spec = self.study.trial_spec(objective_params, budget_params)
+            init_state, _ = self.inits.starting_state(spec, self.data)
+            outcome = train_and_evaluate(spec, self.data, self.registry, self.device, (), progress=False,
+                                         precision=self.precision, init_state=init_state, evaluate_on="validation")
+        except (Exception, SystemExit) as exc:  # a failing trial counts, scored the worst value
+            return WORST, "failed", f"{type(exc).__name__}: {exc}"
+        if outcome.status != "ok":
+            return WORST, outcome.status, outcome.error
+        value = metric_value(outcome.metrics, self.study.settings.metric)
+        if not math.isfinite(value):
+            return WORST, "failed", f"metric {self.study.settings.metric} is not finite"
+        return value, "ok", None
+
+    def run(self) -> TunedParams:
+        complete, _ = self.counts()
+        bar = tqdm(total=self.study.settings.trials, initial=min(complete, self.study.settings.trials),
+                   desc=self.study.name, unit="trial", disable=not self.study.settings.progress or None, leave=False)
+        try:
+            while True:
+                started = self._start_trial()
+                if started is None:
+                    complete, running = self.counts()
+                    if complete >= self.study.settings.trials or running == 0:
+                        break
+                    time.sleep(POLL)  # another process runs the last trials; wait for them
+                    continue
+                trial, lock = started
+                try:
+                    with _heartbeat(self.storage, trial._trial_id):
+                        value, status, error = self._evaluate(trial)
+                    trial.set_user_attr("status", status)
+                    if error:
+                        trial.set_user_attr("error", error[:500])
+                    self.optuna_study.tell(trial, value)
+                finally:
+                    lock.release()
+                bar.update(1)
+        finally:
+            bar.close()
+        return self.record()
+
+    def record(self) -> TunedParams:
+        """The study as a tuned-parameter file (completed trials in order; the best, earliest on ties)."""
+        from optuna.trial import TrialState
+
+        trials = [
+            TrialRecord(number=t.number, value=float(t.value), status=str(t.user_attrs.get("status", "ok")),
+                        params=_split_params(t.params, self.study.space))
+            for t in sorted(self.optuna_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
+                            key=lambda t: t.number)
+        ]
+        best = max(trials, key=lambda t: (t.value, -t.number), default=None)
+        settings = self.study.settings
+        return TunedParams(
+            study=self.study.name, study_id=self.study.study_id, task=self.study.spec.task,
+            objective=self.study.spec.objective, protocol=self.study.spec.protocol.name, context=self.study.context,
+            context_id=self.study.context_id, space=self.study.space_description(), metric=settings.metric,
+            sampler=settings.sampler, sampler_seed=settings.sampler_seed, trial_seed=settings.trial_seed,
+            trials_requested=settings.trials, trials=trials, best=best,
+            updated=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        )
+
+
+def _split_params(params: Mapping[str, Any], space: Mapping[str, Distribution]) -> dict[str, Any]:
+    """Optuna's flat parameters as ``{"objective": {...}, "budget": {...}}``."""
+    return {"objective": {k: v for k, v in params.items() if k in space},
+            "budget": {k: v for k, v in params.items() if k in BUDGET_SPACE}}
+
+
+def run_studies(studies: list[Study], plan_data: Mapping[str, TaskData], registry: Registry, store: ResultStore,
+                device: Any, precision: str, fingerprints: Mapping[str, str], progress: bool) -> list[tuple[Path, TunedParams]]:
+    """Run every study in turn and write its tuned-parameter file; returns them."""
+    from pmrl_bench.runner.init_stage import InitStages
+
+    url = storage_url(studies[0].settings, store.root) if studies else ""
+    storage = open_storage(url) if studies else None
+    inits = InitStages(store, registry, device, dict(fingerprints), precision, progress=False)
+    written = []
+    for study in tqdm(studies, desc="tune", unit="study", disable=not progress or len(studies) < 2 or None):
+        runner = StudyRunner(study, plan_data[study.spec.task], registry, device, precision, inits, storage)
+        record = runner.run()
+        path = record_path(store.root, study.spec.task, study.spec.objective, study.study_id)
+        write_record(path, record)
+        written.append((path, record))
+        if not record.complete:
+            print(f"pmrl-bench: warning: study {study.name} has {len(record.trials)} of "
+                  f"{record.trials_requested} trials (others are still running elsewhere)", file=sys.stderr)
+    return written
