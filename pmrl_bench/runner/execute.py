@@ -22,7 +22,6 @@ from pmrl_bench.registry import Registry
 from pmrl_bench.results import ResultStore, RunResult
 from pmrl_bench.runner.plan import SweepConfig, SweepPlan
 from pmrl_bench.runner.spec import RunSpec
-from pmrl_bench.splits import split_sizes
 
 
 @dataclass
@@ -261,7 +260,6 @@ class _RunExecutor:
     def _result(self, spec: RunSpec, outcome: Any, started: float, init: dict[str, Any] | None = None) -> RunResult:
         from pmrl_bench.runner.device import autocast_dtype, describe
 
-        data = self.plan.data[spec.task]
         selection = outcome.selection or {"rule": spec.selection, "step": None}
         return RunResult(
             run_id=spec.run_id,
@@ -283,7 +281,7 @@ class _RunExecutor:
             protocol=spec.protocol.name,
             init=init or None,
             selection=selection,
-            splits=split_sizes(data),
+            splits=self.plan.splits.get(spec.task),
             data_fingerprint=self.plan.fingerprints.get(spec.task),
             metrics_at_init=outcome.metrics_at_init,
             tuning=spec.tuning,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,11 @@ from pmrl_bench.runner.checks import check_task_data
 from pmrl_bench.runner.fingerprint import data_fingerprint
 from pmrl_bench.runner.shard import Shard, select_shard
 from pmrl_bench.runner.spec import SELECTION_RULES, Budget, EncoderChoice, InitStage, Protocol, RunSpec
-from pmrl_bench.splits import DEFAULT_VAL_SIZE, with_validation
+from pmrl_bench.splits import DEFAULT_VAL_SIZE, split_sizes, with_validation
 
 PROBES = ("torch", "sklearn")
+# Below this many test instances the retrieval metrics say little: chance R@10 is 10/n (100% at n = 10).
+SMALL_TEST_SPLIT = 100
 _INIT = re.compile(r"^\s*([^:\s]+)\s*:\s*(\d+)\s*$")
 
 
@@ -49,6 +52,7 @@ class SweepPlan:
     specs: list[RunSpec]
     data: dict[str, TaskData]
     fingerprints: dict[str, str] = field(default_factory=dict)  # task -> data fingerprint
+    splits: dict[str, dict[str, int]] = field(default_factory=dict)  # task -> split sizes, counted while planning
 
 
 def resolved_params(registry: Registry, kind: str, name: str, overrides: Overrides) -> dict[str, Any]:
@@ -107,6 +111,7 @@ def plan_sweep(config: SweepConfig, registry: Registry) -> SweepPlan:
                 f"of task {name!r}"
             )
         encoders[name] = _choose_encoders(registry, data[name], config)
+        warn_small_test_split(name, len(loaded.test))
 
     all_modalities = {m.name for d in data.values() for m in d.modalities}
     for modality in config.encoders:
@@ -125,7 +130,15 @@ def plan_sweep(config: SweepConfig, registry: Registry) -> SweepPlan:
     ]
     if config.shard is not None:
         specs = select_shard(specs, [s.run_id for s in specs], config.shard)
-    return SweepPlan(specs, data, {task: data_fingerprint(d) for task, d in data.items()})
+    return SweepPlan(specs, data, {task: data_fingerprint(d) for task, d in data.items()},
+                     {task: split_sizes(d) for task, d in data.items()})
+
+
+def warn_small_test_split(task: str, n_test: int) -> None:
+    if n_test < SMALL_TEST_SPLIT:
+        print(f"pmrl-bench: warning: task {task!r} has {n_test} test instances: chance R@1 is {1 / n_test:.1%} and "
+              f"chance R@10 {min(1.0, 10 / n_test):.0%}; retrieval metrics need at least {SMALL_TEST_SPLIT} to say much",
+              file=sys.stderr)
 
 
 def build_objective_for_checks(registry: Registry, name: str, params: dict[str, Any]) -> Any:
