@@ -1,4 +1,4 @@
-"""The ``pmrl-bench`` command line (contract v1): run, list, plugins, leaderboard.
+"""The ``pmrl-bench`` command line (contract v1): run, list, plugins, leaderboard, compare.
 
 Exit status: 0 success; 2 bad usage or bad input (one line on stderr); 1 a run or check failed.
 """
@@ -88,6 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("results", type=Path, metavar="RESULTS_DIR")
     board.add_argument("--out", type=Path, default=Path("leaderboards"), help="output directory (default leaderboards/)")
     board.add_argument("--check", action="store_true", help="exit 1 if the files on disk differ from what the results give")
+
+    compare = commands.add_parser("compare", help="markdown of what moved between two results directories, with paired tests")
+    compare.add_argument("old", type=Path, metavar="OLD_RESULTS")
+    compare.add_argument("new", type=Path, metavar="NEW_RESULTS")
+    compare.add_argument("--out", type=Path, metavar="FILE", help="write the markdown to FILE (default: standard output)")
     return parser
 
 
@@ -280,6 +285,24 @@ def _cmd_tune(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from pmrl_bench.leaderboard.compare import compare_directories
+
+    text, problems = compare_directories(args.old, args.new)
+    for problem in problems:
+        print(f"{PROG}: warning: {problem}", file=sys.stderr)
+    if args.out is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        args.out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write --out {str(args.out)!r}: {exc.strerror or exc}; pass a file in an existing, "
+                         "writable directory") from None
+    print(f"wrote {args.out}")
+    return 0
+
+
 def _summary(component) -> str:
     """The registered description, else the factory's docstring; a factory that fails to import says so."""
     try:
@@ -356,6 +379,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_leaderboard(args)
         if args.command == "list":
             return _cmd_list(args)
+        if args.command == "compare":
+            return _cmd_compare(args)
         return _cmd_plugins(args)
     except UsageError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
