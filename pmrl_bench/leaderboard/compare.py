@@ -131,8 +131,8 @@ def comparison_markdown(comparison: Comparison, old_name: str, new_name: str, k:
     significant = sum(m.test.significant(alpha) for m in comparison.moved)
     lines = [
         f"### pmrl-bench compare: `{old_name}` → `{new_name}`", "",
-        f"**{len(comparison.moved)} moved** ({significant} significantly), {len(comparison.new)} new, "
-        f"{len(comparison.vanished)} vanished, {comparison.unchanged} unchanged.", "",
+        (f"**{len(comparison.moved)} moved** ({significant} significantly), {len(comparison.new)} new, "
+         f"{len(comparison.vanished)} vanished, {comparison.unchanged} unchanged."), "",
     ]
     if comparison.moved:
         body = [
@@ -144,9 +144,10 @@ def comparison_markdown(comparison: Comparison, old_name: str, new_name: str, k:
         headers = ["task", "configuration", "seeds ok", f"old R@{k}", f"new R@{k}",
                    f"Δ R@{k} (points) [95%]", "p (Holm)", "verdict"]
         lines += [markdown(body, headers), "",
-                  f"Mean R@{k} in % over the cosine directions and the seeds that finished. Δ = new − old over the seeds "
-                  "both sides finished, with a paired 95% bootstrap interval (seeds, and test queries within each seed); "
-                  f"p: paired sign-flip test over test queries, Holm-corrected per task; significant at α = {alpha}.", ""]
+                  (f"Mean R@{k} in % over the cosine directions and the seeds that finished. Δ = new − old over the "
+                   "seeds both sides finished, with a paired 95% bootstrap interval (seeds, and test queries within each "
+                   f"seed); p: paired sign-flip test over test queries, Holm-corrected per task; significant at α = {alpha}."),
+                  ""]
     for title, entries in (("New", comparison.new), ("Vanished", comparison.vanished)):
         if entries:
             items = ", ".join(f"{task} `{label}` (R@{k} {_mean_r1(runs, k)}, {_seeds(runs)} seeds)" for task, label, runs in entries)

@@ -144,7 +144,7 @@ def _friedman_results(scores: dict[str, dict[str, float]], n: int = 40) -> list[
     for task, by_config in scores.items():
         for config, r1 in by_config.items():
             hits = np.zeros((2, n), dtype=bool)
-            hits[:, : int(round(r1 * n))] = True
+            hits[:, : round(r1 * n)] = True
             out.append(_result(config, 0, hits, task=task))
     return out
 
