@@ -176,3 +176,18 @@ def test_friedman_needs_three_tasks_and_reads_no_difference_as_a_tie():
     comparison = friedman_nemenyi(runs_of(_friedman_results(equal)))
     assert comparison.p_value == 1.0 and comparison.ranks() == {"a": 1, "b": 1, "c": 1}
     assert "no configuration differs significantly" in critical_difference_table(comparison)
+
+
+def test_same_results_same_numbers_and_batches_bound_memory(monkeypatch):
+    from pmrl_bench.leaderboard import significance
+
+    rng = np.random.default_rng(5)
+    results = [_result(name, s, _hits(rng, np.full(200, p))) for s in range(2) for name, p in (("a", 0.5), ("b", 0.45))]
+    rows = _rows(results)
+    first, again = pairwise_tests(rows, n_resamples=999), pairwise_tests(rows, n_resamples=999)
+    assert first == again  # fixed generators: byte-stable pages
+    monkeypatch.setattr(significance, "MAX_ELEMENTS", 200)  # one replicate (or resample) per batch
+    small = pairwise_tests(rows, n_resamples=999)
+    assert small[0].delta == first[0].delta
+    assert small[0].interval == pytest.approx(first[0].interval, abs=0.01)  # other draws, same distribution
+    assert small[0].p_value == pytest.approx(first[0].p_value, abs=0.05)
