@@ -1,4 +1,4 @@
-"""The ``pmrl-bench`` command line (contract v1): run, list, plugins, leaderboard, compare.
+"""The ``pmrl-bench`` command line (contract v1): run, tune, list, plugins, leaderboard, compare.
 
 Exit status: 0 success; 2 bad usage or bad input (one line on stderr); 1 a run or check failed.
 """
