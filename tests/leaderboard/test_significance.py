@@ -191,3 +191,22 @@ def test_same_results_same_numbers_and_batches_bound_memory(monkeypatch):
     assert small[0].delta == first[0].delta
     assert small[0].interval == pytest.approx(first[0].interval, abs=0.01)  # other draws, same distribution
     assert small[0].p_value == pytest.approx(first[0].p_value, abs=0.05)
+
+
+def test_the_normal_limit_of_the_sign_flip_test_agrees_with_monte_carlo_flips():
+    """From EXACT_LIMIT queries on, p comes from the flips' normal limit; it must match scipy's Monte Carlo test."""
+    from scipy import stats as scipy_stats
+
+    from pmrl_bench.leaderboard.significance import EXACT_LIMIT, sign_flip_p_value
+
+    rng = np.random.default_rng(3)
+    for shift in (0.0, 0.01, 0.03, 0.06):
+        # R@1 hits averaged over 6 directions: discrete differences with many zeros, as on real pages
+        a = rng.binomial(6, 0.45, size=(512,)) / 6
+        b = np.clip(a - rng.binomial(1, 0.2, 512) / 6 + rng.binomial(1, 0.2 + shift, 512) / 6, 0, 1)
+        d = b - a
+        assert len(d) >= EXACT_LIMIT
+        monte_carlo = scipy_stats.permutation_test(
+            (d,), lambda x, axis=-1: x.mean(axis=axis), permutation_type="samples", vectorized=True,
+            n_resamples=9999, rng=np.random.default_rng(0)).pvalue
+        assert sign_flip_p_value(d) == pytest.approx(monte_carlo, abs=0.01 + 0.05 * monte_carlo)
