@@ -80,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     lister = commands.add_parser("list", help="registered components and the plugin behind each")
     lister.add_argument("kind", nargs="?", choices=["objectives", "encoders", "tasks"], help="one kind only")
+    lister.add_argument("--params", action="store_true",
+                        help="each component's parameters (for --set): type, default and meaning")
     lister.add_argument("--json", action="store_true", help="machine-readable output")
 
     plugins = commands.add_parser("plugins", help="installed plugins, their versions and what each registered")
@@ -219,6 +221,16 @@ def _cmd_list(args: argparse.Namespace) -> int:
         for kind in kinds
         for c in registry.components(kind)  # type: ignore[arg-type]
     ]
+    described = {}
+    if args.params:
+        from pmrl_bench.report.parameters import try_describe
+
+        described = {(e["kind"], e["name"]): try_describe(registry.get(e["kind"], e["name"])) for e in entries}
+        for e in entries:
+            infos, problem = described[(e["kind"], e["name"])]
+            e["params"] = None if problem else [i.as_json() for i in infos]
+            if problem:
+                e["params_error"] = problem
     if args.json:
         print(json.dumps(entries, indent=2))
         return 0
@@ -228,6 +240,11 @@ def _cmd_list(args: argparse.Namespace) -> int:
         width = max((len(e["name"]) for e in rows), default=0)
         for e in rows:
             print(f"  {e['name']:<{width}}  [{e['plugin']}]  {e['description']}")
+            if args.params:
+                from pmrl_bench.report.parameters import parameter_table
+
+                infos, problem = described[(e["kind"], e["name"])]
+                print(f"    (parameters unavailable: {problem})" if problem else parameter_table(infos))
     return 0
 
 
