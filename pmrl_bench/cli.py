@@ -1,4 +1,4 @@
-"""The ``pmrl-bench`` command line (contract v1): run, list, plugins, leaderboard.
+"""The ``pmrl-bench`` command line (contract v1): run, show, list, plugins, leaderboard.
 
 Exit status: 0 success; 2 bad usage or bad input (one line on stderr); 1 a run or check failed.
 """
@@ -77,6 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
                                "checked every 25 steps (default last)")
     run.add_argument("--probe", default="torch", choices=["torch", "sklearn"],
                      help="classification probes: torch (on the run's device) or scikit-learn, the reference (default torch)")
+    run.add_argument("--json", action="store_true",
+                     help="print a JSON summary on stdout (the human summary and tables go to stderr)")
+
+    show = commands.add_parser("show", help="a task's main result tables in the terminal (every task when none given)")
+    show.add_argument("task", nargs="?", metavar="TASK", help="one task only")
+    show.add_argument("--results", type=Path, default=Path("results"), help="result files directory (default results/)")
+    show.add_argument("--json", action="store_true",
+                      help="print a JSON summary on stdout (the tables go to stderr)")
 
     lister = commands.add_parser("list", help="registered components and the plugin behind each")
     lister.add_argument("kind", nargs="?", choices=["objectives", "encoders", "tasks"], help="one kind only")
@@ -146,14 +154,26 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if not distributed.from_environment().is_main:  # under torchrun, rank 0 reports and writes leaderboards
         return 0 if summary.all_ok else 1
     written = _rebuild_leaderboards(args.results, args.leaderboard)
+    human = sys.stderr if args.json else sys.stdout  # with --json, stdout holds the JSON alone
     inits = ""
     if summary.init_trained or summary.init_reused:
         inits = f"; init stages: {summary.init_trained} trained, {summary.init_reused} reused"
     print(
         f"{len(plan.specs)} runs{f' (shard {args.shard})' if args.shard else ''}: {summary.ok} ok, {summary.diverged} diverged, {summary.failed} failed, "
         f"{summary.skipped} already done{summary.skipped_note}{inits}; results in {args.results}/, leaderboards in {args.leaderboard}/ "
-        f"({len(written)} files)"
+        f"({len(written)} files)", file=human
     )
+    from pmrl_bench.report.terminal import compact_tables, summarize, summary_json
+
+    stored = [store.existing(s.task, s.objective, s.config_id, s.seed) for s in plan.specs]
+    tasks = summarize([r for r in stored if r is not None])
+    if tasks:
+        print(f"\n{compact_tables(tasks)}", file=human)
+    if args.json:
+        counts = {"planned": len(plan.specs), "ok": summary.ok, "diverged": summary.diverged, "failed": summary.failed,
+                  "already_done": summary.skipped, "already_done_by_status": dict(summary.reused)}
+        print(json.dumps({"runs": counts, "results": str(args.results), "leaderboards": str(args.leaderboard),
+                          "tasks": summary_json(tasks)}, indent=2))
     if not summary.all_ok:
         raise RunFailed(f"{summary.diverged_total} run(s) diverged and {summary.failed_total} failed; see the result files' 'error'")
     return 0
@@ -194,6 +214,31 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
         raise UsageError(f"results directory {str(args.results)!r} does not exist")
     written = _rebuild_leaderboards(args.results, args.out, check=args.check)
     print(f"leaderboards in {args.out}/ are up to date" if args.check else f"wrote {len(written)} files to {args.out}/")
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from pmrl_bench.report.terminal import main_tables, summarize, summary_json
+    from pmrl_bench.results import ResultStore
+
+    if not args.results.is_dir():
+        raise UsageError(f"results directory {str(args.results)!r} does not exist; pass --results DIR or run "
+                         "'pmrl-bench run' first")
+    results, problems = ResultStore(args.results).scan()
+    for problem in problems:
+        print(f"{PROG}: warning: skipped {problem.path}: {problem.reason}", file=sys.stderr)
+    if not results:
+        raise UsageError(f"no result files in {args.results}/; run 'pmrl-bench run' first or pass --results DIR")
+    if args.task is not None:
+        available = sorted({r.task for r in results})
+        if args.task not in available:
+            raise UsageError(f"no results for task {args.task!r} in {args.results}/; tasks with results: "
+                             f"{', '.join(available)}")
+        results = [r for r in results if r.task == args.task]
+    tasks = summarize(results, full=True)
+    print(main_tables(tasks), file=sys.stderr if args.json else sys.stdout)
+    if args.json:
+        print(json.dumps({"results": str(args.results), "tasks": summary_json(tasks)}, indent=2))
     return 0
 
 
@@ -284,6 +329,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_run(args, argv)
         if args.command == "leaderboard":
             return _cmd_leaderboard(args)
+        if args.command == "show":
+            return _cmd_show(args)
         if args.command == "list":
             return _cmd_list(args)
         return _cmd_plugins(args)
