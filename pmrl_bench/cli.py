@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="classification probes: torch (on the run's device) or scikit-learn, the reference (default torch)")
     run.add_argument("--json", action="store_true",
                      help="print a JSON summary on stdout (the human summary and tables go to stderr)")
+    run.add_argument("--log", type=_names, default=[], metavar="REPORTER[,REPORTER]",
+                     help="experiment tracking: send training scalars and results to these reporters, e.g. "
+                          "tensorboard (files under RESULTS/_logs/); see 'pmrl-bench plugins'")
 
     show = commands.add_parser("show", help="a task's main result tables in the terminal (every task when none given)")
     show.add_argument("task", nargs="?", metavar="TASK", help="one task only")
@@ -145,9 +148,12 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         selection=args.selection,
         probe=args.probe,
     )
+    from pmrl_bench.reporting import SweepReporters
+
+    reporters = SweepReporters.build(args.log, MANAGER.reporters(), args.results)  # before anything trains
     plan = plan_sweep(config, registry)
     store = ResultStore(args.results)
-    summary = execute_sweep(plan, config, registry, store, collect_versions(MANAGER.versions()))
+    summary = execute_sweep(plan, config, registry, store, collect_versions(MANAGER.versions()), reporters=reporters)
     from pmrl_bench.runner import distributed
 
     distributed.shutdown()
@@ -297,6 +303,7 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
     from pmrl_bench.plugins import MANAGER
 
     registry = MANAGER.registry
+    reporters = MANAGER.reporters()
     _warn_plugin_failures()
     entries = []
     for info in MANAGER.plugins():
@@ -304,6 +311,7 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
             kind + "s": [c.name for c in registry.components(kind) if c.plugin == info.name]  # type: ignore[arg-type]
             for kind in ("objective", "encoder", "task")
         }
+        registered["reporters"] = [name for name, c in reporters.items() if c.plugin == info.name]
         entries.append({"name": info.name, "distribution": info.distribution, "version": info.version,
                         "builtin": info.builtin, "hooks": info.hooks, "registered": registered})
     failures = [vars(f) for f in MANAGER.failures]
