@@ -169,17 +169,13 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         f"{summary.skipped} already done{summary.skipped_note}{inits}; results in {args.results}/, leaderboards in {args.leaderboard}/ "
         f"({len(written)} files)", file=human
     )
-    from pmrl_bench.report.terminal import compact_tables, summarize, summary_json
+    from pmrl_bench.report.terminal import compact_tables, sweep_json, summarize
 
-    stored = [store.existing(s.task, s.objective, s.config_id, s.seed) for s in plan.specs]
-    tasks = summarize([r for r in stored if r is not None])
+    tasks = summarize([r for s in plan.specs if (r := store.existing(s.task, s.objective, s.config_id, s.seed))])
     if tasks:
         print(f"\n{compact_tables(tasks)}", file=human)
     if args.json:
-        counts = {"planned": len(plan.specs), "ok": summary.ok, "diverged": summary.diverged, "failed": summary.failed,
-                  "already_done": summary.skipped, "already_done_by_status": dict(summary.reused)}
-        print(json.dumps({"runs": counts, "results": str(args.results), "leaderboards": str(args.leaderboard),
-                          "tasks": summary_json(tasks)}, indent=2))
+        print(json.dumps(sweep_json(summary, tasks, args.results, args.leaderboard), indent=2))
     if not summary.all_ok:
         raise RunFailed(f"{summary.diverged_total} run(s) diverged and {summary.failed_total} failed; see the result files' 'error'")
     return 0

@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from tabulate import tabulate
 
@@ -21,6 +22,9 @@ from pmrl_bench.leaderboard.tables import (
     seeds_cell,
 )
 from pmrl_bench.results import RunResult
+
+if TYPE_CHECKING:
+    from pmrl_bench.runner.execute import SweepSummary
 
 FUSED_PROBE = "linear:fused"  # the classification headline: a linear probe on the mean of the modalities
 TABLE_FORMAT = "simple"
@@ -164,3 +168,12 @@ def summary_json(summaries: Sequence[TaskSummary]) -> dict[str, Any]:
         }
         for s in summaries
     }
+
+
+def sweep_json(sweep: SweepSummary, tasks: Sequence[TaskSummary], results_dir: Path, leaderboard_dir: Path
+               ) -> dict[str, Any]:
+    """``run --json``: the sweep's counts (``ok``/``diverged``/``failed`` ran now), where things are, the tables."""
+    counts = {"planned": sweep.planned, "ok": sweep.ok, "diverged": sweep.diverged, "failed": sweep.failed,
+              "already_done": sweep.skipped, "already_done_by_status": dict(sweep.reused)}
+    return {"runs": counts, "results": str(results_dir), "leaderboards": str(leaderboard_dir),
+            "tasks": summary_json(tasks)}
