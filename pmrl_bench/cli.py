@@ -1,4 +1,4 @@
-"""The ``pmrl-bench`` command line (contract v1): run, tune, list, plugins, leaderboard, compare.
+"""The ``pmrl-bench`` command line: run, tune, show, list, plugins, leaderboard, compare.
 
 Exit status: 0 success; 2 bad usage or bad input (one line on stderr); 1 a run or check failed.
 """
@@ -54,6 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
                             "(the study must match the run's task, encoders, budget and protocol)")
     tuned.add_argument("--params-from", dest="params_from", action="append", default=[], type=Path, metavar="FILE",
                        help="a tuned-parameter file (RESULTS/_tuning/TASK/OBJECTIVE/ID.json) for its objective (repeatable)")
+    run.add_argument("--json", action="store_true",
+                     help="print a JSON summary on stdout (the human summary and tables go to stderr)")
+    run.add_argument("--log", type=_names, default=[], metavar="REPORTER[,REPORTER]",
+                     help="experiment tracking: send training scalars and results to these reporters, e.g. "
+                          "tensorboard (files under RESULTS/_logs/); see 'pmrl-bench plugins'")
 
     tune = commands.add_parser(
         "tune", help="equal-budget hyper-parameter search per (task, objective, protocol) on the validation split",
@@ -77,8 +82,16 @@ def build_parser() -> argparse.ArgumentParser:
                       help="an Optuna RDB storage URL shared by many processes or machines (default: SQLite at "
                            "RESULTS/_tuning/studies.db)")
 
+    show = commands.add_parser("show", help="a task's main result tables in the terminal (every task when none given)")
+    show.add_argument("task", nargs="?", metavar="TASK", help="one task only")
+    show.add_argument("--results", type=Path, default=Path("results"), help="result files directory (default results/)")
+    show.add_argument("--json", action="store_true",
+                      help="print a JSON summary on stdout (the tables go to stderr)")
+
     lister = commands.add_parser("list", help="registered components and the plugin behind each")
     lister.add_argument("kind", nargs="?", choices=["objectives", "encoders", "tasks"], help="one kind only")
+    lister.add_argument("--params", action="store_true",
+                        help="each component's parameters (for --set): type, default and meaning")
     lister.add_argument("--json", action="store_true", help="machine-readable output")
 
     plugins = commands.add_parser("plugins", help="installed plugins, their versions and what each registered")
@@ -181,27 +194,38 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     registry = MANAGER.registry
     _warn_plugin_failures()
     config = _sweep_config(args, argv, registry)
+    from pmrl_bench.reporting import SweepReporters
+
+    reporters = SweepReporters.build(args.log, MANAGER.reporters(), args.results)  # before anything trains
     plan = plan_sweep(config, registry)
     if args.tuned or args.params_from:
         from pmrl_bench.tuning.plan import apply_tuned
 
         plan = apply_tuned(plan, args.results, args.params_from, use_results=args.tuned)
     store = ResultStore(args.results)
-    summary = execute_sweep(plan, config, registry, store, collect_versions(MANAGER.versions()))
+    summary = execute_sweep(plan, config, registry, store, collect_versions(MANAGER.versions()), reporters=reporters)
     from pmrl_bench.runner import distributed
 
     distributed.shutdown()
     if not distributed.from_environment().is_main:  # under torchrun, rank 0 reports and writes leaderboards
         return 0 if summary.all_ok else 1
     written = _rebuild_leaderboards(args.results, args.leaderboard)
+    human = sys.stderr if args.json else sys.stdout  # with --json, stdout holds the JSON alone
     inits = ""
     if summary.init_trained or summary.init_reused:
         inits = f"; init stages: {summary.init_trained} trained, {summary.init_reused} reused"
     print(
         f"{len(plan.specs)} runs{f' (shard {args.shard})' if args.shard else ''}: {summary.ok} ok, {summary.diverged} diverged, {summary.failed} failed, "
         f"{summary.skipped} already done{summary.skipped_note}{inits}; results in {args.results}/, leaderboards in {args.leaderboard}/ "
-        f"({len(written)} files)"
+        f"({len(written)} files)", file=human
     )
+    from pmrl_bench.report.terminal import compact_tables, sweep_json, summarize
+
+    tasks = summarize([r for s in plan.specs if (r := store.existing(s.task, s.objective, s.config_id, s.seed))])
+    if tasks:
+        print(f"\n{compact_tables(tasks)}", file=human)
+    if args.json:
+        print(json.dumps(sweep_json(summary, tasks, args.results, args.leaderboard), indent=2))
     if not summary.all_ok:
         raise RunFailed(f"{summary.diverged_total} run(s) diverged and {summary.failed_total} failed; see the result files' 'error'")
     return 0
@@ -303,6 +327,31 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_show(args: argparse.Namespace) -> int:
+    from pmrl_bench.report.terminal import main_tables, summarize, summary_json
+    from pmrl_bench.results import ResultStore
+
+    if not args.results.is_dir():
+        raise UsageError(f"results directory {str(args.results)!r} does not exist; pass --results DIR or run "
+                         "'pmrl-bench run' first")
+    results, problems = ResultStore(args.results).scan()
+    for problem in problems:
+        print(f"{PROG}: warning: skipped {problem.path}: {problem.reason}", file=sys.stderr)
+    if not results:
+        raise UsageError(f"no result files in {args.results}/; run 'pmrl-bench run' first or pass --results DIR")
+    if args.task is not None:
+        available = sorted({r.task for r in results})
+        if args.task not in available:
+            raise UsageError(f"no results for task {args.task!r} in {args.results}/; tasks with results: "
+                             f"{', '.join(available)}")
+        results = [r for r in results if r.task == args.task]
+    tasks = summarize(results, full=True)
+    print(main_tables(tasks), file=sys.stderr if args.json else sys.stdout)
+    if args.json:
+        print(json.dumps({"results": str(args.results), "tasks": summary_json(tasks)}, indent=2))
+    return 0
+
+
 def _summary(component) -> str:
     """The registered description, else the factory's docstring; a factory that fails to import says so."""
     try:
@@ -327,6 +376,16 @@ def _cmd_list(args: argparse.Namespace) -> int:
         for kind in kinds
         for c in registry.components(kind)  # type: ignore[arg-type]
     ]
+    described = {}
+    if args.params:
+        from pmrl_bench.report.parameters import try_describe
+
+        described = {(e["kind"], e["name"]): try_describe(registry.get(e["kind"], e["name"])) for e in entries}
+        for e in entries:
+            infos, problem = described[(e["kind"], e["name"])]
+            e["params"] = None if problem else [i.as_json() for i in infos]
+            if problem:
+                e["params_error"] = problem
     if args.json:
         print(json.dumps(entries, indent=2))
         return 0
@@ -336,6 +395,11 @@ def _cmd_list(args: argparse.Namespace) -> int:
         width = max((len(e["name"]) for e in rows), default=0)
         for e in rows:
             print(f"  {e['name']:<{width}}  [{e['plugin']}]  {e['description']}")
+            if args.params:
+                from pmrl_bench.report.parameters import parameter_table
+
+                infos, problem = described[(e["kind"], e["name"])]
+                print(f"    (parameters unavailable: {problem})" if problem else parameter_table(infos))
     return 0
 
 
@@ -343,6 +407,7 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
     from pmrl_bench.plugins import MANAGER
 
     registry = MANAGER.registry
+    reporters = MANAGER.reporters()
     _warn_plugin_failures()
     entries = []
     for info in MANAGER.plugins():
@@ -350,6 +415,7 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
             kind + "s": [c.name for c in registry.components(kind) if c.plugin == info.name]  # type: ignore[arg-type]
             for kind in ("objective", "encoder", "task")
         }
+        registered["reporters"] = [name for name, c in reporters.items() if c.plugin == info.name]
         entries.append({"name": info.name, "distribution": info.distribution, "version": info.version,
                         "builtin": info.builtin, "hooks": info.hooks, "registered": registered})
     failures = [vars(f) for f in MANAGER.failures]
@@ -377,6 +443,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_tune(args, argv)
         if args.command == "leaderboard":
             return _cmd_leaderboard(args)
+        if args.command == "show":
+            return _cmd_show(args)
         if args.command == "list":
             return _cmd_list(args)
         if args.command == "compare":

@@ -51,6 +51,15 @@ class RegisterEncoder(Protocol):
         """
 
 
+class RegisterReporter(Protocol):
+    def __call__(self, name: str, factory: Factory, *, description: str = "") -> None:
+        """Register an experiment-tracking reporter: ``factory()`` returns a reporter (see ``reporting.Reporter``).
+
+        ``pmrl-bench run --log NAME`` builds it once per sweep, before anything trains: raise
+        ``pmrl_bench.errors.UsageError`` there when a dependency or setting is missing.
+        """
+
+
 class RegisterTask(Protocol):
     def __call__(self, name: str, factory: Factory, *, default_suite: bool = False, description: str = "") -> None:
         """Register a task: ``factory(**params)`` returns an object with ``load() -> TaskData``.
@@ -78,6 +87,14 @@ def register_encoders(register: RegisterEncoder) -> None:
 @hookspec
 def register_tasks(register: RegisterTask) -> None:
     """Register tasks: instance-paired multimodal data with a train and a test split.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def register_reporters(register: RegisterReporter) -> None:
+    """Register reporters: sinks for per-step training scalars and per-run results (``run --log NAME``).
 
     .. versionadded:: 0.1
     """

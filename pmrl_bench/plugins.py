@@ -23,7 +23,7 @@ import pluggy
 
 from pmrl_bench import hookspecs
 from pmrl_bench.errors import PluginError
-from pmrl_bench.registry import Component, Kind, Registry
+from pmrl_bench.registry import NAME_PATTERN, Component, Kind, Registry
 
 ENTRY_POINT_GROUP = "pmrl_bench"
 ENV_LOAD_PLUGINS = "PMRL_BENCH_LOAD_PLUGINS"
@@ -34,6 +34,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "pmrl_bench.builtins.objectives",
     "pmrl_bench.builtins.encoders",
     "pmrl_bench.builtins.tasks",
+    "pmrl_bench.builtins.reporters",
 )
 
 _HOOK_KIND: dict[str, Kind] = {
@@ -198,6 +199,34 @@ class PluginManager:
             sink.append(Component(kind, name, factory, plugin, dist, version, description, dict(metadata)))
 
         return register
+
+    # -- reporters (run --log NAME) ------------------------------------------------------------------
+    def reporters(self) -> dict[str, Component]:
+        """Every registered reporter by name (``kind == "reporter"``), collected afresh on each call (it is called
+        once per command). A plugin that raises while registering is a failure like any other; a duplicate or
+        invalid name is an error naming the plugin."""
+        self.load()
+        found: dict[str, Component] = {}
+        for impl in self.pm.hook.register_reporters.get_hookimpls():
+            info = self._info.get(impl.plugin_name)
+            dist, version = (info.distribution, info.version) if info else (None, None)
+            pending: list[Component] = []
+            register = self._make_register("reporter", impl.plugin_name, dist, version, pending)  # type: ignore[arg-type]
+            try:
+                impl.function(**{arg: register for arg in impl.argnames})
+            except Exception as exc:  # as for components: a broken plugin is skipped, a broken built-in is a bug
+                if info is not None and info.builtin:
+                    raise
+                self._fail(PluginFailure(impl.plugin_name, dist, "register_reporters", f"{type(exc).__name__}: {exc}"))
+                continue
+            for component in pending:
+                if not NAME_PATTERN.match(component.name):
+                    raise PluginError(f"plugin {component.plugin!r} registered an invalid reporter name {component.name!r}")
+                if component.name in found:
+                    raise PluginError(f"reporter {component.name!r} is registered twice: by plugin "
+                                      f"{found[component.name].plugin!r} and by plugin {component.plugin!r}")
+                found[component.name] = component
+        return found
 
     # -- introspection -----------------------------------------------------------------------------
     def plugins(self) -> list[PluginInfo]:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from filelock import Timeout
 from tqdm.auto import tqdm
@@ -22,6 +22,9 @@ from pmrl_bench.registry import Registry
 from pmrl_bench.results import ResultStore, RunResult
 from pmrl_bench.runner.plan import SweepConfig, SweepPlan
 from pmrl_bench.runner.spec import RunSpec
+
+if TYPE_CHECKING:
+    from pmrl_bench.reporting import SweepReporters
 
 
 @dataclass
@@ -86,6 +89,7 @@ def execute_sweep(
     store: ResultStore,
     versions: dict[str, Any],
     monitor_factory: Callable[[], Sequence[Any]] | None = None,
+    reporters: SweepReporters | None = None,  # run --log: told about every run trained here; closed at the end
 ) -> SweepSummary:
     """Run every planned run, skipping valid existing results unless ``rerun``. A failing run never stops the sweep.
 
@@ -110,6 +114,7 @@ def execute_sweep(
     device = distributed.initialise(world, device)
     store.ensure_writable()
     runner = _RunExecutor(plan, config, registry, store, versions, monitor_factory or default_monitors, device, world)
+    runner.reporters = reporters if reporters and world.is_main else None  # rank 0 reports, as it writes results
     with stop_signals_interrupt():
         try:
             deferred = []
@@ -121,6 +126,9 @@ def execute_sweep(
         except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP via stop_signals_interrupt
             signum = getattr(exc, "signum", signal.SIGINT)
             raise Interrupted(signum, runner.interrupted_message(signum)) from None
+        finally:
+            if runner.reporters:
+                runner.reporters.close()
     runner.summary.init_trained, runner.summary.init_reused = runner.inits.trained, runner.inits.reused
     return runner.summary
 
@@ -147,6 +155,7 @@ class _RunExecutor:
         self.world = world
         self.started = time.time()
         self.current: RunSpec | None = None
+        self.reporters: SweepReporters | None = None  # set by execute_sweep
         from pmrl_bench.runner.init_stage import InitStages
 
         self.inits = InitStages(store, registry, device, plan.fingerprints, config.precision, config.progress, world)
@@ -229,11 +238,14 @@ class _RunExecutor:
 
         started = time.perf_counter()
         init_record = None
+        monitors = list(self.monitor_factory())
+        if self.reporters:  # training scalars reach the reporters through one more monitor
+            monitors.append(self.reporters.start_run(spec))
         try:
             data = self.plan.data[spec.task]
             init_state, init_record = self.inits.starting_state(spec, data)
             outcome = train_and_evaluate(
-                spec, data, self.registry, self.device, self.monitor_factory(),
+                spec, data, self.registry, self.device, monitors,
                 probe_every=self.config.probe_every, progress=self.config.progress,
                 precision=self.config.precision, world=self.world, init_state=init_state,
             )
@@ -246,15 +258,19 @@ class _RunExecutor:
             setattr(self.summary, outcome.status, getattr(self.summary, outcome.status) + 1)
             return
         try:
-            path = self.store.write(self._result(spec, outcome, started, init_record))
+            result = self._result(spec, outcome, started, init_record)
+            path = self.store.write(result)
         except OSError as exc:  # the disk, not the run: stopping is the only honest option
             raise ResultWriteError(
                 f"cannot write the result of {spec.run_id} under {self.store.root}: {exc.strerror or exc}"
             ) from None
         except (ValueError, TypeError) as exc:  # a plugin produced metrics the schema cannot hold
             outcome = RunOutcome("failed", stability={}, error=f"result could not be stored: {_describe(exc)}")
-            path = self.store.write(self._result(spec, outcome, started, init_record))
+            result = self._result(spec, outcome, started, init_record)
+            path = self.store.write(result)
         self.summary.written.append(path)
+        if self.reporters:
+            self.reporters.end_run(result)
         setattr(self.summary, outcome.status, getattr(self.summary, outcome.status) + 1)
 
     def _result(self, spec: RunSpec, outcome: Any, started: float, init: dict[str, Any] | None = None) -> RunResult:

@@ -1,4 +1,10 @@
-"""Training monitors: observers of a run whose summaries fill the result file's ``stability`` block."""
+"""Training monitors: observers of a run whose summaries fill the result file's ``stability`` block.
+
+The training loop hands monitors every step (as a :class:`StepRecord`, at the flush cadence: buffered steps arrive
+in order once per probe interval) and the embeddings of a fixed validation probe batch. Anything that wants to
+follow training without growing the loop is a monitor: the stability metrics, and the forwarder that feeds
+experiment-tracking reporters (``pmrl_bench.reporting``), whose ``summary()`` is None.
+"""
 
 from __future__ import annotations
 
@@ -43,5 +49,6 @@ class TrainingMonitor:
     def on_probe(self, step: int, embeddings: Mapping[str, torch.Tensor]) -> None:
         """Called every ``probe_every`` steps and at the end, with embeddings of a fixed probe batch."""
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> dict[str, Any] | None:
+        """What lands in ``stability[self.name]``; None adds nothing to the result file."""
         return {}

@@ -265,7 +265,9 @@ def train(
     if diverged_step is None:
         probe_all(budget.steps)
     for monitor in monitors:
-        stability[monitor.name] = monitor.summary()
+        summary = monitor.summary()
+        if summary is not None:  # a monitor that only forwards (to reporters) stores nothing
+            stability[monitor.name] = summary
     if scaler.is_enabled():
         stability["amp"] = {"dtype": "float16", "skipped_steps": amp_skipped}
     trained = Trained(encoders, objective, "ok" if diverged_step is None else "diverged", stability, diverged_step,

@@ -14,6 +14,9 @@ class SmallCNN(nn.Module):
     Cheap on a CPU on purpose: stride 2 from the first layer and no per-layer normalisation (GroupNorm
     tripled the step time on 32 px images). No batch statistics either: contrastive batches would leak
     across instances, and evaluation runs in eval mode.
+
+    Args:
+        width: channels of the first conv block; the second and third have twice and four times as many.
     """
 
     def __init__(self, *, modality: Modality, dim: int, width: int = 32) -> None:

@@ -20,7 +20,12 @@ def _info(modality: Modality, key: str) -> Any:
 
 
 class EmbeddingBagEncoder(nn.Module):
-    """Trainable word embeddings averaged over the non-padding tokens, then an MLP to the shared dimension."""
+    """Trainable word embeddings averaged over the non-padding tokens, then an MLP to the shared dimension.
+
+    Args:
+        width: size of each word embedding.
+        hidden: width of the MLP's hidden layer.
+    """
 
     def __init__(self, *, modality: Modality, dim: int, width: int = 128, hidden: int = 256) -> None:
         super().__init__()
@@ -83,6 +88,9 @@ class MiniLMEncoder(nn.Module):
 
     Token ids are turned back into words with the modality's vocabulary; the backbone runs on the CPU outside
     the autograd graph (it is frozen), and each distinct sentence is embedded once per process.
+
+    Args:
+        hidden: width of the trainable head's hidden layer; 0: a single linear layer.
     """
 
     def __init__(self, *, modality: Modality, dim: int, hidden: int = 256) -> None:

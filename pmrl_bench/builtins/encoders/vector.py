@@ -26,7 +26,13 @@ class LinearEncoder(nn.Module):
 
 
 class MLPEncoder(nn.Module):
-    """MLP over a flattened vector: LayerNorm, ``layers`` hidden GELU layers, then a linear projection."""
+    """MLP over a flattened vector: LayerNorm, ``layers`` hidden GELU layers, then a linear projection.
+
+    Args:
+        hidden: width of each hidden layer.
+        layers: number of hidden layers.
+        dropout: dropout after each hidden layer, in [0, 1).
+    """
 
     def __init__(self, *, modality: Modality, dim: int, hidden: int = 256, layers: int = 2, dropout: float = 0.0) -> None:
         super().__init__()

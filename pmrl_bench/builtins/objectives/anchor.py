@@ -29,7 +29,15 @@ REDUCTIONS = ("mean", "sum")
 
 
 class AnchorBinding(LogitScaleObjective):
-    """Symmetric InfoNCE between one anchor modality and each other modality (ImageBind/LanguageBind)."""
+    """Symmetric InfoNCE between one anchor modality and each other modality (ImageBind/LanguageBind).
+
+    Args:
+        anchor: the modality every other one is contrasted with; null: the task's first modality.
+        temperature: the starting softmax temperature (logit scale 1/temperature).
+        learnable: learn the logit scale, clamped to [1, 100]; false keeps 1/temperature.
+        reduction: how the anchor pairs' losses combine: "mean" or "sum".
+        label_smoothing: label smoothing of every cross-entropy, in [0, 1).
+    """
 
     def __init__(
         self,

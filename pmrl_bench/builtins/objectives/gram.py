@@ -107,7 +107,15 @@ class VolumeScore:
 
 
 class GRAMLoss(VolumeScore, LogitScaleObjective):
-    """GRAM: contrast the volume spanned by an anchor and another instance's other modalities (both directions)."""
+    """GRAM: contrast the volume spanned by an anchor and another instance's other modalities (both directions).
+
+    Args:
+        anchor: the modality whose volume with the others is contrasted; null: the task's first modality.
+        temperature: the starting softmax temperature (logit scale 1/temperature).
+        learnable: learn the logit scale, clamped to [1, 100]; false keeps 1/temperature.
+        label_smoothing: label smoothing of both cross-entropies, in [0, 1) (the official code's 0.1).
+        precision: dtype of the volume computation, "float64" or "float32".
+    """
 
     def __init__(
         self,

@@ -26,7 +26,13 @@ __all__ = ["PairwiseInfoNCE", "clip_loss"]
 
 
 class PairwiseInfoNCE(LogitScaleObjective):
-    """Symmetric CLIP InfoNCE averaged over all modality pairs, one shared logit scale."""
+    """Symmetric CLIP InfoNCE averaged over all modality pairs, one shared logit scale.
+
+    Args:
+        temperature: the starting softmax temperature (logit scale 1/temperature).
+        learnable: learn the logit scale, clamped to [1, 100]; false keeps 1/temperature.
+        label_smoothing: label smoothing of every cross-entropy, in [0, 1).
+    """
 
     def __init__(self, temperature: float = 0.07, learnable: bool = True, label_smoothing: float = 0.0) -> None:
         super().__init__(temperature, learnable)

@@ -153,7 +153,14 @@ def _check_positive(**values: float) -> None:
 
 
 class PMRLLoss(nn.Module):
-    """PMRL: softmax over singular values toward the largest, plus contrast of leading singular vectors (no ITM)."""
+    """PMRL: softmax over singular values toward the largest, plus contrast of leading singular vectors (no ITM).
+
+    Args:
+        tau1: temperature of the softmax over each instance's singular values (the intra term).
+        tau2: temperature of the contrast between instances' leading singular vectors (the inter term).
+        sign_fix: point each leading vector toward its instance's modality sum; false keeps the solver's sign.
+        grad_guard: ε > 0 bounds the gradient's 1/(σ1² − σj²) factors by 1/(2ε); 0 is the exact gradient.
+    """
 
     def __init__(self, tau1: float = 0.05, tau2: float = 0.1, sign_fix: bool = False, grad_guard: float = 0.0) -> None:
         super().__init__()
@@ -175,7 +182,11 @@ class PMRLLoss(nn.Module):
 
 
 class PMRLIntra(nn.Module):
-    """Ablation: PMRL's singular-value (intra) term alone, without the contrast of leading vectors."""
+    """Ablation: PMRL's singular-value (intra) term alone, without the contrast of leading vectors.
+
+    Args:
+        tau1: temperature of the softmax over each instance's singular values.
+    """
 
     def __init__(self, tau1: float = 0.05) -> None:
         super().__init__()

@@ -37,7 +37,13 @@ def instance_volumes(E: torch.Tensor) -> torch.Tensor:
 
 
 class VolumeLoss(VolumeScore, nn.Module):
-    """Ablation: mean volume of each instance's own modality stack (product of its singular values)."""
+    """Ablation: mean volume of each instance's own modality stack (product of its singular values).
+
+    Args:
+        inter: add PMRL's inter term (the contrast of instances' leading singular vectors).
+        tau2: temperature of the inter term.
+        grad_guard: ε > 0 bounds the inter term's 1/(σ1² − σj²) gradient factors by 1/(2ε); 0 is exact.
+    """
 
     def __init__(self, inter: bool = False, tau2: float = 0.1, grad_guard: float = 0.0) -> None:
         super().__init__()

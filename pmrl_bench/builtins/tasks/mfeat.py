@@ -172,7 +172,16 @@ def stratified_split(labels: np.ndarray, n_test: int, seed: int) -> tuple[np.nda
 
 class MfeatTask:
     """UCI Multiple Features: handwritten digits seen as pixels, Fourier, profile, Karhunen-Loeve, Zernike and
-    morphological features; 10 classes, a seeded stratified train/test split."""
+    morphological features; 10 classes, a seeded stratified train/test split.
+
+    Args:
+        views: comma-separated views, at least two of fac, fou, kar, mor, pix, zer, or "all".
+        n_test: test instances, stratified by digit.
+        standardize: scale every vector feature to zero mean and unit variance on the training rows.
+        pix_image: give the pix view as a 16x15 image (the cnn encoder) instead of a vector.
+        val_size: share of the training instances held out for validation.
+        seed: fixes the train/validation/test split.
+    """
 
     def __init__(
         self, views: str = DEFAULT_VIEWS, n_test: int = 500, standardize: bool = True, pix_image: bool = False,

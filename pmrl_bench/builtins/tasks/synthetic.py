@@ -28,7 +28,22 @@ from pmrl_bench.splits import DEFAULT_VAL_SIZE, check_val_size, with_validation
 
 
 class SyntheticTask:
-    """Shared, pairwise, unique and XOR-synergistic latent blocks seen through per-modality random linear maps."""
+    """Shared, pairwise, unique and XOR-synergistic latent blocks seen through per-modality random linear maps.
+
+    Args:
+        modalities: number of modalities M, named m0 .. m{M-1}.
+        n_train: training instances (the validation split is carved from them).
+        n_test: test instances.
+        shared_dim: size of the Gaussian block every modality sees (the label reads it).
+        unique_dim: size of each modality's own Gaussian block.
+        pairwise_dim: size of the Gaussian block each pair of modalities shares.
+        synergy_dim: XOR bits: modality M-1's bits are the XOR of the others', zero pairwise information.
+        input_dim: features per modality after the random linear map.
+        noise: standard deviation of the Gaussian noise added to every feature.
+        num_classes: classes of the label.
+        val_size: share of the training instances held out for validation.
+        seed: fixes the data and the split.
+    """
 
     def __init__(
         self,

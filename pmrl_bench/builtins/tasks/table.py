@@ -192,7 +192,17 @@ def label_ids(frames: dict[str, Any], column: str) -> tuple[dict[str, np.ndarray
 
 class TableTask:
     """A user dataset (local parquet/CSV/JSON, or a hub name with ``datasets``): columns mapped to modalities, an
-    optional label column, the source's test split or a seeded held-out split."""
+    optional label column, the source's test split or a seeded held-out split.
+
+    Args:
+        source: a local .parquet, .csv, .json or .jsonl file, or a datasets hub name.
+        columns: columns as modalities: "a,b,c", or "img=pixels,meta=age+height" to name them and join columns.
+        label: the class column; empty: no labels (retrieval only).
+        test_size: share of the rows held out for test when the source has no test split.
+        text_length: the most tokens kept of a text column's rows.
+        val_size: share of the training rows held out for validation.
+        seed: fixes the train/validation/test split.
+    """
 
     def __init__(
         self, source: str = "", columns: str = "", label: str = "", test_size: float = 0.2, text_length: int = 32,

@@ -143,7 +143,15 @@ def render(shapes: np.ndarray, textures: np.ndarray, colours: np.ndarray, size: 
 
 class TrifeaturesTask:
     """Two rendered images (shape, texture, colour) and a caption: shared shape, pairwise colour/texture, and a
-    synergistic code word fixed by image1's texture and image2's colour together; label: the shape."""
+    synergistic code word fixed by image1's texture and image2's colour together; label: the shape.
+
+    Args:
+        n_train: training instances (the validation split is carved from them).
+        n_test: test instances, each with a caption attribute combination unseen in training.
+        size: side of the rendered images in pixels, 16 to 128.
+        val_size: share of the training instances held out for validation.
+        seed: fixes the data and the split.
+    """
 
     def __init__(
         self, n_train: int = 2400, n_test: int = 500, size: int = 32, val_size: float = DEFAULT_VAL_SIZE, seed: int = 0

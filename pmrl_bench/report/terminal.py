@@ -1,0 +1,179 @@
+"""Results at the terminal: per-task tables (tabulate) and a JSON summary, built from result files like the
+leaderboards and with the leaderboards' statistics (cells, intervals and ranks come from ``pmrl_bench.leaderboard``).
+
+``pmrl-bench run`` ends with :func:`compact_tables` (rank, seeds, mean R@1, the fused linear probe);
+``pmrl-bench show`` prints :func:`main_tables` (every retrieval summary metric and every classification probe).
+Both give :func:`summary_json` under ``--json``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tabulate import tabulate
+
+from pmrl_bench.leaderboard.data import MAIN_VIEW, Run, runs_of
+from pmrl_bench.leaderboard.tables import (
+    HIGHER_IS_BETTER, RETRIEVAL_METRICS, Cell, by_label, format_cell, main_rank_column, retrieval_cell, scalar_cell,
+    seeds_cell,
+)
+from pmrl_bench.results import RunResult
+
+if TYPE_CHECKING:
+    from pmrl_bench.runner.execute import SweepSummary
+
+FUSED_PROBE = "linear:fused"  # the classification headline: a linear probe on the mean of the modalities
+TABLE_FORMAT = "simple"
+
+
+@dataclass
+class Row:
+    """One configuration of one task: its rank on mean R@1, seed counts and cells (fractions, not percent)."""
+
+    label: str
+    rank: int | None
+    seeds: str  # "3/3", "2/3 (1 diverged)": as the leaderboards write it
+    counts: dict[str, int]  # {"ok", "diverged", "failed", "total"}
+    retrieval: dict[str, Cell] = field(default_factory=dict)  # metric -> mean over the cosine directions
+    classification: dict[str, Cell] = field(default_factory=dict)  # probe -> accuracy
+
+
+@dataclass
+class TaskSummary:
+    task: str
+    directions: int  # cosine retrieval directions the means are over
+    rows: list[Row]
+
+
+def _counts(runs: Sequence[Run]) -> dict[str, int]:
+    counts = {status: sum(1 for r in runs if r.status == status) for status in ("ok", "diverged", "failed")}
+    return {**counts, "total": len(runs)}
+
+
+def summarize(results: Sequence[RunResult], full: bool = False) -> list[TaskSummary]:
+    """One summary per task, rows sorted by rank then label. ``full``: every retrieval metric and every probe;
+    otherwise mean R@1 and the fused linear probe only (what ``run`` shows, and cheaper to bootstrap)."""
+    summaries = []
+    for task, runs in runs_of(results).items():
+        rank_column = main_rank_column(runs)
+        ranks = rank_column.ranks() if rank_column is not None else {}
+        directions = sorted({d for r in runs for d in r.views.get(MAIN_VIEW, {})})
+        probes = sorted({p for r in runs for p in r.classification}) if full else [FUSED_PROBE]
+        rows = []
+        for label, label_runs in by_label(runs).items():
+            retrieval: dict[str, Cell] = {}
+            if rank_column is not None:
+                retrieval["R@1"] = rank_column.cells[label]
+                if full:
+                    retrieval.update({m: retrieval_cell(label_runs, MAIN_VIEW, directions, m)
+                                      for m in RETRIEVAL_METRICS if m != "R@1"})
+            classification = {
+                p: scalar_cell(label_runs, lambda r, p=p: r.classification.get(p))
+                for p in probes
+                if any(p in r.classification for r in label_runs)
+            }
+            rows.append(Row(label, ranks.get(label), seeds_cell(label_runs), _counts(label_runs), retrieval,
+                            classification))
+        rows.sort(key=lambda row: (row.rank if row.rank is not None else math.inf, row.label))
+        summaries.append(TaskSummary(task, len(directions), rows))
+    return summaries
+
+
+def _cell_text(cell: Cell | None, percent: bool = True, interval: bool = True) -> str:
+    if cell is None:
+        return "–"
+    if not interval:
+        cell = Cell(cell.mean, cell.std, None, cell.seed_only)
+    return format_cell(cell, percent=percent, bold=False, mark_seed_only=False)
+
+
+def _probe_order(probe: str) -> tuple[bool, bool, str]:
+    """Fused probes first, then linear before k-NN, then by modality."""
+    kind, _, view = probe.partition(":")
+    return view != "fused", kind != "linear", probe
+
+
+def _rank_text(row: Row) -> str:
+    return "–" if row.rank is None else str(row.rank)
+
+
+def _render(headers: list[str], body: list[list[str]]) -> str:
+    return tabulate(body, headers=headers, tablefmt=TABLE_FORMAT, disable_numparse=True)
+
+
+def _title(summary: TaskSummary, what: str) -> str:
+    runs = sum(row.counts["total"] for row in summary.rows)
+    return f"{summary.task} ({len(summary.rows)} configurations, {runs} runs): {what}"
+
+
+def compact_tables(summaries: Sequence[TaskSummary]) -> str:
+    """Per task: rank, objective, seeds ok, mean R@1 and the fused linear probe, each mean ± std [95% interval]."""
+    blocks = []
+    for summary in summaries:
+        body = [[_rank_text(row), row.label, row.seeds, _cell_text(row.retrieval.get("R@1")),
+                 _cell_text(row.classification.get(FUSED_PROBE))] for row in summary.rows]
+        headers = ["rank", "objective", "seeds ok", "mean R@1 %", "fused linear probe %"]
+        what = f"mean R@1 over {summary.directions} cosine directions; % as mean ± std [95% interval]"
+        blocks.append(f"{_title(summary, what)}\n{_render(headers, body)}")
+    return "\n\n".join(blocks)
+
+
+def main_tables(summaries: Sequence[TaskSummary]) -> str:
+    """Per task: the leaderboard's retrieval summary (R@K in %, MdR) and its classification table (accuracy %)."""
+    blocks = []
+    for summary in summaries:
+        metrics = [m for m in RETRIEVAL_METRICS if any(m in row.retrieval for row in summary.rows)]
+        body = [[_rank_text(row), row.label, row.seeds,
+                 *(_cell_text(row.retrieval.get(m), percent=m != "MdR") for m in metrics)] for row in summary.rows]
+        headers = ["rank", "objective", "seeds ok", *(f"{m} {'↑' if HIGHER_IS_BETTER[m] else '↓'}" for m in metrics)]
+        what = (f"cosine retrieval, mean over {summary.directions} directions; R@K in %, mean ± std "
+                "[95% interval]")
+        blocks.append(f"{_title(summary, what)}\n{_render(headers, body)}")
+        probes = sorted({p for row in summary.rows for p in row.classification}, key=_probe_order)
+        if probes:  # one column per probe: mean ± std only, so the table fits a terminal (--json has intervals)
+            body = [[row.label, row.seeds, *(_cell_text(row.classification.get(p), interval=False) for p in probes)]
+                    for row in summary.rows]
+            blocks.append(f"{summary.task}: classification probes on frozen embeddings; accuracy %, mean ± std\n"
+                          f"{_render(['objective', 'seeds ok', *probes], body)}")
+    return "\n\n".join(blocks)
+
+
+def _number(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def cell_json(cell: Cell) -> dict[str, Any]:
+    """``{"mean", "std", "low", "high", "interval"}`` as fractions; ``interval`` says which bootstrap gave it."""
+    low, high = cell.interval if cell.interval is not None else (math.nan, math.nan)
+    kind = None if cell.interval is None else ("seeds" if cell.seed_only else "seeds and queries")
+    return {"mean": _number(cell.mean), "std": _number(cell.std), "low": _number(low), "high": _number(high),
+            "interval": kind}
+
+
+def summary_json(summaries: Sequence[TaskSummary]) -> dict[str, Any]:
+    """``{task: {"directions", "configurations": [{"objective", "rank", "seeds", "retrieval", "classification"}]}}``."""
+    return {
+        s.task: {
+            "directions": s.directions,
+            "configurations": [
+                {"objective": row.label, "rank": row.rank, "seeds": row.counts,
+                 "retrieval": {m: cell_json(c) for m, c in row.retrieval.items()},
+                 "classification": {p: cell_json(c) for p, c in row.classification.items()}}
+                for row in s.rows
+            ],
+        }
+        for s in summaries
+    }
+
+
+def sweep_json(sweep: SweepSummary, tasks: Sequence[TaskSummary], results_dir: Path, leaderboard_dir: Path
+               ) -> dict[str, Any]:
+    """``run --json``: the sweep's counts (``ok``/``diverged``/``failed`` ran now), where things are, the tables."""
+    counts = {"planned": sweep.planned, "ok": sweep.ok, "diverged": sweep.diverged, "failed": sweep.failed,
+              "already_done": sweep.skipped, "already_done_by_status": dict(sweep.reused)}
+    return {"runs": counts, "results": str(results_dir), "leaderboards": str(leaderboard_dir),
+            "tasks": summary_json(tasks)}
