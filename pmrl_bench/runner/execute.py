@@ -286,6 +286,8 @@ class _RunExecutor:
             splits=split_sizes(data),
             data_fingerprint=self.plan.fingerprints.get(spec.task),
             metrics_at_init=outcome.metrics_at_init,
+            robustness=outcome.robustness,
+            cost=outcome.cost,
         )
 
     def _plugins_used(self, spec: RunSpec) -> dict[str, str | None]:
