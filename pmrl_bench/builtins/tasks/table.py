@@ -228,7 +228,7 @@ def read_files(files: dict[str, Path]) -> dict[str, Source]:
             with quiet_reading():
                 loaded = load_dataset(builder, data_files=data_files, cache_dir=str(cache.cache_root() / "datasets"))
             frames.update({split: loaded[split].to_pandas() for split in data_files})
-        except Exception as exc:  # datasets raises many types; all mean "Arrow cannot hold these files as they are"
+        except Exception as exc:  # noqa: BLE001 - datasets raises many types; all mean "Arrow cannot hold these files"
             # pandas keeps what Arrow rejects (a JSON column mixing lists and strings, splits whose column types
             # differ), so the column checks below can name the offending row; if pandas fails too, say what
             # datasets said.
@@ -251,7 +251,7 @@ def read_hub(source: str) -> dict[str, Source]:
     try:
         with quiet_reading(online=online):
             splits = load_dataset(source)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - offline misses, unknown names, network errors: one line each
         if not online:
             raise DataError(f"task 'table': {source!r} is not a local file or directory, nor a dataset in the local "
                             f"Hugging Face cache; to download it from the hub, set {ENV_HUB}=1 (needs internet)") from None
