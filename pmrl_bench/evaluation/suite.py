@@ -1,7 +1,7 @@
 """The evaluation of one set of encoders on one split: every view a result file's ``metrics`` holds.
 
-The runner calls it on the test split once training is over (for the final state and for the state the run
-started from), and on the validation split for tuning. Nothing else reads the test split.
+The runner calls it on the test split once training is over (for the final state, with the robustness views, and
+for the state the run started from), and on the validation split for tuning. Nothing else reads the test split.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pmrl_bench.evaluation.multimodal import multimodal_retrieval
 from pmrl_bench.evaluation.native import native_ranks
 from pmrl_bench.evaluation.per_query import PER_QUERY_KEY, encode_ranks, per_query_ranks
 from pmrl_bench.evaluation.retrieval import pairwise_retrieval, recall_metrics
+from pmrl_bench.evaluation.robustness import robustness_views
 
 EMBED_BATCH = 1024
 
@@ -55,11 +56,27 @@ def evaluate(
 
     The probes are fitted on the train split and scored on ``split`` (``"test"`` or ``"validation"``).
     """
+    return evaluate_with_robustness(encoders, objective, data, device, seed, split, probe, robustness=False)[0]
+
+
+def evaluate_with_robustness(
+    encoders: nn.ModuleDict,
+    objective: nn.Module,
+    data: TaskData,
+    device: torch.device,
+    seed: int,
+    split: str = "test",
+    probe: str = "torch",
+    robustness: bool = True,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(metrics, robustness)``: :func:`evaluate`'s metrics and, on the same embeddings, the robustness views of
+    ``evaluation.robustness`` (missing modality, noisy modality) on ``split``; ``{}`` when ``robustness`` is False."""
     names = [m.name for m in data.modalities]
     target: Split | None = getattr(data, split)
     if target is None:
         raise ValueError(f"task data has no {split} split")
-    queries = embed(encoders, split_tensors(target, names, device))
+    inputs = split_tensors(target, names, device)
+    queries = embed(encoders, inputs)
     metrics: dict[str, Any] = {"retrieval": pairwise_retrieval(queries)}
     fused = multimodal_retrieval(queries)  # one modality vs the fusion of the others (3+ modalities)
     if fused:
@@ -70,11 +87,17 @@ def evaluate(
     if native is not None:
         metrics["retrieval_native"] = {direction: recall_metrics(r) for direction, r in native.items()}
         metrics[PER_QUERY_KEY]["retrieval_native"] = {direction: encode_ranks(r) for direction, r in native.items()}
-    if data.train.labels is not None and target.labels is not None:
+    train = None
+    labelled = data.train.labels is not None and target.labels is not None
+    if labelled:
         train = embed(encoders, split_tensors(data.train, names, device))
         metrics["classification"] = probe_accuracies(train, data.train.labels, queries, target.labels, seed,
                                                      backend=probe)
-    return metrics
+    views: dict[str, Any] = {}
+    if robustness:
+        views = robustness_views(encoders, inputs, queries, data.train.inputs, seed, train,
+                                 data.train.labels if labelled else None, target.labels if labelled else None)
+    return metrics, views
 
 
 def mean_cosine_r1(metrics: Mapping[str, Any]) -> float:

@@ -301,6 +301,8 @@ class _RunExecutor:
             data_fingerprint=self.plan.fingerprints.get(spec.task),
             metrics_at_init=outcome.metrics_at_init,
             tuning=spec.tuning,
+            robustness=outcome.robustness,
+            cost=outcome.cost,
         )
 
     def _plugins_used(self, spec: RunSpec) -> dict[str, str | None]:

@@ -21,8 +21,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from pmrl_bench.components import Split, TaskData
-from pmrl_bench.evaluation.suite import embed, evaluate, split_tensors
+from pmrl_bench.evaluation.suite import embed, evaluate, evaluate_with_robustness, split_tensors
 from pmrl_bench.registry import Registry
+from pmrl_bench.runner.cost import CostMeter
 from pmrl_bench.runner.device import BatchSource, autocast_dtype
 from pmrl_bench.runner.distributed import (
     SINGLE_PROCESS, DistributedContext, data_parallel, gather_embeddings, local_slice,
@@ -45,6 +46,8 @@ class RunOutcome:
     error: str | None = None
     metrics_at_init: dict[str, Any] | None = None
     selection: dict[str, Any] | None = None  # {"rule", "metric", "step", "value"}
+    robustness: dict[str, Any] = field(default_factory=dict)  # evaluation.robustness views of the final state
+    cost: dict[str, Any] = field(default_factory=dict)  # runner.cost: parameters, ms per step, peak memory
 
 
 @dataclass
@@ -59,6 +62,7 @@ class Trained:
     initial: tuple[State, State] | None = None  # (encoders, objective) before the first step
     selected: tuple[State, State] | None = None  # the best state on validation (--select best)
     selection: dict[str, Any] = field(default_factory=dict)
+    cost: dict[str, Any] = field(default_factory=dict)
 
 
 def seed_everything(seed: int) -> None:
@@ -205,6 +209,7 @@ def train(
 
     pending: list[tuple[int, tuple[str, ...], torch.Tensor]] = []  # steps not yet seen by the host
     amp_skipped = 0
+    meter = CostMeter(encoders, objective, device)
 
     def flush() -> int | None:
         """Hand buffered steps to the monitors (one host sync); return the first non-finite step, if any."""
@@ -212,6 +217,7 @@ def train(
         if not pending:
             return None
         values = torch.stack([v for _, _, v in pending]).cpu().tolist()
+        meter.end_interval(len(pending))  # right after the sync: the interval's steps are done, monitoring is not
         done = [(step, keys) for step, keys, _ in pending]
         pending.clear()
         for (step, keys), (loss, grad_norm, *terms) in zip(done, values):
@@ -235,6 +241,7 @@ def train(
         batches(len(data.train), budget.batch_size, budget.steps, generator),
         total=budget.steps, desc=spec.run_id, leave=False, disable=not progress or not world.is_main or None,
     )
+    meter.start_interval()
     for step, index in enumerate(steps, start=1):
         output = model(source.batch(local_slice(index, world)))
         optimiser.zero_grad(set_to_none=True)
@@ -260,6 +267,7 @@ def train(
                 selector.observe(step)
             if step != budget.steps:
                 probe_all(step)
+            meter.start_interval()
 
     stability = {}
     if diverged_step is None:
@@ -271,7 +279,7 @@ def train(
     if scaler.is_enabled():
         stability["amp"] = {"dtype": "float16", "skipped_steps": amp_skipped}
     trained = Trained(encoders, objective, "ok" if diverged_step is None else "diverged", stability, diverged_step,
-                      initial=initial)
+                      initial=initial, cost=meter.summary())
     if selector is not None and selector.best is not None:
         trained.selected = selector.best
         trained.selection = {"rule": "best", "metric": f"validation {DEFAULT_SELECTION_METRIC}", "step": selector.step,
@@ -301,19 +309,21 @@ def train_and_evaluate(
                      keep_initial=evaluate_on == "test")
     if trained.status == "diverged":
         return RunOutcome("diverged", stability=trained.stability, diverged_step=trained.diverged_step,
-                          error=f"non-finite loss or gradient at step {trained.diverged_step}")
+                          error=f"non-finite loss or gradient at step {trained.diverged_step}", cost=trained.cost)
     if not world.is_main:  # rank 0 evaluates and writes; the other ranks only helped train
         return RunOutcome("ok", stability=trained.stability)
     if trained.selected is not None:
         trained.encoders.load_state_dict(trained.selected[0])
         trained.objective.load_state_dict(trained.selected[1])
-    metrics = evaluate(trained.encoders, trained.objective, data, device, spec.seed, evaluate_on, spec.probe)
+    metrics, robustness = evaluate_with_robustness(trained.encoders, trained.objective, data, device, spec.seed,
+                                                   evaluate_on, spec.probe)
     at_init = None
     if trained.initial is not None:  # the state the run was handed, scored like the final one
         trained.encoders.load_state_dict(trained.initial[0])
         trained.objective.load_state_dict(trained.initial[1])
         at_init = evaluate(trained.encoders, trained.objective, data, device, spec.seed, evaluate_on, spec.probe)
-    return RunOutcome("ok", metrics, trained.stability, metrics_at_init=at_init, selection=trained.selection)
+    return RunOutcome("ok", metrics, trained.stability, metrics_at_init=at_init, selection=trained.selection,
+                      robustness=robustness, cost=trained.cost)
 
 
 def evaluate_encoders(spec: RunSpec, data: TaskData, registry: Registry, device: torch.device, state: State,

@@ -1,4 +1,5 @@
-"""Optimisation health: gradient norms, clipping, non-finite values, loss spikes, scalar-parameter trajectories."""
+"""Optimisation health: gradient norms, clipping, non-finite values, loss spikes, the loss and its terms, and
+scalar-parameter trajectories."""
 
 from __future__ import annotations
 
@@ -27,8 +28,11 @@ def loss_spikes(losses: np.ndarray, window: int, mads: float) -> int:
 class OptimisationMonitor(TrainingMonitor):
     """Gradient-norm statistics before clipping, clipped fraction, non-finite counts, loss spikes.
 
-    Curves: the mean gradient norm and loss over each interval between probes, and the value of every
-    scalar parameter of the objective (learnable temperatures, logit scales) at each probe.
+    The objective's loss terms (``ObjectiveOutput.terms``) are summarised like the loss: ``terms_final`` holds each
+    term's value at the last finite step. Curves: the mean gradient norm, loss and each term (``term:NAME``) over
+    each interval between probes (None where a term was not reported in an interval), and the value of every scalar
+    parameter of the objective (learnable temperatures, logit scales) at each probe. The terms arrive with the
+    step records the runner already hands over at each flush, so recording them costs no device work.
     """
 
     name = "optimisation"
@@ -47,6 +51,9 @@ class OptimisationMonitor(TrainingMonitor):
         self.curve_grad: list[float] = []
         self.curve_loss: list[float] = []
         self.curve_scalars: dict[str, list[float]] = {}
+        self.terms_final: dict[str, float] = {}
+        self.curve_terms: dict[str, list[float | None]] = {}
+        self._interval_terms: dict[str, list[float]] = {}
         self._window_start = 0  # index into grad_norms where the current probe interval starts
 
     def on_train_start(self, context: TrainContext) -> None:
@@ -64,6 +71,9 @@ class OptimisationMonitor(TrainingMonitor):
         self.losses.append(record.loss)
         self.grad_norms.append(record.grad_norm)
         self.clipped += int(record.clipped)
+        for name, value in record.terms.items():
+            self.terms_final[name] = value
+            self._interval_terms.setdefault(name, []).append(value)
 
     def on_probe(self, step: int, embeddings: Mapping[str, torch.Tensor]) -> None:
         window = slice(self._window_start, len(self.grad_norms))
@@ -73,6 +83,12 @@ class OptimisationMonitor(TrainingMonitor):
         self.curve_steps.append(step)
         self.curve_grad.append(float(np.mean(self.grad_norms[window])))
         self.curve_loss.append(float(np.mean(self.losses[window])))
+        for name in self._interval_terms.keys() - self.curve_terms.keys():  # a term first reported in this interval
+            self.curve_terms[name] = [None] * (len(self.curve_steps) - 1)
+        for name, curve in self.curve_terms.items():
+            values = self._interval_terms.get(name)
+            curve.append(float(np.mean(values)) if values else None)
+        self._interval_terms = {}
         for name, param in self.scalars.items():
             self.curve_scalars.setdefault(name, []).append(float(param.detach().float().cpu()))
 
@@ -103,10 +119,13 @@ class OptimisationMonitor(TrainingMonitor):
                 loss_final=sig(self.losses[-1], 6),
                 loss_spikes=loss_spikes(np.asarray(self.losses), self.spike_window, self.spike_mads),
             )
+        stats["terms_final"] = {name: sig(value, 6) for name, value in sorted(self.terms_final.items())}
         stats["curves"] = {
             "step": list(self.curve_steps),
             "grad_norm": sig_list(self.curve_grad),
             "loss": sig_list(self.curve_loss),
+            **{f"term:{name}": [None if v is None else sig(v) for v in curve]
+               for name, curve in sorted(self.curve_terms.items())},
             **{f"param:{name}": sig_list(v) for name, v in sorted(self.curve_scalars.items())},
         }
         return stats

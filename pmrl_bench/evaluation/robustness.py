@@ -1,0 +1,144 @@
+"""Robustness views of trained encoders on the evaluated split: a modality missing, or one modality's inputs noisy.
+
+``missing_modality`` (tasks with 3+ modalities), for each modality L left out:
+
+- ``retrieval[L]``: every remaining modality against the fusion of the other remaining ones, both directions, keyed
+  like ``metrics.retrieval_multimodal`` (``"a+b->c"``; with two modalities left, the pair ``"a->b"``, ``"b->a"``);
+  ``mean_R@1[L]`` is their mean R@1;
+- ``linear:fused[L]`` (tasks with labels): the fused linear probe, fitted on train and scored on the evaluated
+  split, with L left out of the fusion on both.
+
+``noisy_modality``, for each modality m with floating-point inputs (vectors, images; token ids are skipped):
+Gaussian noise of ``level`` times m's feature scale (the per-feature standard deviation over the train split) is
+added to m's inputs, for each of ``levels``; ``R@1[m]`` is the cosine R@1 averaged over the directions involving m
+(m against every other modality, both ways), one value per level, and ``mean_R@1`` their mean over the modalities.
+One standard-normal draw per input, seeded with the run's seed, is scaled to every level, so the levels differ
+only in scale. Level 0 re-embeds the unchanged inputs and reproduces the plain metric.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pmrl_bench.evaluation.classification import fuse, linear_probe_accuracy
+from pmrl_bench.evaluation.multimodal import fusion_name
+from pmrl_bench.evaluation.retrieval import recall_metrics, retrieval_ranks
+
+NOISE_LEVELS = (0.0, 0.1, 0.5, 1.0)
+EMBED_BATCH = 1024
+
+
+def fusion_retrieval(embeddings: Mapping[str, torch.Tensor]) -> dict[str, dict[str, float]]:
+    """Each modality against the fusion of the others, both directions (the pair itself with two modalities)."""
+    out = {}
+    for target in embeddings:
+        others = [m for m in embeddings if m != target]
+        fused = fuse({m: embeddings[m] for m in others})
+        key = fusion_name(others)
+        out[f"{key}->{target}"] = recall_metrics(retrieval_ranks(fused, embeddings[target]))
+        out[f"{target}->{key}"] = recall_metrics(retrieval_ranks(embeddings[target], fused))
+    return out
+
+
+def missing_modality(
+    queries: Mapping[str, torch.Tensor],
+    train: Mapping[str, torch.Tensor] | None = None,
+    train_labels: np.ndarray | None = None,
+    labels: np.ndarray | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Retrieval and the fused linear probe with each modality left out; empty with fewer than 3 modalities."""
+    names = list(queries)
+    if len(names) < 3:
+        return {}
+    retrieval, mean_r1, probe = {}, {}, {}
+    for left_out in names:
+        kept = [m for m in names if m != left_out]
+        retrieval[left_out] = fusion_retrieval({m: queries[m] for m in kept})
+        mean_r1[left_out] = float(np.mean([scores["R@1"] for scores in retrieval[left_out].values()]))
+        if train is not None and train_labels is not None and labels is not None:
+            train_x = fuse({m: train[m] for m in kept}).cpu().numpy()
+            test_x = fuse({m: queries[m] for m in kept}).cpu().numpy()
+            probe[left_out] = linear_probe_accuracy(train_x, train_labels, test_x, labels, seed)
+    out: dict[str, Any] = {"mean_R@1": mean_r1}
+    if probe:
+        out["linear:fused"] = probe
+    out["retrieval"] = retrieval
+    return out
+
+
+@torch.no_grad()
+def _noisy_embeddings(encoder: nn.Module, inputs: torch.Tensor, scale: torch.Tensor, levels: Sequence[float],
+                      generator: torch.Generator, batch_size: int = EMBED_BATCH) -> list[torch.Tensor]:
+    """Unit embeddings of ``inputs + level * scale * z`` for every level, with one standard-normal z per input."""
+    chunks: list[list[torch.Tensor]] = [[] for _ in levels]
+    for start in range(0, len(inputs), batch_size):
+        x = inputs[start : start + batch_size]
+        z = torch.randn(x.shape, generator=generator, dtype=torch.float32).to(x.device)  # CPU draw: same on any device
+        for i, level in enumerate(levels):
+            noisy = x + (level * scale * z).to(x.dtype)
+            chunks[i].append(F.normalize(encoder(noisy).float(), dim=-1))
+    return [torch.cat(c) for c in chunks]
+
+
+def noisy_modality(
+    encoders: nn.ModuleDict,
+    inputs: Mapping[str, torch.Tensor],
+    train_inputs: Mapping[str, Any],
+    queries: Mapping[str, torch.Tensor],
+    seed: int = 0,
+    levels: Sequence[float] = NOISE_LEVELS,
+) -> dict[str, Any]:
+    """Mean R@1 of the directions involving each modality, with noise added to that modality's inputs."""
+    was_training = encoders.training
+    encoders.eval()
+    generator = torch.Generator().manual_seed(seed)
+    r1: dict[str, list[float]] = {}
+    try:
+        for m, x in inputs.items():
+            if not torch.is_floating_point(x):  # token ids: Gaussian noise has no meaning there
+                continue
+            std = np.asarray(train_inputs[m], dtype=np.float64).std(axis=0)
+            scale = torch.as_tensor(std, dtype=torch.float32, device=x.device)
+            others = [o for o in queries if o != m]
+            r1[m] = []
+            for noisy in _noisy_embeddings(encoders[m], x, scale, levels, generator):
+                values = [recall_metrics(retrieval_ranks(noisy, queries[o]))["R@1"] for o in others]
+                values += [recall_metrics(retrieval_ranks(queries[o], noisy))["R@1"] for o in others]
+                r1[m].append(float(np.mean(values)))
+    finally:
+        encoders.train(was_training)
+    if not r1:
+        return {}
+    mean = [float(np.mean([curve[i] for curve in r1.values()])) for i in range(len(levels))]
+    return {"levels": [float(level) for level in levels], "R@1": r1, "mean_R@1": mean}
+
+
+def robustness_views(
+    encoders: nn.ModuleDict,
+    inputs: Mapping[str, torch.Tensor],
+    queries: Mapping[str, torch.Tensor],
+    train_inputs: Mapping[str, Any],
+    seed: int = 0,
+    train: Mapping[str, torch.Tensor] | None = None,
+    train_labels: np.ndarray | None = None,
+    labels: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """``{"missing_modality": ..., "noisy_modality": ...}`` (a view left out where it does not apply).
+
+    ``inputs`` and ``queries``: the evaluated split's inputs and their embeddings; ``train_inputs``: the train
+    split's inputs (for the noise scale); ``train``/``train_labels``/``labels``: for the fused probe."""
+    out = {}
+    missing = missing_modality(queries, train, train_labels, labels, seed)
+    if missing:
+        out["missing_modality"] = missing
+    noisy = noisy_modality(encoders, inputs, train_inputs, queries, seed)
+    if noisy:
+        out["noisy_modality"] = noisy
+    return out
