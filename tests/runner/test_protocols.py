@@ -175,25 +175,29 @@ def test_the_test_split_is_untouched_before_the_final_evaluation(tmp_path, monke
     pmrl_register_plugin(Plugin())
     from pmrl_bench.evaluation import suite
 
-    original_train, original_evaluate = train_module.train, train_module.evaluate
+    original_train = train_module.train
     evaluated: list[str] = []
 
     def armed_train(*args, **kwargs):  # from the first step on, only the final evaluation may read test
         _PoisonedInputs.armed = True
         return original_train(*args, **kwargs)
 
-    def final_evaluation(*args, **kwargs):
-        split = args[5] if len(args) > 5 else kwargs.get("split", "test")
-        evaluated.append(split)
-        _PoisonedInputs.armed = split != "test"
-        try:
-            return original_evaluate(*args, **kwargs)
-        finally:
-            _PoisonedInputs.armed = True
+    def final_evaluation(original):
+        def evaluation(*args, **kwargs):
+            split = args[5] if len(args) > 5 else kwargs.get("split", "test")
+            evaluated.append(split)
+            _PoisonedInputs.armed = split != "test"
+            try:
+                return original(*args, **kwargs)
+            finally:
+                _PoisonedInputs.armed = True
+
+        return evaluation
 
     monkeypatch.setattr(train_module, "train", armed_train)
-    monkeypatch.setattr(train_module, "evaluate", final_evaluation)
-    assert suite.evaluate is original_evaluate
+    for name in ("evaluate", "evaluate_with_robustness"):  # the final evaluations: nothing else may read test
+        assert getattr(train_module, name) is getattr(suite, name)
+        monkeypatch.setattr(train_module, name, final_evaluation(getattr(suite, name)))
     try:
         code = main(["run", "--objectives", "infonce,pmrl", "--tasks", "poisoned", "--seeds", "1", "--steps", "30",
                      "--batch-size", "16", "--dim", "8", "--select", selection, "--no-progress",
