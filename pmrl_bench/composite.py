@@ -100,10 +100,7 @@ def _parse_part(name: str, text: str, registered: Collection[str]) -> Part:
 
 def format_weight(weight: float) -> str:
     """The shortest text that reads back as ``weight``, without '+' (``0.1``, ``2``, ``1e-05``, ``1e16``)."""
-    text = repr(float(weight))
-    if text.endswith(".0"):
-        text = text[:-2]
-    return text.replace("e+", "e")
+    return repr(float(weight)).removesuffix(".0").replace("e+", "e")
 
 
 def canonical_name(parts: Sequence[Part]) -> str:

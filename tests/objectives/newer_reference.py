@@ -48,7 +48,7 @@ def triangle_measures_reference(emb: dict[str, torch.Tensor], anchor: str, sqrt:
 
 def triangle_reference(emb, anchor=None, temperature=0.07, eps=0.1, sqrt=False):
     """(a2d, d2a): cross-entropy over −measure/τ, anchor rows and data columns, PyTorch label smoothing."""
-    anchor = anchor or list(emb)[0]
+    anchor = anchor or next(iter(emb))
     A = triangle_measures_reference(emb, anchor, sqrt)
     return smoothed_ce(-A / temperature, eps), smoothed_ce(-A.T / temperature, eps)
 

@@ -17,7 +17,8 @@ from pmrl_bench.errors import UsageError
 from pmrl_bench.plugins import get_registry
 from pmrl_bench.results import ResultStore
 from pmrl_bench.runner.plan import resolved_params
-from pmrl_bench.runner.spec import spec_from_params
+from pmrl_bench.runner.spec import Budget, spec_from_params
+from pmrl_bench.runner.sweep import SweepConfig, plan_sweep
 from pmrl_bench.runner.train import train_and_evaluate
 from pmrl_bench.stability import default_monitors
 
@@ -237,3 +238,14 @@ def test_bad_composites_exit_2_with_one_line(objectives, expected, capsys, tmp_p
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err and expected in err
     assert not (tmp_path / "results").exists()
+
+
+def test_a_composite_or_confu_init_stage_is_planned_under_its_stored_name_with_dim():
+    base = dict(objectives=["infonce"], tasks=["synthetic"], seeds=1, budget=Budget(steps=1, batch_size=16, dim=8),
+                overrides={("task", "synthetic"): {"n_train": "64", "n_test": "32"}}, device="cpu", progress=False)
+    plan = plan_sweep(SweepConfig(**base, init="infonce+0.1*pmrl:5"), get_registry())
+    init = plan.specs[0].protocol.init
+    assert init.objective == "infonce+0.1xpmrl" and init.objective_params["weights"]["pmrl"] == 0.1
+    assert plan.specs[0].protocol.name == "warm:infonce+0.1xpmrl:5"
+    plan = plan_sweep(SweepConfig(**base, init="confu:5"), get_registry())
+    assert plan.specs[0].protocol.init.objective_params["dim"] == 8

@@ -3,6 +3,8 @@ the modality counts each supports, each with one training step through the real 
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from pmrl_bench.testing import ObjectiveContract
 
 
@@ -12,7 +14,7 @@ class TestTriangle(ObjectiveContract):
 
 class TestTriangleAreaFourModalities(ObjectiveContract):
     objective = "triangle"
-    params = {"sqrt": True}
+    params: ClassVar[dict[str, Any]] = {"sqrt": True}
     modalities = 4
 
 
@@ -27,18 +29,18 @@ class TestCentroBind(ObjectiveContract):
 
 class TestCentroBindLeaveOneOutTwoModalities(ObjectiveContract):
     objective = "centrobind"
-    params = {"include_self": False, "detach_centroid": True}
+    params: ClassVar[dict[str, Any]] = {"include_self": False, "detach_centroid": True}
     modalities = 2
 
 
 class TestConFu(ObjectiveContract):
     objective = "confu"
-    params = {"dim": 16}
+    params: ClassVar[dict[str, Any]] = {"dim": 16}
 
 
 class TestConFuFourModalities(ObjectiveContract):
     objective = "confu"
-    params = {"dim": 16, "modalities": 4, "learnable": True}
+    params: ClassVar[dict[str, Any]] = {"dim": 16, "modalities": 4, "learnable": True}
     modalities = 4
 
 

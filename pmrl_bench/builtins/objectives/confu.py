@@ -60,7 +60,7 @@ class FusionMLP(nn.Module):
     def __init__(self, dim: int, hidden: int, layers: int, dropout: float) -> None:
         super().__init__()
         widths = [2 * dim] + [hidden] * (layers - 1) + [dim]
-        self.linears = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
+        self.linears = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(widths))
         self.dropout = dropout
 
     def forward(self, a: torch.Tensor, b: torch.Tensor, training: bool) -> torch.Tensor:
