@@ -1,4 +1,4 @@
-"""Speed of the objectives, forward + backward on CPU, side by side with a baseline (issue 3).
+"""Speed of the objectives, forward + backward on CPU, side by side with a baseline.
 
 Run (opt-in; the test suite skips benchmarks), see benchmarks/README.md:
 
@@ -12,6 +12,9 @@ Run (opt-in; the test suite skips benchmarks), see benchmarks/README.md:
   Before timing, the values are checked equal within 1e-5 (and the gradients close).
 * group ``gram vs infonce B=256 D=512 k=3``: ``gram`` (default float64 assembly, and float32) against
   ``infonce`` (the baseline) at the same shape. Target: within 3×.
+* group ``newer vs infonce B=256 D=512 k=3``: ``triangle`` (float64 assembly, the default, and float32),
+  ``centrobind``, ``confu`` (its fusion MLPs at D=512, hidden 512) and the composite ``infonce+0.1*pmrl``
+  against ``infonce`` (the baseline), each a fresh objective of default parameters.
 
 The session prints each ratio (benchmarks/conftest.py). ``PMRL_BENCH_THREADS=N`` sets torch's thread count
 for every benchmark (default 1, the steadiest ratios on a machine shared with other jobs).
@@ -114,5 +117,25 @@ def test_gram_vs_infonce_forward_backward(benchmark, case, threads):
     name, params, baseline = CONTRASTIVE_CASES[case]
     benchmark.group = "gram vs infonce B=256 D=512 k=3"
     benchmark.extra_info.update(role="baseline" if baseline else "candidate", threads=threads)
+    loss = benchmark.pedantic(forward_backward(harness_loss(name, **params), embeddings(3)), rounds=30, warmup_rounds=2)
+    assert torch.isfinite(loss)
+
+
+NEWER_CASES = {  # case -> (objective, params, is the baseline)
+    "infonce": ("infonce", {}, True),
+    "triangle (float64)": ("triangle", {}, False),
+    "triangle (float32)": ("triangle", {"precision": "float32"}, False),
+    "centrobind": ("centrobind", {}, False),
+    "confu": ("confu", {"dim": D}, False),
+    "infonce+0.1*pmrl": ("infonce+0.1*pmrl", {}, False),
+}
+
+
+@pytest.mark.parametrize("case", list(NEWER_CASES))
+def test_newer_vs_infonce_forward_backward(benchmark, case, threads):
+    name, params, baseline = NEWER_CASES[case]
+    benchmark.group = "newer vs infonce B=256 D=512 k=3"
+    benchmark.extra_info.update(role="baseline" if baseline else "candidate", threads=threads)
+    torch.manual_seed(SEED)  # confu's fusion heads are initialised from the global generator
     loss = benchmark.pedantic(forward_backward(harness_loss(name, **params), embeddings(3)), rounds=30, warmup_rounds=2)
     assert torch.isfinite(loss)

@@ -129,10 +129,17 @@ class Registry:
         self._components[component.kind][component.name] = component
 
     def get(self, kind: Kind, name: str) -> Component:
-        try:
-            return self._components[kind][name]
-        except KeyError:
-            raise UnknownNameError(kind, name, self._components[kind]) from None
+        """The component registered as ``name``; for an objective, also a weighted sum such as ``infonce+0.1*pmrl``
+        (see :mod:`pmrl_bench.composite`), synthesised from the registered objectives."""
+        found = self._components[kind].get(name)
+        if found is not None:
+            return found
+        if kind == "objective" and any(c in name for c in "+*x"):
+            from pmrl_bench import composite  # imports torch: only when a composite is named
+
+            if composite.looks_composite(name, self._components[kind]):
+                return composite.composite_component(self, name)
+        raise UnknownNameError(kind, name, self._components[kind])
 
     def names(self, kind: Kind) -> list[str]:
         return list(self._components[kind])

@@ -308,7 +308,8 @@ class _RunExecutor:
     def _plugins_used(self, spec: RunSpec) -> dict[str, str | None]:
         """``{distribution: version}`` of the external plugins whose components this run used (built-ins are
         covered by the pmrl_bench version), so a leaderboard header names only plugins that shaped its numbers."""
-        components = [self.registry.get("objective", spec.objective), self.registry.get("task", spec.task)]
+        objective = self.registry.get("objective", spec.objective)
+        components = [objective, *getattr(objective, "part_components", ()), self.registry.get("task", spec.task)]
         components += [self.registry.get("encoder", choice.name) for choice in spec.encoders.values()]
         used = {(c.distribution or c.plugin): c.version for c in components if c.distribution != "pmrl-bench"}
         return dict(sorted(used.items()))

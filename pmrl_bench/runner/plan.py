@@ -11,7 +11,7 @@ from typing import Any
 from pmrl_bench.components import TaskData
 from pmrl_bench.errors import DataError, UnknownNameError, UsageError
 from pmrl_bench.params import Overrides, coerce
-from pmrl_bench.registry import Registry
+from pmrl_bench.registry import Component, Registry
 from pmrl_bench.runner.checks import check_task_data
 from pmrl_bench.runner.fingerprint import data_fingerprint
 from pmrl_bench.runner.shard import Shard, select_shard
@@ -55,12 +55,41 @@ class SweepPlan:
     splits: dict[str, dict[str, int]] = field(default_factory=dict)  # task -> split sizes, counted while planning
 
 
-def resolved_params(registry: Registry, kind: str, name: str, overrides: Overrides) -> dict[str, Any]:
-    """A component's defaults overlaid with its ``--set`` values, each coerced to the parameter's type."""
+def resolved_params(
+    registry: Registry, kind: str, name: str, overrides: Overrides, dim: int | None = None
+) -> dict[str, Any]:
+    """A component's defaults overlaid with its ``--set`` values, each coerced to the parameter's type.
+
+    An objective whose factory takes ``dim`` gets the embedding dimension (``--dim``), as encoders do. A composite
+    objective (``infonce+0.1*pmrl``) resolves each part with the part's own ``--set`` values.
+    """
     component = registry.get(kind, name)  # type: ignore[arg-type]
     raw = overrides.get((kind, name), {})
+    parts = getattr(component, "part_components", None)  # a composite objective
+    if parts is not None:
+        if raw:
+            raise UsageError(f"--set objective.{name}.{next(iter(raw))}: set a part's parameters instead, "
+                             f"e.g. --set objective.{parts[-1].name}.KEY=VALUE")
+        return component.resolve_params(
+            {"parts": {p.name: resolved_params(registry, kind, p.name, overrides, dim) for p in parts}}
+        )
     typed = {key: coerce(component, key, value) for key, value in raw.items()}
-    return component.resolve_params(typed)
+    return _with_dim(component, component.resolve_params(typed), typed, dim)
+
+
+def _with_dim(component: Component, params: dict[str, Any], typed: dict[str, Any], dim: int | None) -> dict[str, Any]:
+    """Supply an objective's ``dim`` parameter, if it has one (or a composite's parts): the embedding dimension."""
+    if component.kind != "objective" or dim is None:
+        return params
+    parts = getattr(component, "part_components", None)
+    if parts is not None:
+        return {**params, "parts": {p.name: _with_dim(p, params["parts"][p.name], {}, dim) for p in parts}}
+    if "dim" not in component.parameters():
+        return params
+    if "dim" in typed and typed["dim"] != dim:
+        raise UsageError(f"objective {component.name!r}: dim={typed['dim']} differs from the embedding dimension "
+                         f"--dim {dim}; leave dim unset, the runner supplies it")
+    return {**params, "dim": dim}
 
 
 def plan_sweep(config: SweepConfig, registry: Registry) -> SweepPlan:
@@ -76,8 +105,8 @@ def plan_sweep(config: SweepConfig, registry: Registry) -> SweepPlan:
         raise UsageError("no objectives selected; available: " + ", ".join(registry.names("objective")))
     if not config.tasks:
         raise UsageError("no tasks selected; available: " + ", ".join(registry.names("task")))
-    for name in config.objectives:
-        registry.get("objective", name)
+    # the stored name: a composite's canonical form (infonce+0.1*pmrl -> infonce+0.1xpmrl), each once
+    objective_names = list(dict.fromkeys(registry.get("objective", name).name for name in config.objectives))
     for name in config.tasks:
         registry.get("task", name)
     for (kind, name), _ in config.overrides.items():
@@ -85,8 +114,8 @@ def plan_sweep(config: SweepConfig, registry: Registry) -> SweepPlan:
 
     objective_params = {}
     objectives = {}
-    for name in config.objectives:
-        params = resolved_params(registry, "objective", name, config.overrides)
+    for name in objective_names:
+        params = resolved_params(registry, "objective", name, config.overrides, config.budget.dim)
         instance = build_objective_for_checks(registry, name, params)
         if instance is not None:
             objectives[name] = instance
@@ -125,7 +154,7 @@ def plan_sweep(config: SweepConfig, registry: Registry) -> SweepPlan:
         RunSpec(task, task_params[task], objective, objective_params[objective], encoders[task], config.budget, seed,
                 protocol=protocols[task], selection=config.selection, probe=config.probe)
         for task in config.tasks
-        for objective in config.objectives
+        for objective in objective_names
         for seed in range(config.seeds)
     ]
     if config.shard is not None:
@@ -171,10 +200,10 @@ def _init_stage(config: SweepConfig, registry: Registry) -> InitStage | None:
     component = registry.get("objective", objective)
     typed = {key: coerce(component, key, value, option=f"--init-set {key}={value}")
              for key, value in config.init_settings.items()}
-    params = component.resolve_params(typed)
+    params = _with_dim(component, component.resolve_params(typed), typed, config.budget.dim)
     budget = replace(config.budget, steps=steps, lr=config.budget.lr if config.init_lr is None else config.init_lr)
     budget.validate("--init")
-    return InitStage(objective, params, budget)
+    return InitStage(component.name, params, budget)
 
 
 def _protocol(config: SweepConfig, init_stage: InitStage | None, registry: Registry, task: str, data: TaskData,

@@ -49,3 +49,21 @@ def register_objectives(register: RegisterObjective) -> None:
         "formulation PMRL calls unstable",
         search_space=SEARCH_SPACES["volume"],
     )
+    register(
+        "triangle",
+        f"{_OBJECTIVES}.triangle:TriangleLoss",
+        description="TRIANGLE: contrastive loss on the area of the triangle between an anchor and another "
+        "instance's other modalities, both directions (squared-area surrogate of the official code; no ITM term)",
+    )
+    register(
+        "centrobind",
+        f"{_OBJECTIVES}.centrobind:CentroBind",
+        description="CentroBind: symmetric InfoNCE between every modality and the normalised centroid of its "
+        "instance's modalities (no fixed anchor)",
+    )
+    register(
+        "confu",
+        f"{_OBJECTIVES}.confu:ConFu",
+        description="ConFu: pairwise InfoNCE + InfoNCE between a learned fusion of each modality pair and the "
+        "remaining modality",
+    )
