@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shlex
 import sys
 from collections.abc import Sequence
@@ -27,7 +28,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _names(value: str) -> list[str]:
-    return [part.strip() for part in value.split(",") if part.strip()]
+    """``"a, b,a"`` -> ``["a", "b"]``: a name given twice is one run, not two (first occurrence kept)."""
+    return list(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
 
 
 def _shard(value: str):  # noqa: ANN202 - a runner.shard.Shard; imported lazily to keep --help fast
@@ -96,7 +98,7 @@ def _warn_plugin_failures() -> None:
     from pmrl_bench.plugins import MANAGER
 
     for failure in MANAGER.failures:
-        print(f"{PROG}: warning: {failure.message()}", file=sys.stderr)
+        _say(f"warning: {failure.message()}")
 
 
 def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
@@ -137,13 +139,15 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     )
     plan = plan_sweep(config, registry)
     store = ResultStore(args.results)
+    _check_outputs(store, args.leaderboard)  # both output directories, before anything trains
     summary = execute_sweep(plan, config, registry, store, collect_versions(MANAGER.versions()))
     from pmrl_bench.runner import distributed
 
     distributed.shutdown()
     if not distributed.from_environment().is_main:  # under torchrun, rank 0 reports and writes leaderboards
         return 0 if summary.all_ok else 1
-    written = _rebuild_leaderboards(args.results, args.leaderboard)
+    written = _rebuild_leaderboards(args.results, args.leaderboard,
+                                    after=f"the sweep finished ({len(plan.specs)} runs, results saved)")
     inits = ""
     if summary.init_trained or summary.init_reused:
         inits = f"; init stages: {summary.init_trained} trained, {summary.init_reused} reused"
@@ -167,19 +171,45 @@ def _key_values(items: Sequence[str], option: str) -> dict[str, str]:
     return out
 
 
-def _rebuild_leaderboards(results_dir: Path, out_dir: Path, check: bool = False) -> list[Path]:
+def _check_outputs(store, leaderboard: Path) -> None:  # noqa: ANN001 - a results.ResultStore
+    """Results, run claims and leaderboards must be writable (and lockable) before the first step trains."""
+    from pmrl_bench.leaderboard.build import ensure_writable
+    from pmrl_bench.results.locks import output_lock
+
+    store.ensure_writable()
+    ensure_writable(leaderboard, "--leaderboard")
+    with output_lock(leaderboard):
+        pass
+
+
+def _rebuild_leaderboards(results_dir: Path, out_dir: Path, check: bool = False, after: str = "") -> list[Path]:
+    from pmrl_bench.runner.interrupt import interruptible
+
+    rebuild = f"{PROG} leaderboard {shlex.quote(str(results_dir))} --out {shlex.quote(str(out_dir))}"
+
+    def stopped(signal_name: str) -> str:
+        return (f"interrupted by {signal_name} while {'checking' if check else 'rebuilding'} the leaderboards in "
+                f"{out_dir}/{f' ({after})' if after else ''}: the result files are intact and each page is the "
+                f"previous one or the new one; rebuild them with '{rebuild}'")
+
+    with interruptible(stopped):
+        return _rebuild(results_dir, out_dir, check, rebuild)
+
+
+def _rebuild(results_dir: Path, out_dir: Path, check: bool, rebuild: str) -> list[Path]:
     from pmrl_bench.leaderboard import build_leaderboards, check_leaderboards, write_leaderboards
+    from pmrl_bench.leaderboard.build import Skipped
     from pmrl_bench.results import ResultStore
 
     results, problems = ResultStore(results_dir).scan()
     for problem in problems:
-        print(f"{PROG}: warning: skipped {problem.path}: {problem.reason}", file=sys.stderr)
-    shown = [f"`{p.path.relative_to(results_dir).as_posix()}`: {p.reason.split(':')[0]}" for p in problems]
+        _say(f"warning: skipped {problem.path}: {problem.reason}")
+    shown = [Skipped(p.path.relative_to(results_dir).as_posix(), p.reason.split(":")[0]) for p in problems]
     pages = build_leaderboards(results, shown)
     if check:
         stale = check_leaderboards(out_dir, pages)
         if stale:
-            raise RunFailed(f"leaderboards in {out_dir}/ are stale: {', '.join(stale)}; rerun 'pmrl-bench leaderboard {results_dir} --out {out_dir}'")
+            raise RunFailed(f"leaderboards in {out_dir}/ are stale: {', '.join(stale)}; rerun '{rebuild}'")
         return []
     from pmrl_bench.results.locks import output_lock
 
@@ -190,6 +220,10 @@ def _rebuild_leaderboards(results_dir: Path, out_dir: Path, check: bool = False)
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
     if not args.results.is_dir():
         raise UsageError(f"results directory {str(args.results)!r} does not exist")
+    if not args.check:
+        from pmrl_bench.leaderboard.build import ensure_writable
+
+        ensure_writable(args.out, "--out")
     written = _rebuild_leaderboards(args.results, args.out, check=args.check)
     print(f"leaderboards in {args.out}/ are up to date" if args.check else f"wrote {len(written)} files to {args.out}/")
     return 0
@@ -258,6 +292,7 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
+    args = None
     try:
         args = parser.parse_args(argv)
         if args.command is None:
@@ -271,17 +306,28 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_list(args)
         return _cmd_plugins(args)
     except UsageError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        _say(f"error: {exc}")
         return 2
     except RunFailed as exc:
-        print(f"{PROG}: {exc}", file=sys.stderr)
+        _say(str(exc))
         return 1
     except PmrlBenchError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        _say(f"error: {exc}")
         return 1
-    except Interrupted as exc:  # the sweep says what finished and what remains
-        print(f"{PROG}: {exc.message}", file=sys.stderr)
+    except Interrupted as exc:  # says what it interrupted: the sweep, the leaderboards, a plugin's import
+        _say(exc.message)
         return exc.exit_status
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; finished runs are saved and the next 'run' resumes the sweep", file=sys.stderr)
+        if getattr(args, "command", None) == "run":
+            _say("interrupted; finished runs are saved and the next 'run' resumes the sweep")
+        else:
+            _say("interrupted by Ctrl-C")
         return 130
+
+
+_LINE_BREAK = re.compile(r"[\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
+
+
+def _say(message: str) -> None:
+    """One line on stderr, whatever the message holds (a path with a newline in it stays on its line)."""
+    print(f"{PROG}: {_LINE_BREAK.sub(lambda m: repr(m.group())[1:-1], message)}", file=sys.stderr)

@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from filelock import FileLock
 
+from pmrl_bench.errors import UsageError
+
 _GITIGNORE = "# inter-process locks of pmrl-bench; never commit them\n*\n"
+# The lock directory inside an output directory (e.g. the leaderboards): hidden, and ignoring itself in git.
+OUTPUT_LOCKS_DIR = ".locks"
 
 
 def lock_in(directory: Path, key: str) -> FileLock:
@@ -26,11 +31,23 @@ def lock_in(directory: Path, key: str) -> FileLock:
     return FileLock(directory / f"{digest}.lock", thread_local=False)
 
 
-def output_lock(out_dir: Path) -> FileLock:
-    """Serialises writers of one output directory (e.g. two sweeps rewriting the same leaderboards).
+@contextmanager
+def output_lock(out_dir: Path) -> Iterator[None]:
+    """Held while writing into ``out_dir``: serialises writers of one output directory (two sweeps finishing
+    at once rewrite the same leaderboards).
 
-    The lock file lives in the system temporary directory, keyed by the directory's absolute path, so the
-    output directory (often committed) gets no lock files in it.
+    The lock lives in the directory itself (``.locks/``), found through its resolved path, so every spelling
+    of the directory (relative, through a symlink) and every ``TMPDIR`` meet on the same lock, and the lock
+    belongs to whoever may write the directory. A lock that cannot be taken is a usage error naming it.
     """
-    key = os.path.abspath(out_dir)
-    return lock_in(Path(tempfile.gettempdir()) / "pmrl-bench-locks", key)
+    directory = Path(os.path.realpath(out_dir)) / OUTPUT_LOCKS_DIR
+    try:
+        lock = lock_in(directory, "pages")
+        lock.acquire()
+    except OSError as exc:
+        raise UsageError(f"cannot lock {str(out_dir)!r} for writing: {exc.strerror or exc} ({directory}); "
+                         "it must be a directory you can write (remove it and pmrl-bench recreates it)") from None
+    try:
+        yield
+    finally:
+        lock.release()
