@@ -118,8 +118,8 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         registry.get("encoder", name)
         encoders[modality] = name
     config = SweepConfig(
-        objectives=args.objectives if args.objectives is not None else registry.names("objective"),
-        tasks=args.tasks if args.tasks is not None else registry.default_tasks(),
+        objectives=args.objectives if args.objectives is not None else _defaults(registry, "objective", "--objectives"),
+        tasks=args.tasks if args.tasks is not None else _defaults(registry, "task", "--tasks"),
         seeds=args.seeds,
         budget=Budget(steps=args.steps, batch_size=args.batch_size, lr=args.lr, dim=args.dim),
         overrides=parse_set_options(args.settings),
@@ -139,7 +139,9 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     )
     plan = plan_sweep(config, registry)
     store = ResultStore(args.results)
-    _check_outputs(store, args.leaderboard)  # both output directories, before anything trains
+    from pmrl_bench.leaderboard.build import ensure_writable
+
+    ensure_writable(args.leaderboard, "--leaderboard")  # like --results (checked as the sweep starts): before training
     summary = execute_sweep(plan, config, registry, store, collect_versions(MANAGER.versions()))
     from pmrl_bench.runner import distributed
 
@@ -161,6 +163,15 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return 0
 
 
+def _defaults(registry, kind: str, option: str) -> list[str]:  # noqa: ANN001 - a registry.Registry
+    """Every objective, or the default tasks, less those whose plugin code cannot be imported (with a warning)."""
+    names = registry.names(kind) if kind == "objective" else registry.default_tasks()
+    usable, problems = registry.importable(kind, names)
+    for problem in problems:
+        _say(f"warning: {problem}; left out of this sweep (name it in {option} to make it an error)")
+    return usable
+
+
 def _key_values(items: Sequence[str], option: str) -> dict[str, str]:
     out = {}
     for item in items:
@@ -169,17 +180,6 @@ def _key_values(items: Sequence[str], option: str) -> dict[str, str]:
             raise UsageError(f"{option} {item!r} is not KEY=VALUE (e.g. temperature=0.05)")
         out[key.strip()] = value
     return out
-
-
-def _check_outputs(store, leaderboard: Path) -> None:  # noqa: ANN001 - a results.ResultStore
-    """Results, run claims and leaderboards must be writable (and lockable) before the first step trains."""
-    from pmrl_bench.leaderboard.build import ensure_writable
-    from pmrl_bench.results.locks import output_lock
-
-    store.ensure_writable()
-    ensure_writable(leaderboard, "--leaderboard")
-    with output_lock(leaderboard):
-        pass
 
 
 def _rebuild_leaderboards(results_dir: Path, out_dir: Path, check: bool = False, after: str = "") -> list[Path]:

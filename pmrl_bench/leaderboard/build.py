@@ -22,12 +22,13 @@ from pmrl_bench.errors import PmrlBenchError, UsageError
 from pmrl_bench.leaderboard.data import MAIN_VIEW, Run, runs_of
 from pmrl_bench.leaderboard.md import Markdown, code, image, link, text
 from pmrl_bench.leaderboard.plots import plot_names, plots_with_data, render_plots
-from pmrl_bench.leaderboard.stats import N_BOOTSTRAP
+from pmrl_bench.leaderboard.stats import MAX_BOOTSTRAP_QUERIES, N_BOOTSTRAP
 from pmrl_bench.leaderboard.tables import (
     SEED_ONLY_MARK, Column, StabilityRow, by_label, direction_columns, main_rank_column, markdown, ranked_table,
     retrieval_columns, scalar_cell, seeds_cell, stability_table,
 )
 from pmrl_bench.results import RunResult
+from pmrl_bench.results.locks import output_lock_problem
 
 Page = str | bytes
 OVERVIEW = "README.md"
@@ -52,7 +53,8 @@ RETRIEVAL_CI = (
     "seed, so they cover both training noise and test-set sampling."
 )
 SEED_CI = "Intervals here are a bootstrap over seeds (the seed is the unit; per-instance predictions are not stored)."
-MIXED_CI = f"Cells marked {SEED_ONLY_MARK} lack per-query ranks, so their interval is a bootstrap over seeds only."
+MIXED_CI = (f"Cells marked {SEED_ONLY_MARK} lack per-query ranks (or rank more than {MAX_BOOTSTRAP_QUERIES} queries), "
+            "so their interval is a bootstrap over seeds only.")
 
 MEAN_R1_KEY = "test/mean_R@1"
 
@@ -153,7 +155,8 @@ def _interval_note(columns: Sequence[Column]) -> str:
     if kinds == {False}:
         return RETRIEVAL_CI
     if kinds == {True}:
-        return "Intervals: a bootstrap over seeds (these results store no per-query ranks for this view)."
+        return ("Intervals: a bootstrap over seeds (these results store no per-query ranks for this view, or rank "
+                f"more than {MAX_BOOTSTRAP_QUERIES} queries).")
     return MIXED_CI
 
 
@@ -315,14 +318,30 @@ class LeaderboardWriteError(PmrlBenchError):
 
 
 def ensure_writable(out_dir: Path, option: str = "--leaderboard") -> None:
-    """Check, before anything trains, that pages can be written into ``out_dir`` (created if missing)."""
+    """Check, before anything trains and without creating anything, that pages can be written into ``out_dir``:
+    it is a directory we may write (or can be created in one), its name fits the file system, its lock is ours."""
+    problem = _unwritable(Path(os.path.abspath(out_dir)))
+    if problem:
+        raise UsageError(f"leaderboard directory {str(out_dir)!r} is not writable: {problem}; "
+                         f"pass {option} DIR with a directory you can write")
+
+
+def _unwritable(path: Path) -> str | None:
+    missing, existing = [], path
+    while not os.path.lexists(existing):  # the nearest part of the path that exists
+        missing.append(existing.name)
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is not a directory"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return os.strerror(errno.EACCES)
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out_dir, prefix=".write-test-"):
-            pass
-    except OSError as exc:
-        raise UsageError(f"leaderboard directory {str(out_dir)!r} is not writable: {exc.strerror or exc}; "
-                         f"pass {option} DIR with a directory you can write") from None
+        name_max, path_max = os.pathconf(existing, "PC_NAME_MAX"), os.pathconf(existing, "PC_PATH_MAX")
+    except (OSError, ValueError):
+        name_max, path_max = 255, 4096
+    if any(len(os.fsencode(name)) > name_max for name in missing) or len(os.fsencode(str(path))) >= path_max:
+        return os.strerror(errno.ENAMETOOLONG)
+    return None if missing else output_lock_problem(path)
 
 
 def write_leaderboards(out_dir: Path, pages: dict[str, Page]) -> list[Path]:

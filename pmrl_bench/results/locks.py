@@ -6,6 +6,7 @@ is killed (``kill -9`` included), so a crash never leaves a stale lock behind th
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 from collections.abc import Iterator
@@ -19,6 +20,12 @@ from pmrl_bench.errors import UsageError
 _GITIGNORE = "# inter-process locks of pmrl-bench; never commit them\n*\n"
 # The lock directory inside an output directory (e.g. the leaderboards): hidden, and ignoring itself in git.
 OUTPUT_LOCKS_DIR = ".locks"
+OUTPUT_LOCK_KEY = "pages"
+
+
+def lock_in_path(directory: Path, key: str) -> Path:
+    """The lock file of ``key`` inside ``directory``."""
+    return directory / f"{hashlib.sha256(key.encode('utf-8')).hexdigest()[:24]}.lock"
 
 
 def lock_in(directory: Path, key: str) -> FileLock:
@@ -27,8 +34,26 @@ def lock_in(directory: Path, key: str) -> FileLock:
     ignore = directory / ".gitignore"
     if not ignore.exists():
         ignore.write_text(_GITIGNORE, encoding="utf-8")
-    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:24]
-    return FileLock(directory / f"{digest}.lock", thread_local=False)
+    return FileLock(lock_in_path(directory, key), thread_local=False)
+
+
+def _output_lock_dir(out_dir: Path) -> Path:
+    return Path(os.path.realpath(out_dir)) / OUTPUT_LOCKS_DIR
+
+
+def output_lock_problem(out_dir: Path) -> str | None:
+    """Why :func:`output_lock` would fail on an existing ``out_dir`` (its lock directory or file is not ours to
+    write), or None; checks without creating anything."""
+    directory = _output_lock_dir(out_dir)
+    lock_file = lock_in_path(directory, OUTPUT_LOCK_KEY)
+    for path, is_dir in ((directory, True), (lock_file, False)):
+        if not os.path.lexists(path):
+            break
+        if is_dir and not path.is_dir():
+            return f"{path} is not a directory"
+        if not os.access(path, os.W_OK | (os.X_OK if is_dir else 0)):
+            return f"{path}: {os.strerror(errno.EACCES)}"
+    return None
 
 
 @contextmanager
@@ -40,9 +65,9 @@ def output_lock(out_dir: Path) -> Iterator[None]:
     of the directory (relative, through a symlink) and every ``TMPDIR`` meet on the same lock, and the lock
     belongs to whoever may write the directory. A lock that cannot be taken is a usage error naming it.
     """
-    directory = Path(os.path.realpath(out_dir)) / OUTPUT_LOCKS_DIR
+    directory = _output_lock_dir(out_dir)
     try:
-        lock = lock_in(directory, "pages")
+        lock = lock_in(directory, OUTPUT_LOCK_KEY)
         lock.acquire()
     except OSError as exc:
         raise UsageError(f"cannot lock {str(out_dir)!r} for writing: {exc.strerror or exc} ({directory}); "
