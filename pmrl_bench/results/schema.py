@@ -274,7 +274,8 @@ def check_file_content(raw: Any) -> None:
     while stack:  # iterative: a hostile file must not exhaust the interpreter's recursion limit
         value, where, depth = stack.pop()
         if depth > MAX_DEPTH:
-            raise ValueError(f"{where or 'the result'} is nested more than {MAX_DEPTH} levels deep")
+            shown = where if len(where) <= 60 else where[:60] + "..."
+            raise ValueError(f"{shown or 'the result'} is nested more than {MAX_DEPTH} levels deep")
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"{where}: {value} is not a finite number (non-finite numbers are stored as null)")
         if isinstance(value, int) and not isinstance(value, bool) and abs(value) > _LARGEST_FLOAT:
