@@ -41,18 +41,26 @@ def _output_lock_dir(out_dir: Path) -> Path:
     return Path(os.path.realpath(out_dir)) / OUTPUT_LOCKS_DIR
 
 
+def output_lock_path(out_dir: Path) -> Path:
+    """The lock file of :func:`output_lock`: one per directory, whatever path spells it."""
+    return lock_in_path(_output_lock_dir(out_dir), OUTPUT_LOCK_KEY)
+
+
 def output_lock_problem(out_dir: Path) -> str | None:
     """Why :func:`output_lock` would fail on an existing ``out_dir`` (its lock directory or file is not ours to
-    write), or None; checks without creating anything."""
-    directory = _output_lock_dir(out_dir)
-    lock_file = lock_in_path(directory, OUTPUT_LOCK_KEY)
-    for path, is_dir in ((directory, True), (lock_file, False)):
-        if not os.path.lexists(path):
-            break
-        if is_dir and not path.is_dir():
-            return f"{path} is not a directory"
-        if not os.access(path, os.W_OK | (os.X_OK if is_dir else 0)):
-            return f"{path}: {os.strerror(errno.EACCES)}"
+    use), or None; checks without creating anything."""
+    directory, lock_file = _output_lock_dir(out_dir), output_lock_path(out_dir)
+    if not os.path.lexists(directory):
+        return None
+    if not directory.is_dir():
+        return f"{directory} is not a directory"
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return f"{directory}: {os.strerror(errno.EACCES)}"
+    if os.path.lexists(lock_file):
+        if not lock_file.is_file():
+            return f"{lock_file} is not a regular file"
+        if not os.access(lock_file, os.R_OK | os.W_OK):
+            return f"{lock_file}: {os.strerror(errno.EACCES)}"
     return None
 
 
