@@ -252,16 +252,12 @@ def _check_numbers(where: str, values: Any, allow_null: bool = True) -> None:
 
 
 def _check_curves(where: str, curves: Any) -> None:
-    """``{"step": [int, ...], name: [number or null, ...], ...}``, every curve as long as ``step``."""
+    """``{"step": [number, ...], name: [number or null, ...], ...}``. Lengths may differ (points are paired with
+    steps from the start, as the plots do): a monitor may start a curve late."""
     if not isinstance(curves, dict):
         raise ValueError(f"{where} is a {_kind(curves)}, expected {{\"step\": [...], name: [...]}}")
     for name, values in curves.items():
         _check_numbers(f"{where}.{name}", values, allow_null=name != "step")
-    if "step" in curves:
-        length = len(curves["step"])
-        for name, values in curves.items():
-            if len(values) != length:
-                raise ValueError(f"{where}.{name} has {len(values)} points, but step has {length}")
 
 
 def check_file_content(raw: Any) -> None:

@@ -41,7 +41,7 @@ INVALID_REASONS = {
     "view-score-text.json": "retrieval_multimodal direction 'm0+m1->m2': R@1 is 'high', expected a number",
     "ranks-unequal.json": "directions have unequal numbers of queries (127, 128)",
     "ranks-overflow.json": "per_query_ranks.retrieval.m0->m1 is not space-separated integer ranks",
-    "curves-shape.json": "stability.singular.curves.sigma1_share has 0 points, but step has 2",
+    "curves-shape.json": "stability.singular.curves.step[0] is a list, expected a number",
     "curve-text.json": "stability.optimisation.curves.grad_norm is a string, expected a list of numbers",
     "spectrum-list.json": "stability.representation.spectrum is a list, expected {name: [numbers]}",
     "stability-huge-int.json": "stability.optimisation.loss_spikes: an integer of 401 digits is beyond any float",
