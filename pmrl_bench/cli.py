@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shlex
 import sys
 from collections.abc import Sequence
@@ -27,7 +28,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _names(value: str) -> list[str]:
-    return [part.strip() for part in value.split(",") if part.strip()]
+    """``"a, b,a"`` -> ``["a", "b"]``: a name given twice is one run, not two (first occurrence kept)."""
+    return list(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
 
 
 def _shard(value: str):  # noqa: ANN202 - a runner.shard.Shard; imported lazily to keep --help fast
@@ -158,8 +160,8 @@ def _sweep_config(args: argparse.Namespace, argv: Sequence[str], registry) -> "S
         registry.get("encoder", name)
         encoders[modality] = name
     return SweepConfig(
-        objectives=args.objectives if args.objectives is not None else registry.names("objective"),
-        tasks=args.tasks if args.tasks is not None else registry.default_tasks(),
+        objectives=args.objectives if args.objectives is not None else _defaults(registry, "objective", "--objectives"),
+        tasks=args.tasks if args.tasks is not None else _defaults(registry, "task", "--tasks"),
         seeds=getattr(args, "seeds", 1),
         budget=Budget(steps=args.steps, batch_size=args.batch_size, lr=args.lr, dim=args.dim),
         overrides=parse_set_options(args.settings),
@@ -183,7 +185,7 @@ def _warn_plugin_failures() -> None:
     from pmrl_bench.plugins import MANAGER
 
     for failure in MANAGER.failures:
-        print(f"{PROG}: warning: {failure.message()}", file=sys.stderr)
+        _say(f"warning: {failure.message()}")
 
 
 def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
@@ -203,13 +205,17 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
         plan = apply_tuned(plan, args.results, args.params_from, use_results=args.tuned)
     store = ResultStore(args.results)
+    from pmrl_bench.leaderboard.build import ensure_writable
+
+    ensure_writable(args.leaderboard, "--leaderboard")  # like --results (checked as the sweep starts): before training
     summary = execute_sweep(plan, config, registry, store, collect_versions(MANAGER.versions()), reporters=reporters)
     from pmrl_bench.runner import distributed
 
     distributed.shutdown()
     if not distributed.from_environment().is_main:  # under torchrun, rank 0 reports and writes leaderboards
         return 0 if summary.all_ok else 1
-    written = _rebuild_leaderboards(args.results, args.leaderboard)
+    written = _rebuild_leaderboards(args.results, args.leaderboard,
+                                    after=f"the sweep finished ({len(plan.specs)} runs, results saved)")
     human = sys.stderr if args.json else sys.stdout  # with --json, stdout holds the JSON alone
     inits = ""
     if summary.init_trained or summary.init_reused:
@@ -231,6 +237,15 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return 0
 
 
+def _defaults(registry, kind: str, option: str) -> list[str]:  # noqa: ANN001 - a registry.Registry
+    """Every objective, or the default tasks, less those whose plugin code cannot be imported (with a warning)."""
+    names = registry.names(kind) if kind == "objective" else registry.default_tasks()
+    usable, problems = registry.importable(kind, names)
+    for problem in problems:
+        _say(f"warning: {problem}; left out of this sweep (name it in {option} to make it an error)")
+    return usable
+
+
 def _key_values(items: Sequence[str], option: str) -> dict[str, str]:
     out = {}
     for item in items:
@@ -241,19 +256,34 @@ def _key_values(items: Sequence[str], option: str) -> dict[str, str]:
     return out
 
 
-def _rebuild_leaderboards(results_dir: Path, out_dir: Path, check: bool = False) -> list[Path]:
+def _rebuild_leaderboards(results_dir: Path, out_dir: Path, check: bool = False, after: str = "") -> list[Path]:
+    from pmrl_bench.runner.interrupt import interruptible
+
+    rebuild = f"{PROG} leaderboard {shlex.quote(str(results_dir))} --out {shlex.quote(str(out_dir))}"
+
+    def stopped(signal_name: str) -> str:
+        return (f"interrupted by {signal_name} while {'checking' if check else 'rebuilding'} the leaderboards in "
+                f"{out_dir}/{f' ({after})' if after else ''}: the result files are intact and each page is the "
+                f"previous one or the new one; rebuild them with '{rebuild}'")
+
+    with interruptible(stopped):
+        return _rebuild(results_dir, out_dir, check, rebuild)
+
+
+def _rebuild(results_dir: Path, out_dir: Path, check: bool, rebuild: str) -> list[Path]:
     from pmrl_bench.leaderboard import build_leaderboards, check_leaderboards, write_leaderboards
+    from pmrl_bench.leaderboard.build import Skipped
     from pmrl_bench.results import ResultStore
 
     results, problems = ResultStore(results_dir).scan()
     for problem in problems:
-        print(f"{PROG}: warning: skipped {problem.path}: {problem.reason}", file=sys.stderr)
-    shown = [f"`{p.path.relative_to(results_dir).as_posix()}`: {p.reason.split(':')[0]}" for p in problems]
+        _say(f"warning: skipped {problem.path}: {problem.reason}")
+    shown = [Skipped(p.path.relative_to(results_dir).as_posix(), p.reason.split(":")[0]) for p in problems]
     pages = build_leaderboards(results, shown)
     if check:
         stale = check_leaderboards(out_dir, pages)
         if stale:
-            raise RunFailed(f"leaderboards in {out_dir}/ are stale: {', '.join(stale)}; rerun 'pmrl-bench leaderboard {results_dir} --out {out_dir}'")
+            raise RunFailed(f"leaderboards in {out_dir}/ are stale: {', '.join(stale)}; rerun '{rebuild}'")
         return []
     from pmrl_bench.results.locks import output_lock
 
@@ -264,6 +294,10 @@ def _rebuild_leaderboards(results_dir: Path, out_dir: Path, check: bool = False)
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
     if not args.results.is_dir():
         raise UsageError(f"results directory {str(args.results)!r} does not exist")
+    if not args.check:
+        from pmrl_bench.leaderboard.build import ensure_writable
+
+        ensure_writable(args.out, "--out")
     written = _rebuild_leaderboards(args.results, args.out, check=args.check)
     print(f"leaderboards in {args.out}/ are up to date" if args.check else f"wrote {len(written)} files to {args.out}/")
     return 0
@@ -432,6 +466,7 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
+    args = None
     try:
         args = parser.parse_args(argv)
         if args.command is None:
@@ -451,17 +486,28 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_compare(args)
         return _cmd_plugins(args)
     except UsageError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        _say(f"error: {exc}")
         return 2
     except RunFailed as exc:
-        print(f"{PROG}: {exc}", file=sys.stderr)
+        _say(str(exc))
         return 1
     except PmrlBenchError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        _say(f"error: {exc}")
         return 1
-    except Interrupted as exc:  # the sweep says what finished and what remains
-        print(f"{PROG}: {exc.message}", file=sys.stderr)
+    except Interrupted as exc:  # says what it interrupted: the sweep, the leaderboards, a plugin's import
+        _say(exc.message)
         return exc.exit_status
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; finished runs are saved and the next 'run' resumes the sweep", file=sys.stderr)
+        if getattr(args, "command", None) == "run":
+            _say("interrupted; finished runs are saved and the next 'run' resumes the sweep")
+        else:
+            _say("interrupted by Ctrl-C")
         return 130
+
+
+_LINE_BREAK = re.compile(r"[\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
+
+
+def _say(message: str) -> None:
+    """One line on stderr, whatever the message holds (a path with a newline in it stays on its line)."""
+    print(f"{PROG}: {_LINE_BREAK.sub(lambda m: repr(m.group())[1:-1], message)}", file=sys.stderr)

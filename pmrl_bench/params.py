@@ -1,9 +1,15 @@
-"""Parsing ``--set kind.NAME.KEY=VALUE`` overrides and coercing values to each parameter's type."""
+"""Parsing ``--set kind.NAME.KEY=VALUE`` overrides and coercing values to each parameter's type.
+
+Numbers must be finite (``inf`` and ``nan`` would train something no result file can say) unless the parameter
+declares it takes them: its default is non-finite, or its component was registered with
+``non_finite=("key", ...)``. Integers must fit in 64 bits.
+"""
 
 from __future__ import annotations
 
 import inspect
 import json
+import math
 from typing import Any
 
 from pmrl_bench.errors import UsageError
@@ -11,6 +17,8 @@ from pmrl_bench.registry import KINDS, Component
 
 Overrides = dict[tuple[str, str], dict[str, Any]]  # (kind, component name) -> {key: raw string}
 
+NON_FINITE_METADATA = "non_finite"  # registration metadata: the parameters that accept inf and nan
+INT_RANGE = (-(2**63), 2**63 - 1)
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 
@@ -38,6 +46,30 @@ def _literal(raw: str) -> Any:
         return raw
 
 
+def accepts_non_finite(component: Component, key: str) -> bool:
+    """Whether ``key`` of ``component`` declares that it takes inf and nan (see the module docstring)."""
+    if key in component.metadata.get(NON_FINITE_METADATA, ()):
+        return True
+    parameter = component.parameters().get(key)
+    default = parameter.default if parameter is not None else None
+    return isinstance(default, float) and not math.isfinite(default)
+
+
+def _numbers_ok(value: Any) -> bool:
+    """Every number in ``value`` (a JSON value) finite and every integer within 64 bits."""
+    if isinstance(value, bool):
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, int):
+        return INT_RANGE[0] <= value <= INT_RANGE[1]
+    if isinstance(value, list):
+        return all(_numbers_ok(v) for v in value)
+    if isinstance(value, dict):
+        return all(_numbers_ok(v) for v in value.values())
+    return True
+
+
 def coerce(component: Component, key: str, raw: str, option: str | None = None) -> Any:
     """Convert ``raw`` to the type of the parameter's default (or annotation); a mismatch is a usage error.
 
@@ -59,9 +91,17 @@ def coerce(component: Component, key: str, raw: str, option: str | None = None) 
         raise UsageError(f"{where}: expected true or false")
     if target in (int, float):
         try:
-            return target(raw) if target is float else int(raw, 10)
+            value = target(raw) if target is float else int(raw, 10)
         except ValueError:
             raise UsageError(f"{where}: expected {'an integer' if target is int else 'a number'}") from None
-    if target is str:
+    elif target is str:
         return raw
-    return _literal(raw)
+    else:
+        value = _literal(raw)
+    if _numbers_ok(value) or (isinstance(value, float) and accepts_non_finite(component, key)):
+        return value
+    if isinstance(value, int):
+        raise UsageError(f"{where}: expected an integer within 64 bits")
+    what = "a finite number" if isinstance(value, float) else "finite numbers and integers within 64 bits"
+    raise UsageError(f"{where}: expected {what} ({component.kind} {component.name!r} does not declare that {key} "
+                     "takes inf or nan)")

@@ -4,7 +4,8 @@ isolates broken plugins, and builds the registry with each component's provenanc
 Environment variables:
 
 * ``PMRL_BENCH_LOAD_PLUGINS``: comma-separated distribution or entry-point names of the external plugins
-  to load; empty loads none; unset loads all. Built-ins always load.
+  to load; empty loads none; unset loads all. Built-ins always load. A name that matches no installed plugin
+  is reported (a warning, or an error under ``PMRL_BENCH_STRICT_PLUGINS``).
 * ``PMRL_BENCH_STRICT_PLUGINS=1``: a plugin that fails to load or register is an error, not a warning
   (for plugin authors).
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import os
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -22,7 +24,7 @@ from typing import Any
 import pluggy
 
 from pmrl_bench import hookspecs
-from pmrl_bench.errors import PluginError
+from pmrl_bench.errors import Interrupted, PluginError
 from pmrl_bench.registry import NAME_PATTERN, Component, Kind, Registry
 
 ENTRY_POINT_GROUP = "pmrl_bench"
@@ -50,10 +52,12 @@ class PluginFailure:
 
     plugin: str
     distribution: str | None
-    stage: str  # "load" or the hook name
+    stage: str  # "load", the hook name, "select" (named in PMRL_BENCH_LOAD_PLUGINS, not installed) or "import"
     error: str
 
     def message(self, skipped: bool = True) -> str:
+        if self.stage == "select":
+            return f"{ENV_LOAD_PLUGINS} names {self.plugin!r}: {self.error}"
         where = f" (distribution {self.distribution})" if self.distribution else ""
         outcome = " and was skipped" if skipped else ""
         return f"plugin {self.plugin!r}{where} failed during {self.stage}{outcome}: {self.error}"
@@ -70,6 +74,20 @@ class PluginInfo:
 
 def _strict() -> bool:
     return os.environ.get(ENV_STRICT, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):  # sys.exit() in a plugin must not end the command (with status 0, say)
+        return f"SystemExit({exc.code!r}): a plugin must raise an exception, not exit the process"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _interrupted_in(plugin: str, dist: str | None, stage: str) -> Interrupted:
+    """Ctrl-C (or a KeyboardInterrupt the plugin raised) while a plugin's code ran: say whose code it was."""
+    where = f" (distribution {dist})" if dist else ""
+    return Interrupted(signal.SIGINT, f"interrupted during {stage} of plugin {plugin!r}{where}; if you did not "
+                                      f"press Ctrl-C, the plugin raised KeyboardInterrupt: leave it out with "
+                                      f"{ENV_LOAD_PLUGINS}")
 
 
 def _allowed_external() -> set[str] | None:
@@ -107,6 +125,11 @@ class PluginManager:
     def _load_entry_points(self) -> None:
         allowed = _allowed_external()
         entry_points = sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name)
+        if allowed:
+            installed = {ep.name for ep in entry_points} | {ep.dist.name for ep in entry_points if ep.dist is not None}
+            for name in sorted(allowed - installed):
+                self._fail(PluginFailure(name, None, "select", "no installed plugin has that entry-point or "
+                                         f"distribution name (installed: {', '.join(sorted(installed)) or 'none'})"))
         for ep in entry_points:
             dist = ep.dist.name if ep.dist is not None else None
             version = ep.dist.version if ep.dist is not None else None
@@ -116,8 +139,10 @@ class PluginManager:
                 continue
             try:
                 plugin = ep.load()
-            except Exception as exc:  # one broken plugin must not take the CLI down
-                self._fail(PluginFailure(ep.name, dist, "load", f"{type(exc).__name__}: {exc}"))
+            except KeyboardInterrupt:
+                raise _interrupted_in(ep.name, dist, "the import") from None
+            except (Exception, SystemExit) as exc:  # one broken plugin must not take the CLI down
+                self._fail(PluginFailure(ep.name, dist, "load", _describe(exc)))
                 continue
             self._register(plugin, ep.name, dist, version, builtin=False)
 
@@ -125,12 +150,12 @@ class PluginManager:
         try:
             self.pm.register(plugin, name=name)
             self.pm.check_pending()  # a hook the spec does not know is a typo in the plugin
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             if self.pm.is_registered(plugin):
                 self.pm.unregister(plugin)
             if builtin:
                 raise
-            self._fail(PluginFailure(name, dist, "load", f"{type(exc).__name__}: {exc}"))
+            self._fail(PluginFailure(name, dist, "load", _describe(exc)))
             return
         hooks = [caller.name for caller in self.pm.get_hookcallers(plugin) or []]
         self._info[name] = PluginInfo(name, dist, version, builtin, sorted(hooks))
@@ -175,10 +200,12 @@ class PluginManager:
                 register = self._make_register(kind, impl.plugin_name, dist, version, pending)
                 try:
                     impl.function(**{arg: register for arg in impl.argnames})
-                except Exception as exc:  # a plugin that raises while registering is skipped, not fatal
+                except KeyboardInterrupt:
+                    raise _interrupted_in(impl.plugin_name, dist, hook_name) from None
+                except (Exception, SystemExit) as exc:  # a plugin that raises while registering is skipped, not fatal
                     if info is not None and info.builtin:
                         raise
-                    self._fail(PluginFailure(impl.plugin_name, dist, hook_name, f"{type(exc).__name__}: {exc}"))
+                    self._fail(PluginFailure(impl.plugin_name, dist, hook_name, _describe(exc)))
                     continue
                 for component in pending:
                     registry.add(component)  # duplicates are an error naming both plugins

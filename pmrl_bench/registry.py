@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -104,7 +104,8 @@ class Component:
         try:
             return self.factory(**params)
         except (TypeError, ValueError) as exc:
-            shown = ", ".join(f"{k}={v!r}" for k, v in params.items()) or "no parameters"
+            supplied = RUNNER_SUPPLIED.get(self.kind, ())  # the modality and dimension are not the user's doing
+            shown = ", ".join(f"{k}={v!r}" for k, v in params.items() if k not in supplied) or "no parameters"
             raise UsageError(f"{self.kind} {self.name!r} rejected {shown}: {exc}") from exc
 
 
@@ -147,6 +148,22 @@ class Registry:
     def components(self, kind: Kind | None = None) -> Iterator[Component]:
         for k in KINDS if kind is None else (kind,):
             yield from self._components[k].values()
+
+    def importable(self, kind: Kind, names: Iterable[str]) -> tuple[list[str], list[PluginError]]:
+        """``names`` whose factory can be imported (in order), and the error of each that cannot.
+
+        For defaults (every objective, the default tasks): a plugin whose lazy ``"module:attribute"`` factory
+        is broken is left out with a warning instead of stopping a sweep that did not ask for it.
+        """
+        usable, problems = [], []
+        for name in names:
+            try:
+                self.get(kind, name).factory
+            except PluginError as exc:
+                problems.append(exc)
+            else:
+                usable.append(name)
+        return usable, problems
 
     def default_encoder_for(self, modality_kind: str) -> Component:
         """The encoder that registered itself as the default for a modality kind (first registration wins)."""

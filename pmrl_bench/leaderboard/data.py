@@ -15,6 +15,7 @@ import numpy as np
 
 from pmrl_bench.evaluation.per_query import PER_QUERY_KEY, decode_ranks
 from pmrl_bench.results import RunResult
+from pmrl_bench.results.schema import is_retrieval_view
 
 MAIN_VIEW = "retrieval"
 CURVES = "curves"
@@ -38,9 +39,7 @@ def retrieval_views(metrics: Mapping[str, Any]) -> dict[str, dict[str, dict[str,
     """Every retrieval-shaped entry of a result's metrics: ``retrieval`` and any other view a plugin added."""
     views = {}
     for name, value in metrics.items():
-        if name == PER_QUERY_KEY or not isinstance(value, Mapping) or not value:
-            continue
-        if all(isinstance(d, str) and "->" in d and isinstance(s, Mapping) and "R@1" in s for d, s in value.items()):
+        if name != PER_QUERY_KEY and is_retrieval_view(value):  # the schema checked these scores are numbers
             views[name] = {d: {k: float(v) for k, v in s.items() if v is not None} for d, s in value.items()}
     return views
 

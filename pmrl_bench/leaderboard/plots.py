@@ -17,9 +17,15 @@ from pmrl_bench.leaderboard.data import Run, curve
 from pmrl_bench.leaderboard.tables import by_label
 
 
-def plot_names(task: str) -> dict[str, str]:
-    """File name per plot of a task (the markdown links them whether or not matplotlib is installed)."""
-    return {"curves": f"{task}.curves.png", "spectrum": f"{task}.spectrum.png"}
+def plot_names(stem: str) -> dict[str, str]:
+    """File name per plot of a task whose page is ``<stem>.md`` (the markdown links them whether or not matplotlib
+    is installed)."""
+    return {"curves": f"{stem}.curves.png", "spectrum": f"{stem}.spectrum.png"}
+
+
+def _legend(label: str) -> str:
+    """A row label as literal legend text: matplotlib would parse ``$...$`` as mathtext (and fail on bad TeX)."""
+    return label.replace("$", r"\$")
 
 
 def plots_with_data(runs: Sequence[Run]) -> list[str]:
@@ -73,7 +79,7 @@ def _curves_figure(task: str, rows: dict[str, list[Run]]) -> bytes | None:
                     ax.plot(steps, values, color=colour, alpha=0.25, linewidth=0.8)
             steps, values = _mean_curve(runs, monitor, name)
             if steps:
-                ax.plot(steps, values, color=colour, linewidth=2, label=label)
+                ax.plot(steps, values, color=colour, linewidth=2, label=_legend(label))
                 drawn = True
         ax.set_title(title)
         ax.set_xlabel("step")
@@ -109,13 +115,13 @@ def _spectrum_figure(task: str, rows: dict[str, list[Run]]) -> bytes | None:
         sigmas = [s for s, _ in spectra if s]
         if sigmas and len({len(s) for s in sigmas}) == 1:
             mean = np.mean(sigmas, axis=0)
-            left.plot(range(1, len(mean) + 1), mean, marker="o", color=colour, label=label)
+            left.plot(range(1, len(mean) + 1), mean, marker="o", color=colour, label=_legend(label))
             drawn = True
         covs = [c for _, c in spectra if c]
         if covs:
             width = min(len(c) for c in covs)
             mean = np.clip(np.mean([c[:width] for c in covs], axis=0), 1e-6, None)
-            right.plot(range(1, width + 1), mean, color=colour, label=label)
+            right.plot(range(1, width + 1), mean, color=colour, label=_legend(label))
             drawn = True
     if not drawn:
         return None
@@ -133,14 +139,15 @@ def _spectrum_figure(task: str, rows: dict[str, list[Run]]) -> bytes | None:
     return _png(figure)
 
 
-def render_plots(task: str, runs: Sequence[Run]) -> dict[str, bytes]:
-    """``{file name: PNG bytes}`` for one task; empty when matplotlib is not installed or nothing was recorded."""
+def render_plots(task: str, runs: Sequence[Run], stem: str | None = None) -> dict[str, bytes]:
+    """``{file name: PNG bytes}`` for one task whose page is ``<stem>.md`` (default: the task's name); empty when
+    matplotlib is not installed or nothing was recorded."""
     try:
         import matplotlib.style
     except ImportError:
         return {}
     rows = by_label(runs)
-    names = plot_names(task)
+    names = plot_names(stem or task)
     out = {}
     with matplotlib.style.context("default"):
         for kind, render in (("curves", _curves_figure), ("spectrum", _spectrum_figure)):

@@ -6,22 +6,34 @@ Two bootstrap schemes, and each table says which it used:
   replicate resamples the seeds with replacement and, inside every drawn seed, the test queries with
   replacement; the statistic is the mean over the drawn seeds. It carries both sources of noise, training
   (seed) and test-set sampling, so intervals stay honest with only three seeds.
+  Used up to :data:`MAX_BOOTSTRAP_QUERIES` queries per direction; beyond that the query-sampling noise is
+  below a point of R@1 (95% half-width at most 0.7 points) and the time would grow with the queries, so such
+  views take the seed bootstrap.
 - **Bootstrap over seeds** (everything else): the seed is the unit. With n seeds the percentile interval
   spans roughly the range of the per-seed values; with one seed there is no interval.
 
-Replicates come from a fixed generator, so the same results always give the same intervals.
+Replicates come from a fixed generator, so the same results always give the same intervals. The query weights
+of the replicates are drawn and used in blocks of at most :data:`WEIGHT_BLOCK` entries, so memory stays bounded
+(tens of MiB) whatever the number of queries; the blocks are consecutive draws of one generator, so the
+intervals do not depend on the block size.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
 N_BOOTSTRAP = 2000
 CONFIDENCE = 0.95
 BOOTSTRAP_SEED = 0
+# More queries per direction than this: the interval is the bootstrap over seeds (stated on the page).
+MAX_BOOTSTRAP_QUERIES = 20_000
+# Replicates x queries entries of weights drawn at once (float32 weights plus int64 draws: ~80 MiB at the peak).
+WEIGHT_BLOCK = 2**22
+# Weights of up to this many entries (32 MiB) are kept for reuse: every cell of a page shares its replicates.
+CACHED_WEIGHTS = 2**23
 
 Interval = tuple[float, float]
 
@@ -84,15 +96,33 @@ def median_rank(ranks: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return out / len(ranks)
 
 
-@functools.lru_cache(maxsize=4)
-def _resampling_weights(n: int, slot: int) -> np.ndarray:
-    """``(replicates, n)``: how often each of n queries is drawn in each replicate (n draws with replacement).
+def _draw_weights(rng: np.random.Generator, replicates: int, n: int) -> np.ndarray:
+    """``(replicates, n)``: how often each of n queries is drawn in each replicate (n draws with replacement)."""
+    draws = rng.integers(0, n, size=(replicates, n)) + n * np.arange(replicates)[:, None]
+    return np.bincount(draws.ravel(), minlength=replicates * n).reshape(replicates, n).astype(np.float32)
 
-    Drawn from a generator fixed by (n, slot) and cached: every cell of a page reuses the same replicates.
+
+def _weight_blocks(n: int, slot: int) -> Iterator[np.ndarray]:
+    """The ``(N_BOOTSTRAP, n)`` resampling weights of one seed slot, in consecutive blocks of replicates.
+
+    Drawn from a generator fixed by (n, slot): the same replicates for every cell of a page. Small enough
+    matrices come whole from a cache; larger ones are drawn block by block, each dropped once used.
     """
+    if N_BOOTSTRAP * n <= CACHED_WEIGHTS:
+        yield _cached_weights(n, slot)
+        return
     rng = np.random.default_rng([BOOTSTRAP_SEED, n, slot])
-    draws = rng.integers(0, n, size=(N_BOOTSTRAP, n)) + n * np.arange(N_BOOTSTRAP)[:, None]
-    weights = np.bincount(draws.ravel(), minlength=N_BOOTSTRAP * n).reshape(N_BOOTSTRAP, n).astype(np.float32)
+    rows = max(1, WEIGHT_BLOCK // n)
+    for start in range(0, N_BOOTSTRAP, rows):
+        yield _draw_weights(rng, min(rows, N_BOOTSTRAP - start), n)
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_weights(n: int, slot: int) -> np.ndarray:
+    rng = np.random.default_rng([BOOTSTRAP_SEED, n, slot])
+    rows = max(1, WEIGHT_BLOCK // n)
+    weights = np.concatenate([_draw_weights(rng, min(rows, N_BOOTSTRAP - start), n)
+                              for start in range(0, N_BOOTSTRAP, rows)])
     weights.flags.writeable = False
     return weights
 
@@ -101,19 +131,24 @@ def bootstrap_over_seeds_and_queries(per_seed_ranks: Sequence[np.ndarray], stati
     """Two-stage percentile interval of the mean over seeds of ``statistic``.
 
     ``per_seed_ranks``: one ``(directions, N)`` integer array per seed, queries in the same order in every seed.
+    None when there is nothing to resample, the seeds rank different numbers of queries, or more than
+    :data:`MAX_BOOTSTRAP_QUERIES` (the caller then bootstraps over seeds).
     """
     if not per_seed_ranks:
         return None
     n = per_seed_ranks[0].shape[1]
-    if n == 0 or any(r.shape != per_seed_ranks[0].shape for r in per_seed_ranks):
+    if n == 0 or n > MAX_BOOTSTRAP_QUERIES or any(r.shape != per_seed_ranks[0].shape for r in per_seed_ranks):
         return None
     seeds = len(per_seed_ranks)
     total = np.zeros(N_BOOTSTRAP)
     drawn_seeds = np.random.default_rng(BOOTSTRAP_SEED).integers(0, seeds, size=(N_BOOTSTRAP, seeds))
     for slot in range(seeds):
-        weights = _resampling_weights(n, slot)
-        by_seed = np.stack([statistic(r, weights) for r in per_seed_ranks])  # (seeds, replicates)
-        total += by_seed[drawn_seeds[:, slot], np.arange(N_BOOTSTRAP)]
+        start = 0
+        for weights in _weight_blocks(n, slot):
+            block = slice(start, start + weights.shape[0])
+            by_seed = np.stack([statistic(r, weights) for r in per_seed_ranks])  # (seeds, replicates in block)
+            total[block] += by_seed[drawn_seeds[block, slot], np.arange(weights.shape[0])]
+            start = block.stop
     return _percentiles(total / seeds)
 
 

@@ -2,7 +2,8 @@
 best marked and ties shown), and stability (rows = metrics, columns = configurations, mean ± std and CV).
 
 pandas holds the tables and tabulate renders them; every number is formatted here, so the output is
-byte-stable.
+byte-stable. Every cell and header passes through :func:`~pmrl_bench.leaderboard.md.cell`: strings from result
+files are escaped, markup made here (:class:`~pmrl_bench.leaderboard.md.Markdown`) is kept.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from pmrl_bench.leaderboard.data import MAIN_VIEW, Run
+from pmrl_bench.leaderboard.md import Markdown, cell, code
 from pmrl_bench.leaderboard.stats import (
     Interval, RankStatistic, bootstrap_over_seeds, bootstrap_over_seeds_and_queries, interval_ranks, mean_std_cv,
     median_rank, recall_at,
@@ -26,7 +28,9 @@ SEED_ONLY_MARK = "†"
 
 
 def markdown(rows: list[list[str]], headers: list[str]) -> str:
-    return pd.DataFrame(rows, columns=headers).to_markdown(index=False, disable_numparse=True)
+    """A table; plain strings are escaped (one line, no stray ``|``, no HTML), :class:`Markdown` is kept."""
+    body = [[cell(value) for value in row] for row in rows]
+    return pd.DataFrame(body, columns=[cell(h) for h in headers]).to_markdown(index=False, disable_numparse=True)
 
 
 def seeds_cell(runs: Sequence[Run]) -> str:
@@ -55,16 +59,16 @@ def _format_value(value: float, percent: bool) -> str:
     return f"{value * 100:.1f}" if percent else f"{value:.2f}"
 
 
-def format_cell(cell: Cell, percent: bool, bold: bool, mark_seed_only: bool) -> str:
-    if math.isnan(cell.mean):
+def format_cell(value: Cell, percent: bool, bold: bool, mark_seed_only: bool) -> str:
+    if math.isnan(value.mean):
         return "–"
-    text = f"{_format_value(cell.mean, percent)} ± {_format_value(cell.std, percent)}"
-    if cell.interval is not None:
-        lo, hi = cell.interval
+    text = f"{_format_value(value.mean, percent)} ± {_format_value(value.std, percent)}"
+    if value.interval is not None:
+        lo, hi = value.interval
         text += f" [{_format_value(lo, percent)}, {_format_value(hi, percent)}]"
-    if mark_seed_only and cell.seed_only:
+    if mark_seed_only and value.seed_only:
         text += SEED_ONLY_MARK
-    return f"**{text}**" if bold else text
+    return Markdown(f"**{text}**") if bold else text
 
 
 def _statistic(metric: str) -> RankStatistic:
@@ -133,7 +137,7 @@ def ranked_table(rows: dict[str, list[Run]], columns: Sequence[Column], rank_by:
             for col, ranks in zip(columns, column_ranks)
         ]
         lead = [str(overall[label]) if overall is not None and label in overall else "–"] if overall is not None else []
-        body.append([*lead, f"`{label}`", seeds_cell(runs), *cells])
+        body.append([*lead, code(label), seeds_cell(runs), *cells])
     if overall is not None:
         body.sort(key=lambda row: (int(row[0]) if row[0] != "–" else 10**9, row[1]))
     headers = (["rank"] if overall is not None else []) + ["objective", "seeds ok"]
@@ -226,4 +230,4 @@ def stability_table(rows: dict[str, list[Run]], spec: Sequence[StabilityRow]) ->
         body.append([row.name, *cells, row.meaning])
     if not body:
         return ""
-    return markdown(body, ["metric", *(f"`{label}`" for label in labels), "what it says"])
+    return markdown(body, ["metric", *(code(label) for label in labels), "what it says"])

@@ -6,6 +6,8 @@ Guarantees a sweep relies on (tests in ``tests/reliability/``):
   directory, fsynced, renamed over the target, and the directory is fsynced. A process killed at any point
   leaves at most a hidden ``.<name>.*.tmp`` file, which readers ignore and the next claim of that run removes.
 * A result file is read only through the versioned schema; anything else is reported by path, never used.
+  Only regular files inside the results directory (links resolved) of at most :data:`MAX_RESULT_BYTES` are
+  read: a FIFO, a device, a link out of the tree or a huge file is reported like an invalid one.
 * A run is trained by one process at a time: :meth:`ResultStore.claim` is an OS file lock (``filelock``,
   ``flock`` on POSIX) that the kernel releases when its holder dies, even by ``kill -9``.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,7 +28,9 @@ from pydantic import ValidationError
 from pmrl_bench.errors import UsageError
 from pmrl_bench.registry import NAME_PATTERN
 from pmrl_bench.results.locks import lock_in
-from pmrl_bench.results.schema import READABLE_VERSIONS, SCHEMA_VERSION, RunResult, json_safe, upgrade
+from pmrl_bench.results.schema import (
+    FILE_CONTENT, READABLE_VERSIONS, SCHEMA_VERSION, RunResult, json_params, json_safe, upgrade,
+)
 
 # Claim locks live here, apart from the results, in a directory that ignores itself in git.
 CLAIMS_DIR = ".claims"
@@ -33,6 +38,9 @@ CLAIMS_DIR = ".claims"
 # studies (``_tuning``). Names starting with "_" cannot be task names, so they never collide.
 INIT_DIR = "_init"
 TUNING_DIR = "_tuning"
+# The largest result file read or written: about 50 times a run with per-query ranks of 100 000 test instances
+# in 12 directions. Anything larger is not a result pmrl-bench wrote, and reading it could exhaust memory.
+MAX_RESULT_BYTES = 32 * 2**20
 
 
 class InvalidResult(Exception):
@@ -70,6 +78,7 @@ class ResultStore:
         return path
 
     def ensure_writable(self) -> None:
+        """Check, before anything trains, that results and run claims (``.claims``) can be written here."""
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             with tempfile.NamedTemporaryFile(dir=self.root, prefix=".write-test-"):
@@ -79,13 +88,24 @@ class ResultStore:
                 f"results directory {str(self.root)!r} is not writable: {exc.strerror or exc}; "
                 "pass --results DIR with a directory you can write"
             ) from None
+        claims = self.root / CLAIMS_DIR
+        try:
+            lock_in(claims, "write-test")
+            with tempfile.NamedTemporaryFile(dir=claims, prefix=".write-test-"):
+                pass
+        except OSError as exc:
+            raise UsageError(
+                f"run claims directory {str(claims)!r} is not usable: {exc.strerror or exc}; it must be a directory "
+                "you can write (remove it and pmrl-bench recreates it)"
+            ) from None
 
     # -- reading -------------------------------------------------------------------------------------
     @staticmethod
     def read(path: Path) -> RunResult:
+        text = _read_text(path)
         try:
-            raw = json.loads(path.read_text(encoding="utf-8"), parse_constant=_reject_constant)
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError) as exc:
+            raw = json.loads(text, parse_constant=_reject_constant)
+        except (json.JSONDecodeError, RecursionError, ValueError) as exc:
             raise InvalidResult(path, f"unreadable: {exc}") from None
         if not isinstance(raw, dict):
             raise InvalidResult(path, f"not a result: a JSON {type(raw).__name__}, expected an object")
@@ -98,17 +118,18 @@ class ResultStore:
                 reason = f"schema_version {version!r} is not a known result schema (expected one of {known})"
             raise InvalidResult(path, f"invalid result: {reason}")
         try:
-            return RunResult.model_validate(upgrade(raw))
+            return RunResult.model_validate(upgrade(raw), context=FILE_CONTENT)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-            raise InvalidResult(path, f"invalid result: {where}: {first['msg']}") from None
+            raise InvalidResult(path, f"invalid result: {_first_error(exc)}") from None
 
     def read_in_place(self, path: Path) -> RunResult:
         """Read a file of this store and check it sits where its own content says it belongs.
 
         A file copied or renamed to another run's path would otherwise count twice, or as another run.
         """
+        root = os.path.realpath(self.root)
+        if os.path.commonpath([os.path.realpath(path), root]) != root:
+            raise InvalidResult(path, f"not read: a link to {os.path.realpath(path)}, outside the results directory")
         result = self.read(path)
         try:
             expected = self.path_for(result.task, result.objective, result.config_id, result.seed)
@@ -154,8 +175,16 @@ class ResultStore:
     def write(self, result: RunResult) -> Path:
         """Write atomically: a temporary file in the same directory, fsync, rename over the target, fsync the directory."""
         path = self.path_for(result.task, result.objective, result.config_id, result.seed)
-        text = json.dumps(json_safe(result.model_dump(mode="json")), indent=2, sort_keys=True, allow_nan=False) + "\n"
-        RunResult.model_validate_json(text)  # never store what we could not read back
+        content = json_safe(result.model_dump(mode="json", exclude={"params"}))
+        content["params"] = json_params(result.params)  # a non-finite parameter is written as text, never null
+        text = json.dumps(content, indent=2, sort_keys=True, allow_nan=False) + "\n"
+        if len(text.encode("utf-8")) > MAX_RESULT_BYTES:
+            raise ValueError(f"the result would be {len(text.encode('utf-8'))} bytes; result files are at most "
+                             f"{MAX_RESULT_BYTES} bytes")
+        try:  # never store what we could not read back
+            RunResult.model_validate_json(text, context=FILE_CONTENT)
+        except ValidationError as exc:
+            raise ValueError(_first_error(exc)) from None
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
@@ -191,6 +220,41 @@ class ResultStore:
         """The inter-process lock of one run. Acquire it before training the run; the OS frees it if we die."""
         path = self.path_for(task, objective, config_id, seed)  # validates the names
         return lock_in(self.root / CLAIMS_DIR, path.relative_to(self.root).as_posix())
+
+
+def _read_text(path: Path) -> str:
+    """The text of a regular file of at most MAX_RESULT_BYTES, else InvalidResult (never blocks, never floods memory)."""
+    try:
+        # O_NONBLOCK: opening a FIFO returns at once instead of waiting for a writer; no effect on regular files.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    except OSError as exc:
+        raise InvalidResult(path, f"unreadable: {exc.strerror or exc}") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        what = "a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a device or socket"
+        raise InvalidResult(path, f"unreadable: {what}, not a regular file")
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            data = handle.read(MAX_RESULT_BYTES + 1)
+        except OSError as exc:
+            raise InvalidResult(path, f"unreadable: {exc.strerror or exc}") from None
+    if len(data) > MAX_RESULT_BYTES:
+        raise InvalidResult(path, f"unreadable: larger than {MAX_RESULT_BYTES} bytes, the size limit of a result file")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidResult(path, f"unreadable: {exc}") from None
+
+
+def _first_error(exc: ValidationError) -> str:
+    """The first problem of a validation error, as ``where: what``."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    message = str(first["msg"]).removeprefix("Value error, ")
+    if not where or message.startswith(where):
+        return message
+    return f"{where}: {message}"
 
 
 def _reject_constant(name: str) -> float:

@@ -1,15 +1,15 @@
-"""Turn SIGTERM and SIGHUP into the same clean stop as Ctrl-C while a sweep runs.
+"""Turn SIGTERM and SIGHUP into the same clean stop as Ctrl-C while a sweep runs or leaderboards are written.
 
 By default SIGTERM (what ``kill``, systemd and batch schedulers send) ends Python at once: no message and
 no ``finally`` blocks. Raising :class:`~pmrl_bench.errors.Interrupted` instead unwinds the stack like
-Ctrl-C does, so a half-written temporary file is removed and the sweep can say what it finished.
+Ctrl-C does, so a half-written temporary file is removed and the command can say what it finished.
 """
 
 from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
@@ -46,3 +46,20 @@ def stop_signals_interrupt() -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def signal_name(signum: int) -> str:
+    """How a message names the signal: ``Ctrl-C`` for SIGINT, else ``SIGTERM``, ``SIGHUP``, ..."""
+    return "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+
+
+@contextmanager
+def interruptible(describe: Callable[[str], str]) -> Iterator[None]:
+    """Within the block, Ctrl-C, SIGTERM and SIGHUP stop with :class:`Interrupted` carrying ``describe(name)``,
+    where ``name`` is :func:`signal_name` of the signal: one line that says what the stop interrupted."""
+    with stop_signals_interrupt():
+        try:
+            yield
+        except KeyboardInterrupt as exc:
+            signum = getattr(exc, "signum", signal.SIGINT)
+            raise Interrupted(signum, describe(signal_name(signum))) from None

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from pmrl_bench.components import TaskData
+from pmrl_bench.components import Modality, TaskData
 from pmrl_bench.errors import DataError, UnknownNameError, UsageError
 from pmrl_bench.params import Overrides, coerce
 from pmrl_bench.registry import Component, Registry
@@ -21,6 +21,8 @@ from pmrl_bench.splits import DEFAULT_VAL_SIZE, split_sizes, with_validation
 PROBES = ("torch", "sklearn")
 # Below this many test instances the retrieval metrics say little: chance R@10 is 10/n (100% at n = 10).
 SMALL_TEST_SPLIT = 100
+# The most runs one sweep may plan (objectives x tasks x seeds): every run is held in memory while planning.
+MAX_RUNS = 100_000
 _INIT = re.compile(r"^\s*([^:\s]+)\s*:\s*(\d+)\s*$")
 
 
@@ -97,17 +99,23 @@ def plan_sweep(config: SweepConfig, registry: Registry) -> SweepPlan:
     config.budget.validate()
     if config.seeds < 1:
         raise UsageError(f"--seeds must be >= 1, got {config.seeds}")
+    objective_names = list(dict.fromkeys(config.objectives))  # a name given twice is one run, not two
+    task_names = list(dict.fromkeys(config.tasks))
+    runs = len(objective_names) * len(task_names) * config.seeds
+    if runs > MAX_RUNS:
+        raise UsageError(f"--seeds {config.seeds} with {len(objective_names)} objective(s) and {len(task_names)} "
+                         f"task(s) makes {runs} runs; a sweep holds at most {MAX_RUNS}: use fewer seeds")
     if config.selection not in SELECTION_RULES:
         raise UsageError(f"--select must be one of {', '.join(SELECTION_RULES)}, got {config.selection!r}")
     if config.probe not in PROBES:
         raise UsageError(f"--probe must be one of {', '.join(PROBES)}, got {config.probe!r}")
-    if not config.objectives:
+    if not objective_names:
         raise UsageError("no objectives selected; available: " + ", ".join(registry.names("objective")))
-    if not config.tasks:
+    if not task_names:
         raise UsageError("no tasks selected; available: " + ", ".join(registry.names("task")))
     # the stored name: a composite's canonical form (infonce+0.1*pmrl -> infonce+0.1xpmrl), each once
-    objective_names = list(dict.fromkeys(registry.get("objective", name).name for name in config.objectives))
-    for name in config.tasks:
+    objective_names = list(dict.fromkeys(registry.get("objective", name).name for name in objective_names))
+    for name in task_names:
         registry.get("task", name)
     for (kind, name), _ in config.overrides.items():
         registry.get(kind, name)  # type: ignore[arg-type]
@@ -129,7 +137,7 @@ def plan_sweep(config: SweepConfig, registry: Registry) -> SweepPlan:
     data: dict[str, TaskData] = {}
     task_params: dict[str, dict[str, Any]] = {}
     encoders: dict[str, dict[str, EncoderChoice]] = {}
-    for name in config.tasks:
+    for name in task_names:
         task_params[name] = resolved_params(registry, "task", name, config.overrides)
         loaded = load_task(registry, name, task_params[name])
         check_task_data(name, loaded)  # before carving a validation split, so errors name the task's own rows
@@ -140,6 +148,9 @@ def plan_sweep(config: SweepConfig, registry: Registry) -> SweepPlan:
                 f"of task {name!r}"
             )
         encoders[name] = _choose_encoders(registry, data[name], config)
+        for modality in data[name].modalities:  # range checks of encoder parameters run now, not in each run
+            choice = encoders[name][modality.name]
+            build_encoder_for_checks(registry, choice.name, modality, config.budget.dim, choice.params)
         warn_small_test_split(name, len(loaded.test))
 
     all_modalities = {m.name for d in data.values() for m in d.modalities}
@@ -149,11 +160,11 @@ def plan_sweep(config: SweepConfig, registry: Registry) -> SweepPlan:
     for name, objective in objectives.items():  # e.g. an anchor modality the task does not have
         _check_objective_fits(name, objective, data)
 
-    protocols = {task: _protocol(config, init_stage, registry, task, data[task], encoders[task]) for task in config.tasks}
+    protocols = {task: _protocol(config, init_stage, registry, task, data[task], encoders[task]) for task in task_names}
     specs = [
         RunSpec(task, task_params[task], objective, objective_params[objective], encoders[task], config.budget, seed,
                 protocol=protocols[task], selection=config.selection, probe=config.probe)
-        for task in config.tasks
+        for task in task_names
         for objective in objective_names
         for seed in range(config.seeds)
     ]
@@ -179,6 +190,18 @@ def build_objective_for_checks(registry: Registry, name: str, params: dict[str, 
         raise
     except Exception:  # noqa: BLE001
         return None
+
+
+def build_encoder_for_checks(registry: Registry, name: str, modality: Modality, dim: int,
+                             params: dict[str, Any]) -> None:
+    """Build an encoder once while planning, so a parameter it rejects (``hidden=0``, ``dropout=2``) is bad input
+    before training; a plugin bug is left to its runs, which are recorded as failed (as for objectives)."""
+    try:
+        registry.get("encoder", name).create(modality=modality, dim=dim, **params)
+    except UsageError as exc:
+        raise UsageError(f"{exc} (modality {modality.name!r})") from None
+    except Exception:  # noqa: BLE001
+        return
 
 
 def parse_init(text: str) -> tuple[str, int]:

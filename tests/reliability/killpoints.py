@@ -12,6 +12,7 @@ POINT says where the process stops, on the Nth time it gets there:
 * ``board-partial``    SIGKILL after half of the leaderboard pages are written
 * ``pause``            at the Nth ``loss.backward()``, create the file ``$PMRL_TEST_PAUSED`` and sleep, so a test
                        can send a signal (SIGTERM, SIGINT) at a known point
+* ``board-pause``      the same, as the leaderboards are about to be written (N is ignored)
 
 Faults are injected by wrapping functions in this process only; nothing in pmrl-bench knows about them.
 """
@@ -83,6 +84,15 @@ def install(point: str, n: int) -> None:
             return path
 
         ResultStore.write = faulty_write
+    elif point == "board-pause":
+        write_leaderboards = leaderboard.write_leaderboards
+
+        def paused_write_leaderboards(out_dir, pages):
+            Path(os.environ["PMRL_TEST_PAUSED"]).write_text("paused\n")
+            time.sleep(120)  # the test signals us now
+            return write_leaderboards(out_dir, pages)
+
+        leaderboard.write_leaderboards = paused_write_leaderboards
     elif point in ("board-midwrite", "board-partial"):
         write_leaderboards = leaderboard.write_leaderboards
 

@@ -7,11 +7,14 @@ in-process plugins (``reliability_helpers``).
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from reliability_helpers import TINY, BadTasks, FaultyObjectives
 
 from pmrl_bench import hookimpl
 from pmrl_bench.cli import main
+from pmrl_bench.errors import UsageError
 from pmrl_bench.plugins import ENV_STRICT
 
 RUN = ["run", *TINY, "--steps", "5", "--seeds", "1"]
@@ -72,6 +75,22 @@ CASES = [
     ("zero dimensions", ["--objectives", "infonce", "--dim", "0"], "--dim must be >= 1"),
     ("not a number", ["--objectives", "infonce", "--steps", "ten"], "invalid int value: 'ten'"),
     ("unknown device", ["--objectives", "infonce", "--device", "tpu"], "--device must be"),
+    ("seeds beyond memory", ["--objectives", "infonce", "--seeds", "100000000"], "makes 100000000 runs; a sweep holds at most"),
+    # encoder parameters are checked by building each chosen encoder while planning, not by failed runs
+    ("encoder hidden zero", ["--objectives", "infonce", "--set", "encoder.mlp.hidden=0"],
+     "hidden must be an integer >= 1, got 0 (modality 'm0')"),
+    ("encoder dropout above one", ["--objectives", "infonce", "--set", "encoder.mlp.dropout=2"], "dropout must be a number in [0, 1)"),
+    ("encoder dropout NaN", ["--objectives", "infonce", "--set", "encoder.mlp.dropout=nan"], "dropout=nan: expected a finite number"),
+    # non-finite numbers would be stored as null, so the result could not say what ran
+    ("objective parameter infinite", ["--objectives", "pmrl", "--set", "objective.pmrl.tau1=inf"],
+     "tau1=inf: expected a finite number (objective 'pmrl' does not declare that tau1 takes inf or nan)"),
+    ("objective parameter NaN", ["--objectives", "pmrl", "--set", "objective.pmrl.grad_guard=nan"], "grad_guard=nan: expected a finite number"),
+    ("integer beyond 64 bits", ["--objectives", "infonce", "--set", "task.synthetic.seed=99999999999999999999"],
+     "expected an integer within 64 bits"),
+    ("leaderboard directory is a file", ["--objectives", "infonce", "--leaderboard", "README-file"],
+     "leaderboard directory 'README-file' is not writable"),
+    ("leaderboard name too long", ["--objectives", "infonce", "--leaderboard", "b" * 300],
+     "is not writable: File name too long; pass --leaderboard DIR"),
 ]
 
 # tasks whose data is broken, through an in-process task plugin
@@ -88,6 +107,7 @@ DATA_CASES = [
 @pytest.mark.parametrize(("argv", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_bad_command_line(argv, expected, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "README-file").write_text("a file where --leaderboard wants a directory\n")
     argv = RUN + argv  # argparse keeps the last --tasks, so a case may name its own
     assert expected in _bad(argv, capsys)
     assert not (tmp_path / "results").exists()  # nothing ran, nothing was written
@@ -171,3 +191,51 @@ def test_leaderboard_of_a_missing_directory(capsys, tmp_path):
 def test_the_table_has_at_least_twenty_cases():
     extra = 10  # the single tests above: missing file, 3 not-writable, 2 plugin modes, duplicate, escape, leaderboard
     assert len(CASES) + len(DATA_CASES) + extra >= 20 and len(CASES) >= 20
+
+
+def test_a_name_given_twice_is_one_run(tmp_path, capsys):
+    """Before, ``--objectives infonce,infonce --rerun`` trained the same run twice."""
+    args = [*RUN, "--objectives", "infonce,infonce", "--tasks", "synthetic,synthetic", "--rerun",
+            "--results", str(tmp_path / "results"), "--leaderboard", str(tmp_path / "boards")]
+    assert main(args) == 0
+    assert "1 runs: 1 ok, 0 diverged, 0 failed, 0 already done" in capsys.readouterr().out
+
+
+class DeclaresNonFinite:
+    @hookimpl
+    def register_objectives(self, register):
+        register("clipped", _clipped, non_finite=("clip",))
+        register("floored", _floored)
+
+
+def _clipped(clip: float = 1.0, scale: float = 1.0):
+    return None
+
+
+def _floored(floor: float = float("-inf")):
+    return None
+
+
+def test_non_finite_values_only_where_a_parameter_declares_them(fresh_manager):
+    from pmrl_bench.params import coerce
+
+    fresh_manager.register_plugin(DeclaresNonFinite(), name="declares")
+    clipped, floored = (fresh_manager.registry.get("objective", n) for n in ("clipped", "floored"))
+    assert coerce(clipped, "clip", "inf") == float("inf")  # declared at registration
+    assert coerce(floored, "floor", "-inf") == float("-inf")  # its default is non-finite
+    with pytest.raises(UsageError, match="scale=nan: expected a finite number"):
+        coerce(clipped, "scale", "nan")
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({"dropout": float("nan")}, "dropout must be a number in [0, 1), got nan"),
+    ({"dropout": float("inf")}, "dropout must be a number in [0, 1)"),
+    ({"hidden": 2.5}, "hidden must be an integer >= 1, got 2.5"),
+    ({"layers": True}, "layers must be an integer >= 1, got True"),
+])
+def test_builtin_encoders_reject_nan_and_non_integers_from_the_python_api(params, message):
+    from pmrl_bench.components import VECTOR, Modality
+    from pmrl_bench.plugins import get_registry
+
+    with pytest.raises(UsageError, match=re.escape(message)):
+        get_registry().get("encoder", "mlp").create(modality=Modality("m", VECTOR, (4,)), dim=8, **params)

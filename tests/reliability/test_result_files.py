@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +15,8 @@ import pytest
 from pmrl_bench.cli import main
 from pmrl_bench.leaderboard import build_leaderboards
 from pmrl_bench.results import InvalidResult, ResultStore, RunResult
+from pmrl_bench.results import store as store_module
+from pmrl_bench.results.store import MAX_RESULT_BYTES
 
 FIXTURES = Path(__file__).with_name("fixtures")
 VALID = sorted((FIXTURES / "valid").glob("*.json"))
@@ -30,6 +35,18 @@ INVALID_REASONS = {
     "truncated.json": "unreadable",
     "unknown-key.json": "notes: Extra inputs are not permitted",
     "unknown-status.json": "status: Input should be 'ok', 'diverged' or 'failed'",
+    # Schema-valid before the leaderboard's needs were part of the schema; each crashed `pmrl-bench leaderboard`.
+    "budget-list.json": "params.budget is a list, expected an object",
+    "plugins-string.json": "versions.plugins is a string, expected {distribution: version}",
+    "view-score-text.json": "retrieval_multimodal direction 'm0+m1->m2': R@1 is 'high', expected a number",
+    "ranks-unequal.json": "directions have unequal numbers of queries (127, 128)",
+    "ranks-overflow.json": "per_query_ranks.retrieval.m0->m1 is not space-separated integer ranks",
+    "curves-shape.json": "stability.singular.curves.step[0] is a list, expected a number",
+    "curve-text.json": "stability.optimisation.curves.grad_norm is a string, expected a list of numbers",
+    "spectrum-list.json": "stability.representation.spectrum is a list, expected {name: [numbers]}",
+    "stability-huge-int.json": "stability.optimisation.loss_spikes: an integer of 401 digits is beyond any float",
+    "metric-overflow.json": "metrics.retrieval.m0->m1.R@1: inf is not a finite number",
+    "nested-deep.json": "is nested more than 32 levels deep",
 }
 
 
@@ -127,3 +144,77 @@ def test_written_files_are_strict_json_and_round_trip(tmp_path):
     assert oct(path.stat().st_mode & 0o777) == oct(0o644)
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary left behind
     assert isinstance(ResultStore.read(path), RunResult)
+
+
+def test_only_bounded_regular_files_inside_the_tree_are_read(tmp_path):
+    """A FIFO, a link to /dev/zero, a 3 GB (sparse) file and a link out of the tree are listed, never read:
+    before, the FIFO hung the leaderboard forever and the others ended in a MemoryError traceback. A child
+    process with a timeout, so a regression fails instead of hanging the suite."""
+    store = ResultStore(tmp_path / "results")
+    good = _place(store, VALID[-1])
+    folder = store.root / "synthetic" / "infonce"
+    os.mkfifo(folder / "fifo.json")
+    (folder / "zeros.json").symlink_to("/dev/zero")
+    with open(folder / "huge.json", "wb") as handle:
+        handle.truncate(3 * 2**30)  # sparse: no disk space used
+    outside = tmp_path / "elsewhere" / good.name
+    outside.parent.mkdir()
+    shutil.copyfile(good, outside)
+    (folder / "outside.json").symlink_to(outside)
+
+    boards = tmp_path / "boards"
+    proc = subprocess.run([sys.executable, "-m", "pmrl_bench", "leaderboard", str(store.root), "--out", str(boards)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    expected = {"fifo.json": "a FIFO, not a regular file", "zeros.json": "outside the results directory",
+                "huge.json": f"larger than {MAX_RESULT_BYTES} bytes", "outside.json": "outside the results directory"}
+    assert len(lines) == len(expected), lines
+    for name, reason in expected.items():
+        assert any(name in line and reason in line for line in lines), (name, lines)
+    overview = (boards / "README.md").read_text()
+    assert all(f"`synthetic/infonce/{name}`" in overview for name in expected)
+    assert "| [synthetic](synthetic.md) | 1/1 " in overview  # the valid result is intact and counted
+
+
+def test_a_result_at_the_size_limit_is_read_and_one_byte_more_is_not(tmp_path, monkeypatch):
+    path = tmp_path / "result.json"
+    text = VALID[0].read_text()
+    path.write_text(text)
+    monkeypatch.setattr(store_module, "MAX_RESULT_BYTES", len(text.encode()))
+    assert ResultStore.read(path).task == "synthetic"
+    monkeypatch.setattr(store_module, "MAX_RESULT_BYTES", len(text.encode()) - 1)
+    with pytest.raises(InvalidResult, match="larger than"):
+        ResultStore.read(path)
+
+
+def test_a_result_too_large_to_read_back_is_not_written(tmp_path, monkeypatch):
+    result = ResultStore.read(VALID[0])
+    monkeypatch.setattr(store_module, "MAX_RESULT_BYTES", 1000)
+    with pytest.raises(ValueError, match="result files are at most 1000 bytes"):
+        ResultStore(tmp_path).write(result)
+    assert not any(tmp_path.rglob("*.json")) and not any(tmp_path.rglob("*.tmp"))
+
+
+def test_a_non_finite_parameter_is_written_as_text_not_null(tmp_path):
+    """A parameter that declared it takes inf must still say so in the result (null would hide what ran)."""
+    result = ResultStore.read(VALID[0])
+    params = {**result.params, "objective": {"clip": float("inf"), "floor": float("-inf"), "t": float("nan"), "k": 1.5}}
+    path = ResultStore(tmp_path).write(result.model_copy(update={"params": params}))
+    stored = json.loads(path.read_text())["params"]["objective"]
+    assert stored == {"clip": "inf", "floor": "-inf", "t": "nan", "k": 1.5}
+    assert float(stored["clip"]) == float("inf")
+    assert ResultStore.read(path).params["objective"]["clip"] == "inf"
+
+
+def test_non_finite_metrics_are_never_stored(tmp_path):
+    """Metrics and stability may hand over NaN: stored as null, and a null retrieval score is not a valid result,
+    so writing refuses (the runner then records the run as failed) instead of storing what cannot be ranked."""
+    result = ResultStore.read(FIXTURES / "valid" / "v1-ok.json")
+    assert result.metrics.retrieval
+    retrieval = {d: {**s, "R@1": float("nan")} for d, s in result.metrics.retrieval.items()}
+    bad = result.model_copy(update={"metrics": result.metrics.model_copy(update={"retrieval": retrieval})})
+    with pytest.raises(ValueError, match="R@1"):
+        ResultStore(tmp_path).write(bad)
+    assert not any(tmp_path.rglob("*.json"))

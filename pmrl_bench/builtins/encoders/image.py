@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from pmrl_bench.builtins.encoders._checks import whole
 from pmrl_bench.components import Modality
 
 
@@ -23,8 +24,7 @@ class SmallCNN(nn.Module):
         super().__init__()
         if len(modality.shape) not in (2, 3):
             raise ValueError(f"cnn needs image rows of shape (C, H, W) or (H, W), modality {modality.name!r} has {modality.shape}")
-        if width < 1:
-            raise ValueError(f"width must be >= 1, got {width}")
+        whole("width", width)
         self.channels_first = len(modality.shape) == 3
         channels = modality.shape[0] if self.channels_first else 1
         widths = (channels, width, 2 * width, 4 * width)

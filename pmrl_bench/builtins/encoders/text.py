@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from pmrl_bench.builtins.encoders._checks import whole
 from pmrl_bench.components import Modality
 from pmrl_bench.errors import UsageError
 
@@ -29,8 +30,8 @@ class EmbeddingBagEncoder(nn.Module):
 
     def __init__(self, *, modality: Modality, dim: int, width: int = 128, hidden: int = 256) -> None:
         super().__init__()
-        if width < 1 or hidden < 1:
-            raise ValueError(f"width and hidden must be >= 1, got width={width}, hidden={hidden}")
+        whole("width", width)
+        whole("hidden", hidden)
         self.bag = nn.EmbeddingBag(int(_info(modality, "vocab_size")), width, mode="mean",
                                    padding_idx=int(modality.info.get("pad_id", 0)))
         self.head = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, dim))
@@ -95,8 +96,7 @@ class MiniLMEncoder(nn.Module):
 
     def __init__(self, *, modality: Modality, dim: int, hidden: int = 256) -> None:
         super().__init__()
-        if hidden < 0:
-            raise ValueError(f"hidden must be >= 0 (0: a linear head), got {hidden}")
+        whole("hidden", hidden, minimum=0)  # 0: a linear head
         self.vocab = tuple(_info(modality, "vocab"))
         self.pad_id = int(modality.info.get("pad_id", 0))
         _minilm()  # fail now, with the install hint, rather than at the first batch

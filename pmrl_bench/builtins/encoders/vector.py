@@ -7,6 +7,7 @@ import math
 import torch
 from torch import nn
 
+from pmrl_bench.builtins.encoders._checks import fraction, whole
 from pmrl_bench.components import Modality
 
 
@@ -36,10 +37,9 @@ class MLPEncoder(nn.Module):
 
     def __init__(self, *, modality: Modality, dim: int, hidden: int = 256, layers: int = 2, dropout: float = 0.0) -> None:
         super().__init__()
-        if hidden < 1 or layers < 1:
-            raise ValueError(f"hidden and layers must be >= 1, got hidden={hidden}, layers={layers}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        whole("hidden", hidden)
+        whole("layers", layers)
+        dropout = fraction("dropout", dropout)
         size = _input_size(modality)
         blocks: list[nn.Module] = [nn.LayerNorm(size)]
         for _ in range(layers):
