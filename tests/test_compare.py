@@ -86,7 +86,7 @@ def test_a_clear_improvement_is_significant_and_a_lost_seed_is_named():
     assert moved.test.delta > 0.2 and moved.test.interval[0] > 0 and moved.test.p_corrected < 0.001
     text = comparison_markdown(comparison, "old", "new")
     (row,) = _table_rows(text)
-    assert "better (seed 2 only in `old`)" in row and "3/3 → 2/2" in row and "(1 significantly)" in text
+    assert "better (seed 2 only in old)" in row and "3/3 → 2/2" in row and "(1 significantly)" in text
 
 
 def test_bad_directories_are_one_line_errors(tmp_path, capsys):

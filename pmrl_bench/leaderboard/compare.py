@@ -21,6 +21,7 @@ import pandas as pd
 from pmrl_bench.errors import UsageError
 from pmrl_bench.leaderboard.data import MAIN_VIEW, Run, runs_of
 from pmrl_bench.leaderboard.significance import ALPHA, PairedTest, format_delta, format_p, holm, paired_test
+from pmrl_bench.leaderboard.md import Markdown, code, text
 from pmrl_bench.leaderboard.tables import markdown
 from pmrl_bench.results import ResultStore, RunResult
 
@@ -130,15 +131,15 @@ def comparison_markdown(comparison: Comparison, old_name: str, new_name: str, k:
     """The pull-request comment: a one-line summary, the table of what moved, then new and vanished configurations."""
     significant = sum(m.test.significant(alpha) for m in comparison.moved)
     lines = [
-        f"### pmrl-bench compare: `{old_name}` → `{new_name}`", "",
+        f"### pmrl-bench compare: {code(old_name)} → {code(new_name)}", "",
         (f"**{len(comparison.moved)} moved** ({significant} significantly), {len(comparison.new)} new, "
          f"{len(comparison.vanished)} vanished, {comparison.unchanged} unchanged."), "",
     ]
     if comparison.moved:
         body = [
-            [m.task, f"`{m.label}`" + (f" ({m.changes})" if m.changes else ""),
+            [m.task, Markdown(code(m.label) + (f" ({text(m.changes)})" if m.changes else "")),
              f"{_seeds(m.old)} → {_seeds(m.new)}", _mean_r1(m.old, k), _mean_r1(m.new, k), format_delta(m.test),
-             format_p(m.test.p_corrected), _verdict(m.test, alpha)]
+             Markdown(format_p(m.test.p_corrected)), _verdict(m.test, alpha)]
             for m in comparison.moved
         ]
         headers = ["task", "configuration", "seeds ok", f"old R@{k}", f"new R@{k}",
@@ -150,7 +151,8 @@ def comparison_markdown(comparison: Comparison, old_name: str, new_name: str, k:
                   ""]
     for title, entries in (("New", comparison.new), ("Vanished", comparison.vanished)):
         if entries:
-            items = ", ".join(f"{task} `{label}` (R@{k} {_mean_r1(runs, k)}, {_seeds(runs)} seeds)" for task, label, runs in entries)
+            items = ", ".join(f"{text(task)} {code(label)} (R@{k} {_mean_r1(runs, k)}, {_seeds(runs)} seeds)"
+                              for task, label, runs in entries)
             lines += [f"**{title}:** {items}", ""]
     return "\n".join(lines).rstrip() + "\n"
 

@@ -45,6 +45,7 @@ from scipy import stats
 
 from pmrl_bench.leaderboard.data import MAIN_VIEW, Run
 from pmrl_bench.leaderboard.stats import BOOTSTRAP_SEED, CONFIDENCE, N_BOOTSTRAP, Interval
+from pmrl_bench.leaderboard.md import Markdown, code
 from pmrl_bench.leaderboard.tables import markdown
 
 ALPHA = 0.05
@@ -88,7 +89,7 @@ class PairedTest:
         if self.p_value is None:
             return f"not tested: {self.note}" if self.note else "not tested"
         winner = self.better(alpha)
-        return f"`{winner}` better" if winner is not None else "no significant difference"
+        return Markdown(f"{code(winner)} better") if winner is not None else "no significant difference"
 
 
 # -- per-query scores ------------------------------------------------------------------------------------------
@@ -195,7 +196,7 @@ def paired_test(runs_a: Sequence[Run], runs_b: Sequence[Run], a: str = "A", b: s
     """
     by_seed_a, by_seed_b = _ok_by_seed(runs_a), _ok_by_seed(runs_b)
     seeds = tuple(sorted(set(by_seed_a) & set(by_seed_b)))
-    only = [f"seed {s} only in `{label}`" for label, mine, other in ((a, by_seed_a, by_seed_b), (b, by_seed_b, by_seed_a))
+    only = [f"seed {s} only in {label}" for label, mine, other in ((a, by_seed_a, by_seed_b), (b, by_seed_b, by_seed_a))
             for s in sorted(set(mine) - set(other))]
     seed_note = "; ".join(only)
     if not seeds:
@@ -297,7 +298,7 @@ def format_p(p: float | None) -> str:
 def pairwise_table(tests: Sequence[PairedTest], alpha: float = ALPHA, k: int = 1) -> str:
     """Markdown: one row per pair, Δ mean R@k (points) with its 95% interval, Holm-corrected p, verdict."""
     body = [
-        [f"`{t.a}`", f"`{t.b}`", str(len(t.seeds)) if t.paired else "–", format_delta(t), format_p(t.p_corrected),
+        [code(t.a), code(t.b), str(len(t.seeds)) if t.paired else "–", format_delta(t), Markdown(format_p(t.p_corrected)),
          t.verdict(alpha)]
         for t in tests
     ]
@@ -384,7 +385,7 @@ def critical_difference_table(comparison: RankComparison) -> str:
               else pd.Series("a", index=comparison.mean_ranks.index))
     order = sorted(comparison.mean_ranks.index, key=lambda c: (comparison.mean_ranks[c], c))
     body = [
-        [str(ranks[c]), f"`{c}`", f"{comparison.mean_ranks[c]:.2f}", str(groups[c]).strip(),
+        [str(ranks[c]), code(c), f"{comparison.mean_ranks[c]:.2f}", str(groups[c]).strip(),
          *(f"{comparison.scores.loc[t, c] * 100:.1f}" for t in comparison.scores.index)]
         for c in order
     ]
@@ -397,5 +398,5 @@ def critical_difference_table(comparison: RankComparison) -> str:
         "differ significantly; rank = 1 + the configurations significantly better."
     )
     if comparison.left_out:
-        note += " Left out (not on every task): " + ", ".join(f"`{c}`" for c in comparison.left_out) + "."
+        note += " Left out (not on every task): " + ", ".join(code(c) for c in comparison.left_out) + "."
     return note + "\n\n" + markdown(body, headers)

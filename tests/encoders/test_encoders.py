@@ -94,3 +94,16 @@ def test_tokenizer_is_deterministic_and_round_trips():
     assert ids.tolist() == [[3, 2, 3, 0], [4, 2, 0, 0], [2, 1, 0, 0]]
     assert tokenizer.decode(ids[0]) == "b a b"
     np.testing.assert_array_equal(tokenizer.encode(["a b c a b"], length=2), [[2, 3]])  # cut to length
+
+
+def test_mlp_keeps_the_information_of_a_single_feature_modality():
+    """A one-feature input must not be normalised away (LayerNorm over one feature is a constant)."""
+    import torch
+
+    from pmrl_bench import create_encoder
+    from pmrl_bench.components import VECTOR, Modality
+
+    torch.manual_seed(0)
+    encoder = create_encoder("mlp", modality=Modality("age", VECTOR, (1,)), dim=4)
+    out = encoder(torch.tensor([[0.0], [1.0], [5.0]]))
+    assert not torch.allclose(out[0], out[1]) and not torch.allclose(out[1], out[2])

@@ -27,7 +27,8 @@ class LinearEncoder(nn.Module):
 
 
 class MLPEncoder(nn.Module):
-    """MLP over a flattened vector: LayerNorm, ``layers`` hidden GELU layers, then a linear projection.
+    """MLP over a flattened vector: LayerNorm (unless it has one feature), ``layers`` hidden GELU layers, then a
+    linear projection.
 
     Args:
         hidden: width of each hidden layer.
@@ -41,7 +42,8 @@ class MLPEncoder(nn.Module):
         whole("layers", layers)
         dropout = fraction("dropout", dropout)
         size = _input_size(modality)
-        blocks: list[nn.Module] = [nn.LayerNorm(size)]
+        # LayerNorm of a single feature maps every input to the same value: a scalar column would carry nothing.
+        blocks: list[nn.Module] = [nn.LayerNorm(size)] if size > 1 else []
         for _ in range(layers):
             blocks += [nn.Linear(size, hidden), nn.GELU(), nn.Dropout(dropout)]
             size = hidden
