@@ -279,7 +279,12 @@ def _rebuild(results_dir: Path, out_dir: Path, check: bool, rebuild: str) -> lis
     for problem in problems:
         _say(f"warning: skipped {problem.path}: {problem.reason}")
     shown = [Skipped(p.path.relative_to(results_dir).as_posix(), p.reason.split(":")[0]) for p in problems]
-    pages = build_leaderboards(results, shown)
+    from pmrl_bench.tuning.records import scan_records
+
+    tuning, bad_tuning = scan_records(results_dir)
+    for path, reason in bad_tuning:
+        _say(f"warning: skipped {path}: {reason}")
+    pages = build_leaderboards(results, shown, tuning=tuning)
     if check:
         stale = check_leaderboards(out_dir, pages)
         if stale:

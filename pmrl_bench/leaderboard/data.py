@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from pmrl_bench.composite import display_name
 from pmrl_bench.evaluation.per_query import PER_QUERY_KEY, decode_ranks
 from pmrl_bench.results import RunResult
 from pmrl_bench.results.schema import is_retrieval_view
@@ -94,41 +95,72 @@ def _varying(flat: Sequence[dict[str, Any]]) -> list[str]:
     return [k for k in keys if len({json.dumps(f.get(k), sort_keys=True, default=repr) for f in flat}) > 1]
 
 
-def config_labels(results: Sequence[RunResult]) -> dict[tuple[str, str, str], str]:
-    """Row label per (task, objective, config_id): the objective name plus the parameters that tell its configs apart.
+def protocol_tag(r: RunResult) -> str:
+    """How a label names the protocol, the selection rule and, for tuned parameters, their tuning budget."""
+    parts = [r.protocol, r.selection.rule]
+    if r.tuning:
+        trials, sampler, seed = r.tuning.get("trials"), r.tuning.get("sampler"), r.tuning.get("seed")
+        parts.append(f"tuned: {trials} trials on validation, {sampler}, seed {seed}")
+    return ", ".join(str(p) for p in parts)
 
-    Objective and budget parameters that vary across the whole sweep come first, so one configuration keeps
-    one label on every task; encoder or task parameters are added only where a task still has two
-    configurations of one objective with the same label.
+
+def config_labels(results: Sequence[RunResult]) -> dict[tuple[str, str, str], str]:
+    """Row label per (task, objective, config_id): the objective's name, the parameters that tell its configurations
+    apart, and ``[protocol, selection rule(, tuned: ...)]``, e.g. ``infonce (budget.lr=0.0001) [warm:infonce:300, last]``.
+
+    Objective and budget parameters that vary across the configurations of one objective under one protocol,
+    selection rule and tuning come first, so one configuration keeps one label on every task (tuned configurations
+    are told apart by their tuning, not by the values it found); encoder or task parameters are added only where a
+    task still has two configurations of one objective with the same label.
     """
-    by_objective: dict[str, dict[str, dict[str, Any]]] = {}
+    def group(r: RunResult) -> tuple[str, str]:
+        return r.objective, protocol_tag(r)
+
+    by_group: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
     for r in results:
-        by_objective.setdefault(r.objective, {})[json.dumps(_global_part(r), sort_keys=True, default=repr)] = _global_part(r)
-    global_keys = {obj: _varying([_flatten(p) for p in parts.values()]) for obj, parts in by_objective.items()}
+        by_group.setdefault(group(r), {})[json.dumps(_global_part(r), sort_keys=True, default=repr)] = _global_part(r)
+    global_keys = {g: _varying([_flatten(p) for p in parts.values()]) for g, parts in by_group.items()}
 
     labels: dict[tuple[str, str, str], str] = {}
-    groups: dict[tuple[str, str], dict[str, RunResult]] = {}
+    groups: dict[tuple[str, str, str], dict[str, RunResult]] = {}
     for r in results:
         flat = _flatten(_global_part(r))
-        extra = ", ".join(f"{k}={flat.get(k)}" for k in global_keys[r.objective])
-        base = f"{r.objective} ({extra})" if extra else r.objective
-        groups.setdefault((r.task, base), {})[r.config_id] = r
-    for (task, base), configs in groups.items():
-        local = _varying([_flatten(r.params) for r in configs.values()]) if len(configs) > 1 else []
+        extra = ", ".join(f"{k}={flat.get(k)}" for k in global_keys[group(r)])
+        name = display_name(r.objective)
+        base = f"{name} ({extra})" if extra else name
+        groups.setdefault((r.task, base, protocol_tag(r)), {})[r.config_id] = r
+    for (task, base, tag), configs in groups.items():
+        local = _varying([_flatten(_local_part(r)) for r in configs.values()]) if len(configs) > 1 else []
         for cid, r in configs.items():
-            flat = _flatten(r.params)
+            flat = _flatten(_local_part(r))
             extra = ", ".join(f"{k}={flat.get(k)}" for k in local)
             if not extra:
-                labels[(task, r.objective, cid)] = base
+                label = base
             elif base.endswith(")"):
-                labels[(task, r.objective, cid)] = f"{base[:-1]}, {extra})"
+                label = f"{base[:-1]}, {extra})"
             else:
-                labels[(task, r.objective, cid)] = f"{base} ({extra})"
+                label = f"{base} ({extra})"
+            labels[(task, r.objective, cid)] = f"{label} [{tag}]"
     return labels
 
 
 def _global_part(r: RunResult) -> dict[str, Any]:
+    if r.tuning:  # a tuned configuration is named by its tuning, not by the values the study found
+        return {}
     return {"objective": r.params.get("objective", {}), "budget": r.params.get("budget", {})}
+
+
+def _local_part(r: RunResult) -> dict[str, Any]:
+    return {k: v for k, v in r.params.items() if k not in ("protocol", "selection", "tuning")}
+
+
+def _run(r: RunResult, label: str, metrics: Mapping[str, Any]) -> Run:
+    return Run(
+        label=label, seed=r.seed, status=r.status, result=r,
+        views=retrieval_views(metrics), ranks=_per_query_ranks(metrics),
+        classification={k: float(v) for k, v in (metrics.get("classification") or {}).items() if v is not None},
+        stability=stability_scalars(r.stability),
+    )
 
 
 def runs_of(results: Sequence[RunResult]) -> dict[str, list[Run]]:
@@ -136,17 +168,19 @@ def runs_of(results: Sequence[RunResult]) -> dict[str, list[Run]]:
     labels = config_labels(results)
     tasks: dict[str, list[Run]] = {}
     for r in results:
-        metrics = r.metrics.model_dump()
-        run = Run(
-            label=labels[(r.task, r.objective, r.config_id)], seed=r.seed, status=r.status, result=r,
-            views=retrieval_views(metrics), ranks=_per_query_ranks(metrics),
-            classification={k: float(v) for k, v in (r.metrics.classification or {}).items() if v is not None},
-            stability=stability_scalars(r.stability),
-        )
+        run = _run(r, labels[(r.task, r.objective, r.config_id)], r.metrics.model_dump())
         tasks.setdefault(r.task, []).append(run)
     for runs in tasks.values():
         runs.sort(key=lambda run: (run.label, run.seed, run.result.config_id))
     return dict(sorted(tasks.items()))
+
+
+def at_init(run: Run, label: str | None = None) -> Run | None:
+    """The run's scores at step 0 (the encoders it was handed, evaluated like the final ones), as a Run; None when
+    the result has none (version 1 files, failed runs)."""
+    if run.result.metrics_at_init is None or run.status != "ok":
+        return None
+    return _run(run.result, label or run.label, run.result.metrics_at_init.model_dump())
 
 
 def curve(run: Run, monitor: str, name: str) -> tuple[list[float], list[float]]:

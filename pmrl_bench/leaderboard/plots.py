@@ -20,7 +20,7 @@ from pmrl_bench.leaderboard.tables import by_label
 def plot_names(stem: str) -> dict[str, str]:
     """File name per plot of a task whose page is ``<stem>.md`` (the markdown links them whether or not matplotlib
     is installed)."""
-    return {"curves": f"{stem}.curves.png", "spectrum": f"{stem}.spectrum.png"}
+    return {kind: f"{stem}.{kind}.png" for kind in ("curves", "spectrum", "robustness", "tuning")}
 
 
 def _legend(label: str) -> str:
@@ -35,7 +35,64 @@ def plots_with_data(runs: Sequence[Run]) -> list[str]:
         kinds.append("curves")
     if any(any(_final_spectrum(r)) for r in runs if r.status == "ok"):
         kinds.append("spectrum")
+    if any(_noise_curve(r)[0] for r in runs if r.status == "ok"):
+        kinds.append("robustness")
     return kinds
+
+
+def _noise_curve(run: Run) -> tuple[list[float], list[float]]:
+    """``(levels, mean R@1)`` of the noisy-modality view; empty when the result has none."""
+    block = run.result.robustness.get("noisy_modality", {}) if isinstance(run.result.robustness, dict) else {}
+    levels, values = block.get("levels") or [], block.get("mean_R@1") or []
+    pairs = [(float(lv), float(v)) for lv, v in zip(levels, values) if v is not None]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+def _robustness_figure(task: str, rows: dict[str, list[Run]]) -> bytes | None:
+    figure = _figure(7.0, 4.0)
+    ax = figure.subplots(1, 1)
+    drawn = False
+    for i, (label, runs) in enumerate(rows.items()):
+        curves = [_noise_curve(r) for r in runs if r.status == "ok"]
+        curves = [c for c in curves if c[0]]
+        if not curves or len({tuple(c[0]) for c in curves}) != 1:
+            continue
+        levels = curves[0][0]
+        mean = np.mean([c[1] for c in curves], axis=0)
+        ax.plot(levels, mean, marker="o", color=f"C{i % 10}", label=_legend(label))
+        drawn = True
+    if not drawn:
+        return None
+    ax.set_xlabel("noise (multiples of the modality's feature std)")
+    ax.set_ylabel("R@1 (mean over modalities)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title(f"{task}: retrieval with one modality's inputs made noisy (mean of ok seeds)", fontsize=10)
+    figure.tight_layout()
+    return _png(figure)
+
+
+def tuning_figure(task: str, studies: dict[str, list[float]]) -> bytes | None:
+    """Best-so-far validation score per trial, one line per study (``{label: values in trial order}``)."""
+    try:
+        import matplotlib.style
+    except ImportError:
+        return None
+    with matplotlib.style.context("default"):
+        figure = _figure(7.0, 4.0)
+        ax = figure.subplots(1, 1)
+        for i, (label, values) in enumerate(sorted(studies.items())):
+            if values:
+                best = np.maximum.accumulate(values)
+                ax.plot(range(1, len(best) + 1), best, marker=".", color=f"C{i % 10}", label=_legend(label))
+        ax.set_xlabel("trial")
+        ax.set_ylabel("best validation score so far")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        ax.set_title(f"{task}: tuning, best so far per objective", fontsize=10)
+        figure.tight_layout()
+        return _png(figure)
 
 
 def _mean_curve(runs: Sequence[Run], monitor: str, name: str) -> tuple[list[float], list[float]]:
@@ -150,7 +207,8 @@ def render_plots(task: str, runs: Sequence[Run], stem: str | None = None) -> dic
     names = plot_names(stem or task)
     out = {}
     with matplotlib.style.context("default"):
-        for kind, render in (("curves", _curves_figure), ("spectrum", _spectrum_figure)):
+        for kind, render in (("curves", _curves_figure), ("spectrum", _spectrum_figure),
+                             ("robustness", _robustness_figure)):
             png = render(task, rows)
             if png is not None:
                 out[names[kind]] = png

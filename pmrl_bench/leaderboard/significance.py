@@ -187,9 +187,10 @@ def sign_flip_p_value(differences: np.ndarray, n_resamples: int = N_PERMUTATIONS
 # -- one pair --------------------------------------------------------------------------------------------------
 
 def paired_test(runs_a: Sequence[Run], runs_b: Sequence[Run], a: str = "A", b: str = "B", view: str = MAIN_VIEW,
-                k: int = 1, n_resamples: int = N_PERMUTATIONS) -> PairedTest:
+                k: int = 1, n_resamples: int = N_PERMUTATIONS, interval: bool = True) -> PairedTest:
     """Compare two configurations on the seeds both finished (``ok``), A − B of the per-query R@k hit.
 
+    ``interval=False`` skips the bootstrap interval (ranks need the p-value alone; the interval is the costly part).
     Seeds present on one side only are left out (and named in ``note``). When the two sides were not evaluated
     on the same test queries, or store no per-query ranks, the comparison is unpaired: Δ of the means with an
     interval from independent bootstraps of each side (when ranks exist), and no p-value.
@@ -214,7 +215,8 @@ def paired_test(runs_a: Sequence[Run], runs_b: Sequence[Run], a: str = "A", b: s
         return _unpaired(list(by_seed_a.values()), list(by_seed_b.values()), a, b, view, k, "different test queries")
     differences = np.stack([sa - sb for sa, sb in scores])  # (seeds, queries)
     return PairedTest(
-        a=a, b=b, delta=float(differences.mean()), interval=_interval(two_stage_replicates(differences)),
+        a=a, b=b, delta=float(differences.mean()),
+        interval=_interval(two_stage_replicates(differences)) if interval else None,
         p_value=sign_flip_p_value(differences.mean(axis=0), n_resamples), seeds=seeds,
         queries=differences.shape[1], paired=True, note=seed_note,
     )
@@ -252,12 +254,14 @@ def holm(tests: Sequence[PairedTest]) -> list[PairedTest]:
 
 
 def pairwise_tests(rows: Mapping[str, Sequence[Run]], view: str = MAIN_VIEW, k: int = 1,
-                   n_resamples: int = N_PERMUTATIONS) -> list[PairedTest]:
+                   n_resamples: int = N_PERMUTATIONS, intervals: bool = True) -> list[PairedTest]:
     """Every pair of configurations (``{label: runs}`` of one task), Holm-corrected together.
 
-    Each pair is oriented so that Δ ≥ 0 (A is the one ahead); pairs are sorted by label.
+    Each pair is oriented so that Δ ≥ 0 (A is the one ahead); pairs are sorted by label. ``intervals=False``: p-values
+    and Δ only (enough for ranks).
     """
-    tests = [paired_test(rows[a], rows[b], a, b, view, k, n_resamples) for a, b in itertools.combinations(sorted(rows), 2)]
+    tests = [paired_test(rows[a], rows[b], a, b, view, k, n_resamples, intervals)
+             for a, b in itertools.combinations(sorted(rows), 2)]
     tests = [t.swapped() if t.delta < 0 else t for t in tests]
     return holm(tests)
 

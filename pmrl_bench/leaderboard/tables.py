@@ -9,7 +9,7 @@ files are escaped, markup made here (:class:`~pmrl_bench.leaderboard.md.Markdown
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -119,17 +119,23 @@ class Column:
         )
 
 
-def ranked_table(rows: dict[str, list[Run]], columns: Sequence[Column], rank_by: Column | None = None) -> tuple[str, bool]:
-    """Rows = configurations. Each column bolds its rank-1 cells (best, and any tied with it).
+def ranked_table(rows: dict[str, list[Run]], columns: Sequence[Column], rank_by: Column | None = None,
+                 ranks: Mapping[str, int] | None = None) -> tuple[str, bool]:
+    """Rows = configurations. Each column bolds its rank-1 cells (best, and any tied with it), by interval overlap.
 
-    Returns the markdown and whether some cells used the seed-only interval while others did not
-    (then those cells carry the † mark).
+    ``ranks`` (e.g. from paired significance tests) replaces that: it fills a ``rank`` column, orders the rows, and
+    bolds the rank-1 cells of the first column only (the column the ranks are about). Returns the markdown and
+    whether some cells used the seed-only interval while others did not (then those cells carry the † mark).
     """
     mixed = any(
         len({c.seed_only for c in col.cells.values() if c.interval is not None}) > 1 for col in columns
     )
-    column_ranks = [col.ranks() for col in columns]
-    overall = rank_by.ranks() if rank_by is not None else None
+    if ranks is not None:
+        column_ranks = [dict(ranks)] + [{} for _ in columns[1:]]
+        overall: Mapping[str, int] | None = ranks
+    else:
+        column_ranks = [col.ranks() for col in columns]
+        overall = rank_by.ranks() if rank_by is not None else None
     body = []
     for label, runs in rows.items():
         cells = [

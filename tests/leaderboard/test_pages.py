@@ -47,8 +47,14 @@ def _result(objective, seed, r1, status="ok", config_id="c0", tau=None, task="t"
 
 
 def _row(page: str, label: str, after: str = "") -> str:
+    """The first table row of a configuration (its label, with or without the protocol tag)."""
     text = page.split(after, 1)[1] if after else page
-    return next(line for line in text.splitlines() if line.startswith("|") and f"`{label}`" in line)
+    return next(line for line in text.splitlines()
+                if line.startswith("|") and (f"`{label}`" in line or f"`{label} [" in line))
+
+
+def _rank(row: str) -> str:
+    return row.split("|")[1].strip()
 
 
 def test_mean_std_seed_counts_and_provenance():
@@ -60,24 +66,25 @@ def test_mean_std_seed_counts_and_provenance():
     assert "bootstrap over seeds (these results store no per-query ranks" in page
 
 
-def test_lower_is_better_for_median_rank():
+def test_without_per_query_ranks_intervals_decide_the_rank_and_median_rank_is_shown():
     page = build_leaderboards([_result("good", 0, 0.9), _result("bad", 0, 0.1)], plots=False)["t.md"]
-    assert "**2.10 ± 0.00**" in _row(page, "good") and "2.90 ± 0.00" in _row(page, "bad")
-    assert "**2.90" not in page
+    assert "2.10 ± 0.00" in _row(page, "good") and "2.90 ± 0.00" in _row(page, "bad")
+    assert _rank(_row(page, "good")) == "1" and _rank(_row(page, "bad")) == "2"
+    assert "`good [scratch, last]`" in page  # the label names the protocol and the selection rule
 
 
-def test_overlapping_intervals_are_ties_and_separated_ones_are_not():
-    # Two configurations whose per-query R@1 differ by 1 point on 200 queries (overlapping intervals) and a
-    # third far below: the first two share rank 1 and are both bold, the third is rank 3 - 2 = ... rank 2? No:
-    # rank = 1 + number of rows whose interval lies entirely above, so the third has rank 3.
+def test_paired_ties_share_rank_one_and_a_clearly_worse_configuration_ranks_below_both():
+    # Two configurations whose per-query R@1 differ by 1 point on 200 queries (no significant paired difference)
+    # and a third far below: the first two share rank 1 and are bold; the third is beaten by both, rank 3.
     results = [_result(o, s, r1, n=200) for s in range(3) for o, r1 in (("alpha", 0.50), ("beta", 0.49), ("gamma", 0.10))]
     page = build_leaderboards(results, plots=False)["t.md"]
     alpha, beta, gamma = (_row(page, o) for o in ("alpha", "beta", "gamma"))
-    assert alpha.split("|")[1].strip() == "1" and beta.split("|")[1].strip() == "1"
-    assert gamma.split("|")[1].strip() == "3"
-    assert alpha.count("**") >= 2 and beta.split("|")[4].strip().startswith("**")
+    assert _rank(alpha) == "1" and _rank(beta) == "1" and _rank(gamma) == "3"
+    assert alpha.split("|")[4].strip().startswith("**") and beta.split("|")[4].strip().startswith("**")
     assert not gamma.split("|")[4].strip().startswith("**")
-    assert "two-stage bootstrap" in page
+    assert "two-stage bootstrap" in page and "Holm-corrected" in page
+    pairwise = page.split("### Pairwise comparison")[1].split("###")[0]
+    assert "no significant difference" in pairwise and pairwise.count("better") == 2
 
 
 def test_two_stage_interval_covers_the_mean_and_narrows_with_more_queries():
@@ -97,15 +104,16 @@ def test_rank_across_tasks_keeps_one_label_per_configuration():
     results += [_result("p", 0, 0.1, task="t1", tau=0.5, config_id="c1")]
     overview = build_leaderboards(results, plots=False)["README.md"]
     assert "[t1](t1.md)" in overview and "[t2](t2.md)" in overview
-    assert "| 1.00        | `p (objective.tau=0.05)` | 1" in overview
-    assert "`p (objective.tau=0.5)`" in overview and "`q`" in overview
-    assert "## Rank across tasks" in overview and "- Budget: steps=10" in overview
+    row = _row(overview.split("### Rank across tasks")[1], "p (objective.tau=0.05)")
+    assert _rank(row) == "1.00" and row.split("|")[3].strip() == "1" and row.split("|")[4].strip() == "1"
+    assert "`p (objective.tau=0.5) [scratch, last]`" in overview and "`q [scratch, last]`" in overview
+    assert "## Protocol `scratch`" in overview and "- Budget: steps=10" in overview
 
 
 def test_other_retrieval_views_are_surfaced_without_being_required():
     page = build_leaderboards([_result("x", 0, 0.4, native=True), _result("y", 0, 0.3)], plots=False)["t.md"]
-    assert "## Retrieval (native), R@K in %" in page and '`metrics["retrieval_native"]`' in page
-    native = page.split("## Retrieval (native)")[1]
+    assert "### Retrieval (native), R@K in %" in page and '`metrics["retrieval_native"]`' in page
+    native = page.split("### Retrieval (native)")[1]
     assert "**90.0 ± 0.0**" in _row(native, "x") and "–" in _row(native, "y")
 
 
@@ -132,10 +140,11 @@ def test_rendering_is_deterministic_order_free_and_independent_of_plots(tmp_path
     assert build_leaderboards(list(reversed(results))) == first
     without_plots = build_leaderboards(results, plots=False)
     assert without_plots == {k: v for k, v in first.items() if isinstance(v, str)}
-    assert "![σ1 share and gradient norm per check](t.curves.png)" in first["t.md"]
+    assert "![σ1 share and gradient norm per check](t.scratch.curves.png)" in first["t.md"]
     pngs = sorted(k for k, v in first.items() if isinstance(v, bytes))
     if pngs:  # matplotlib installed (the test extra has it)
-        assert pngs == ["t.curves.png", "t.spectrum.png"] and all(first[k].startswith(b"\x89PNG") for k in pngs)
+        assert pngs == ["t.scratch.curves.png", "t.scratch.spectrum.png"]
+        assert all(first[k].startswith(b"\x89PNG") for k in pngs)
     write_leaderboards(tmp_path, first)
     assert check_leaderboards(tmp_path, first) == []
     (tmp_path / "README.md").unlink()
@@ -148,6 +157,6 @@ def test_a_view_whose_directions_differ_by_objective_averages_each_rows_own_dire
     x, y = _result("x", 0, 0.4, native=True), _result("y", 0, 0.3, native=True)
     x.metrics.retrieval_native = {"a->b": {"R@1": 0.6, "R@5": 1.0, "R@10": 1.0, "MdR": 1.0}}
     y.metrics.retrieval_native = {"b->a": {"R@1": 0.2, "R@5": 1.0, "R@10": 1.0, "MdR": 2.0}}
-    native = build_leaderboards([x, y], plots=False)["t.md"].split("## Retrieval (native)")[1]
+    native = build_leaderboards([x, y], plots=False)["t.md"].split("### Retrieval (native)")[1]
     assert "Mean over each row's own directions" in native
     assert "**60.0 ± 0.0**" in _row(native, "x") and "20.0 ± 0.0" in _row(native, "y")
