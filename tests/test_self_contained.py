@@ -75,18 +75,20 @@ def test_references_into_docs_objectives_resolve():
     assert not missing, "references to docs/objectives.md that do not exist:\n" + "\n".join(missing)
 
 
+# The examples spell the word in pieces ({w}), so that this tracked file does not match its own check.
 @pytest.mark.parametrize(
-    "line, flagged",
+    "template, flagged",
     [
-        ("a.py:1:# fixed in issue 3", True),
-        ("a.py:1:see Issue #12 for the design", True),
-        ("a.py:1:issues 4 and 5", True),
-        ("a.py:1:upstream bug: https://github.com/pytorch/pytorch/issues/1234", False),
-        ("a.py:1:github.com/ispamm/GRAM/issues/7 and issue 7", True),
-        ("a.py:1:an issue with the data", False),
-        ("a.py:1:tissue 3", False),
+        ("a.py:1:# fixed in {w} 3", True),
+        ("a.py:1:see {W} #12 for the design", True),
+        ("a.py:1:{w}s 4 and 5", True),
+        ("a.py:1:upstream bug: https://github.com/pytorch/pytorch/{w}s/1234", False),
+        ("a.py:1:github.com/ispamm/GRAM/{w}s/7 and {w} 7", True),
+        ("a.py:1:an {w} with the data", False),
+        ("a.py:1:t{w} 3", False),
         ("a.py:12:nothing here", False),
     ],
 )
-def test_issue_pattern_spares_third_party_links_only(line, flagged):
+def test_issue_pattern_spares_third_party_links_only(template, flagged):
+    line = template.format(w="iss" + "ue", W="Iss" + "ue")
     assert bool(issue_references([line])) is flagged
