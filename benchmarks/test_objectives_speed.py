@@ -41,7 +41,7 @@ def embeddings(k: int) -> dict[str, torch.Tensor]:
 
 def official_pmrl(emb: dict[str, torch.Tensor], tau1: float = 0.05, tau2: float = 0.1, full_matrices: bool = True,
                   sign_fix: bool = False) -> torch.Tensor:
-    """PMRL's intra + inter as the official code computes them (objectives.md §2.1), float32."""
+    """PMRL's intra + inter as the official code computes them (docs/objectives.md#pmrl), float32."""
     Z = torch.stack(list(emb.values()), dim=-1)
     U, S, _ = torch.linalg.svd(Z, full_matrices=full_matrices)
     intra = F.cross_entropy(S / tau1, torch.zeros(len(S), dtype=torch.long))
@@ -67,7 +67,7 @@ def forward_backward(loss_fn, emb):
 def pmrl_values_agree() -> float:
     """Before timing: the harness's pmrl equals the official full-SVD loss within 1e-5, gradients close.
 
-    Both use the sign-fixed leading vector here, since the SVD's and eigh's arbitrary signs differ (P2)."""
+    Both use the sign-fixed leading vector: SVD and eigh signs are arbitrary (docs/objectives.md, pitfall P2)."""
     emb = embeddings(4)
     ours = pmrl_bench.create_objective("pmrl", sign_fix=True)(emb).loss
     official = official_pmrl(emb, sign_fix=True)

@@ -9,7 +9,7 @@ torch runs on one thread (stable on a shared machine; process time then equals c
 
 * group ``retrieval-4096``: the same ranks three ways at N = 4096 (the dense matrix is 64 MiB, so all fit):
   ``dense`` (one N x N matrix), ``blocked`` (library defaults: 1024 x 1024 blocks) and ``query-chunks``
-  (1024 x 4096 blocks: queries chunked, the whole gallery per chunk, as before issue 8). Target: within 1.5x.
+  (1024 x 4096 blocks: queries chunked, the whole gallery per chunk, the earlier scheme). Target: within 1.5x.
 * group ``retrieval-100k``: 100 000 x 100 000 pairs (a dense float32 matrix would need 40 GB), run in a fresh
   process so its peak resident memory (ru_maxrss) is clean; ``extra_info`` holds the peak growth over the
   embeddings themselves.

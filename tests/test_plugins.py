@@ -37,7 +37,7 @@ def test_builtins_register_through_the_hooks_with_provenance(fresh_manager):
 
 def test_lazy_factories_resolve_and_expose_parameters(fresh_manager):
     pmrl = fresh_manager.registry.get("objective", "pmrl")
-    # the contract's parameters with the official defaults, then the faithful defaults of the options (issue 3)
+    # the contract's parameters with the official defaults, then the faithful defaults of the options
     assert pmrl.defaults() == {"tau1": 0.05, "tau2": 0.1, "sign_fix": False, "grad_guard": 0.0}
 
 

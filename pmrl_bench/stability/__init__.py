@@ -1,4 +1,4 @@
-"""Stability metrics recorded in every result file (see shared/reference/objectives.md §9).
+"""Stability metrics recorded in every result file (see docs/objectives.md#stability-metrics).
 
 Each monitor's ``summary()`` lands in ``result.stability[monitor.name]``:
 

@@ -1,4 +1,4 @@
-"""Representation metrics on the probe batch (shared/reference/objectives.md §9.1-§9.5).
+"""Representation metrics on the probe batch (docs/objectives.md#stability-metrics).
 
 Per modality: effective rank, stable rank, the covariance spectrum, uniformity (Wang & Isola).
 Per modality pair: the **signed** mean positive cosine (negative = one modality aligned with the other's

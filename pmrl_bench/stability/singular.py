@@ -1,6 +1,6 @@
 """The singular-value view of each instance's stack Z_i = [z_i^1 .. z_i^k] (D x k) on the probe batch.
 
-See shared/reference/objectives.md §1 and §9.6: for unit columns sum_j sigma_j^2 = k, so the sigma1 share
+See docs/objectives.md#stability-metrics: for unit columns sum_j sigma_j^2 = k, so the sigma1 share
 sigma1^2 / sum sigma^2 is 1 exactly at full alignment (up to sign); the gap sigma1 - sigma2 governs the
 gradient through the leading vector (P3); the sign of the leading vector u_i is arbitrary per call (P2).
 """
@@ -34,7 +34,7 @@ def gram_matrices(stack: torch.Tensor) -> torch.Tensor:
 def singular_value_stats(stack: torch.Tensor) -> dict[str, Any]:
     """Statistics of the per-instance singular values of a float64 ``(N, D, k)`` stack.
 
-    Singular values come from the k x k Gram route (sigma_j^2 = eigenvalues of G_i, shared/reference
+    Singular values come from the k x k Gram route (sigma_j^2 = eigenvalues of G_i, docs/objectives.md,
     pitfall P7): far cheaper than N SVDs of D x k matrices and, in float64, as exact as the metrics need.
     """
     gram = gram_matrices(stack)
@@ -96,7 +96,7 @@ class SingularValueMonitor(ProbeMonitor):
         if self.previous_u is not None and len(self.previous_u) == len(u):
             flip = float(((u * self.previous_u).sum(dim=1) < 0).double().mean())
         self.previous_u = u
-        # Fraction of u_i pointing against their own modality mean, and mean u_i . u_j (i != j) (§9.6).
+        # Fraction of u_i pointing against their own modality mean, and mean u_i . u_j (i != j).
         self.against_mean = float(((u.unsqueeze(-1) * native).sum(dim=(1, 2)) < 0).double().mean())
         n = len(u)
         if n > 1:

@@ -1,4 +1,4 @@
-"""Plain float64 references written straight from the formulas (shared/reference/objectives.md §2-§5).
+"""Plain float64 references written straight from the formulas (docs/objectives.md).
 
 Deliberately naive: full SVDs, full B×B×k×k determinants, explicit loops over pairs. They share no code with
 ``pmrl_bench.builtins.objectives``, so agreement is evidence, not tautology.
@@ -93,5 +93,5 @@ def volume_reference(emb):
 
 
 def intra_bounds(k: int, tau1: float) -> tuple[float, float]:
-    """[log(1 + (k-1) e^{-√k/τ1}), log k] (objectives.md §2.4)."""
+    """[log(1 + (k-1) e^{-√k/τ1}), log k] (docs/objectives.md#pmrl-sanity)."""
     return math.log1p((k - 1) * math.exp(-math.sqrt(k) / tau1)), math.log(k)

@@ -1,4 +1,4 @@
-"""The first two objectives against closed forms (issue 3 adds references and property tests)."""
+"""PMRL and pairwise InfoNCE against closed forms (float64 references and property tests: the other test files)."""
 
 from __future__ import annotations
 

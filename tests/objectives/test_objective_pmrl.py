@@ -115,7 +115,7 @@ def near_equal_spectrum(B: int, D: int, k: int, gap: float, seed: int = 0) -> di
 
 
 def test_near_equal_spectrum_gradient_grows_as_one_over_the_gap_unless_guarded():
-    """objectives.md P3: |grad| ~ 1/gap for the faithful loss; the guard caps it, the value stays."""
+    """docs/objectives.md, pitfall P3: |grad| ~ 1/gap for the faithful loss; the guard caps it, the value stays."""
     norms = {}
     for gap in (1e-2, 1e-4, 1e-6):
         for guard in (0.0, 1e-2):
@@ -127,7 +127,7 @@ def test_near_equal_spectrum_gradient_grows_as_one_over_the_gap_unless_guarded()
 
 
 def test_zero_modality_gives_finite_loss_and_gradient():
-    """objectives.md P4: the official reduced-SVD backward is NaN for a zero column; the Gram route is not."""
+    """docs/objectives.md, pitfall P4: the official reduced-SVD backward is NaN at a zero column, the Gram route not."""
     emb = random_embeddings(6, 8, 3, seed=9)
     emb["m2"] = torch.zeros(6, 8, dtype=torch.float64, requires_grad=True)
     out = pmrl_bench.create_objective("pmrl")(emb)

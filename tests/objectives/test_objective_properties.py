@@ -1,6 +1,6 @@
 """Property tests: every objective's loss and gradient stay finite on degenerate inputs, or it raises a clear error.
 
-Input families (objectives.md P1-P4, P8): random; duplicated modalities and duplicated instances; collinear
+Input families (docs/objectives.md, pitfalls P1-P4, P8): random; duplicated modalities and instances; collinear
 (every modality ± one vector); near-equal spectrum (orthonormal modalities plus a tiny perturbation); zero
 modalities and all-zero instances. Faithful PMRL may lose its gradient where the leading singular value is
 exactly degenerate; its guarded variant may not, and the tests show both.

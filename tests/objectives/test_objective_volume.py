@@ -63,7 +63,7 @@ def test_two_modality_volume_is_abs_sine():
 def test_random_512d_triples_have_volume_near_one():
     a, b, c = (unit(64, 512, seed=s) for s in range(3))
     V, _ = volume_matrix(a, [b, c])
-    assert 0.98 < V.mean().item() <= 1.0  # objectives.md §3: about 0.997
+    assert 0.98 < V.mean().item() <= 1.0  # docs/objectives.md#pmrl-sanity: about 0.997
 
 
 def test_anchor_in_its_own_tuples_span_has_zero_volume_and_ranks_first():
@@ -92,7 +92,7 @@ def test_gram_equal_volumes_give_log_b():
 
 @pytest.mark.parametrize("k, eps", [(2, 1e-5), (3, 3e-3)])
 def test_near_collinear_fp32_inputs_keep_their_small_volume(k, eps):
-    """objectives.md P8: an fp32 determinant loses small volumes; the default float64 assembly keeps them."""
+    """docs/objectives.md, pitfall P8: an fp32 determinant loses small volumes; the float64 default keeps them."""
     x = unit(1, 64, seed=0)
     vectors = [x] + [torch.nn.functional.normalize(x + eps * unit(1, 64, seed=s), dim=-1) for s in range(1, k)]
     f32 = [v.float() for v in vectors]

@@ -44,7 +44,7 @@ def test_anti_aligned_modality_shows_a_negative_signed_cosine_that_the_singular_
     assert rep_bad["positive_cosine"]["a|c"] < -0.9 and rep_bad["positive_cosine"]["b|c"] < -0.9
     assert rep_bad["positive_cosine_min"] < -0.9
     assert rep_bad["curves"]["positive_cosine:a|c"][-1] < -0.9
-    # The singular values are sign-blind (pitfall P1): the same share for both, so the signed cosine is needed.
+    # Singular values are sign-blind (docs/objectives.md, pitfall P1): same share for both, the signed cosine tells.
     share_ok = _summaries(SingularValueMonitor(), aligned)["sigma1_share"]
     share_bad = _summaries(SingularValueMonitor(), flipped)["sigma1_share"]
     assert share_ok == pytest.approx(share_bad, abs=1e-5) and share_ok > 0.95

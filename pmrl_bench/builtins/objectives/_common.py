@@ -57,7 +57,7 @@ class LogitScaleObjective(nn.Module):
     """Base of the contrastive objectives: open_clip's logit scale ``exp(log_scale)``.
 
     Learnable: an ``nn.Parameter`` initialised at ``ln(1/temperature)`` and clamped to [0, ln 100] after every
-    optimiser step (exp-parametrised, so it can neither cross zero nor run away, objectives.md P11).
+    optimiser step (exp-parametrised, so it can neither cross zero nor run away, docs/objectives.md, pitfall P11).
     Fixed (``learnable=False``): a buffer, nothing to optimise, no clamp.
     """
 

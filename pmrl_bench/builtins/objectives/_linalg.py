@@ -8,10 +8,10 @@ Two tools, both working on k×k Gram matrices (k = number of modalities, 2..7) i
   pairwise gap, so it turns 0/0 into NaN whenever two trailing eigenvalues coincide (e.g. λ = (3, 0, 0) for a
   perfectly aligned instance) even though v1 is perfectly well defined there. An optional guard replaces
   ``1/g`` by the Lorentzian-broadened ``g / (g² + ε²)`` (bounded by ``1/(2ε)``), the usual fix for the
-  ``1/(σ1² − σ2²)`` blow-up at near-equal singular values (objectives.md P3).
+  ``1/(σ1² − σ2²)`` blow-up at near-equal singular values (docs/objectives.md, pitfall P3).
 * :func:`det_small` / :func:`adjugate_small`: determinants and adjugates by cofactor expansion. They are
   polynomials in the entries, so their gradients are finite for singular matrices too, where ``det``'s backward
-  (through an inverse or LU) is not (objectives.md P4: duplicated or zero vectors).
+  (through an inverse or LU) is not (docs/objectives.md, pitfall P4: duplicated or zero vectors).
 """
 
 from __future__ import annotations

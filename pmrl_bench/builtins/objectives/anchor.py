@@ -3,7 +3,7 @@
 Every non-anchor modality M is contrasted with the anchor A by CLIP's symmetric InfoNCE; pairs of non-anchor
 modalities are never optimised directly, so their alignment is emergent (evaluate e.g. v->a separately).
 
-Design choices (objectives.md §5, §10):
+Design choices (docs/objectives.md#anchor and #fair-comparison):
 * ``anchor``: a modality name; None (default) means the task's first modality. An unknown name is bad input.
 * one shared logit scale with open_clip conventions, as ``infonce`` (ImageBind fixes per-modality scales, e.g.
   20 for audio, and learns only text's; LanguageBind trains one modality at a time with CLIP's clamped scale);

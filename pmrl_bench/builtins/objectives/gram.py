@@ -13,7 +13,7 @@ small adjugate per instance j, and a (k-1)² quadratic form per pair: B²(k-1)²
 determinants, and no B×B×k×k tensor. It is a polynomial in the dot products, so it is defined and
 differentiable for singular H_j (duplicated or zero vectors), where an inverse-based Schur complement is not.
 
-Stability (objectives.md P4, P8):
+Stability (docs/objectives.md, pitfalls P4, P8):
 * by default the dot products and the determinant are computed in float64 (``precision="float64"``): near
   collinearity an fp32 determinant loses everything below ~1e-7 and can come out negative (the official code
   hides that with ``abs``). In float64 the volume is exact to ~1e-8. ``precision="float32"`` is faster.
@@ -26,7 +26,7 @@ Design choices (the official code: learnable raw τ = 0.07 with no clamp, label 
 * ``label_smoothing`` defaults to the official 0.1; ``infonce`` and ``anchor`` default to 0, so set it to 0
   (or theirs to 0.1) for a like-for-like comparison;
 * the temperature uses the open_clip convention of ``infonce`` and ``anchor`` (learnable log scale, clamped to
-  [0, ln 100]): a raw learnable τ can cross zero (objectives.md P11); ``learnable=False`` fixes it;
+  [0, ln 100]): a raw learnable τ can cross zero (docs/objectives.md, pitfall P11); ``learnable=False`` fixes it;
 * ``anchor``: a modality name, default None = the task's first modality.
 
 Native retrieval score: ``-V`` between the anchor and the tuple of the other modalities, in both directions

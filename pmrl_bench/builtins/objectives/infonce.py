@@ -1,6 +1,6 @@
 """Pairwise InfoNCE: CLIP's symmetric contrastive loss, averaged over every pair of modalities.
 
-Design choices (objectives.md §4, §10):
+Design choices (docs/objectives.md#infonce and #fair-comparison):
 * one logit scale shared by all pairs, open_clip conventions: learnable log scale initialised at
   ln(1/temperature), clamped to [0, ln 100] after every optimiser step; ``learnable=False`` fixes it;
 * pairs are **averaged** (Symile's CLIP baseline sums them, which scales the learning rate with k(k-1)/2);

@@ -20,18 +20,18 @@ Design choices:
   near 0 comes out of a float32 Gram matrix with an absolute error up to ~3e-4 (the SVD's is ~1e-7); its softmax
   weight is then below e^{-(σ1 − σj)/tau1} ≈ e^{-20}, so the loss does not see it. Float64 inputs stay float64.
 * **Precision.** All linear algebra runs outside autocast, in float32/float64: there is no half-precision
-  SVD or eigh (objectives.md P6).
-* **Sign of u** (objectives.md P2): by default whatever the eigensolver returns, as arbitrary as the official
+  SVD or eigh (docs/objectives.md, pitfall P6).
+* **Sign of u** (docs/objectives.md, pitfall P2): by default whatever the eigensolver returns, as arbitrary as the
   SVD's (so ``inter`` can differ from a given SVD run's by the sign pattern, never ``intra``).
   ``sign_fix=True`` points u_i toward the instance's modality sum, ``sign(Σ_m u_iᵀ z_i^m) = sign(Σ_m v_1m)``
   (ties, where u is orthogonal to the sum, go to the modality with the largest coefficient).
-* **Near-equal singular values** (objectives.md P3): the gradient through u_1 carries 1/(σ1² − σj²) factors,
+* **Near-equal singular values** (docs/objectives.md, pitfall P3): the gradient through u_1 has 1/(σ1² − σj²) factors,
   infinite when σ1 = σ2, e.g. at exactly orthogonal modalities. ``grad_guard=ε > 0`` replaces each by
   ``g/(g² + ε²)`` (bounded by 1/(2ε)); the loss value is unchanged. Default 0: the exact (faithful) gradient,
   so an exactly degenerate batch gives a non-finite gradient and the run is recorded as diverged.
 * Only the gaps to the *leading* eigenvalue enter the gradient, so degenerate trailing singular values (a fully
   aligned instance, σ = (√k, 0, 0)) are harmless; a zero column does not give the NaN that the official
-  reduced-SVD backward gives (objectives.md P4).
+  reduced-SVD backward gives (docs/objectives.md, pitfall P4).
 """
 
 from __future__ import annotations

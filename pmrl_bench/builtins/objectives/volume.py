@@ -4,7 +4,7 @@
 instance's own k modality embeddings (GRAM's positive score, with no negatives). Beside ``pmrl-intra`` (the
 share of σ_1) it makes PMRL's claim testable: ∂Vol/∂σ_j = Π_{l≠j} σ_l pushes hardest on the *smallest* σ, so
 the volume reaches 0 at rank k−1, not at rank 1 (three coplanar vectors have volume 0), and once one σ ≈ 0
-its gradient on the others vanishes (objectives.md §1, P9). ``inter=True`` adds PMRL's inter term
+its gradient on the others vanishes (docs/objectives.md, pitfall P9). ``inter=True`` adds PMRL's inter term
 (leading-vector contrast, ``tau2``), the counterpart of ``pmrl`` with the volume in place of the intra term.
 
 The determinant is a cofactor polynomial in float64 and clamped at 1e-12 before the square root, so the loss
