@@ -36,6 +36,8 @@ from pmrl_bench.testing.task import TaskContract, check_task
 from pmrl_bench.testing.fixtures import (  # noqa: F401
     pmrl_default_encoders, pmrl_plugin_manager, pmrl_register_plugin, pmrl_tiny_task,
 )
+from pmrl_bench.testing.search_space import check_search_space  # noqa: E402
+
 # The single objective checks stay importable from here, as before the package split (outside __all__).
 from pmrl_bench.testing.objective import (  # noqa: F401
     build_objective, check_objective_determinism, check_objective_finite, check_objective_gradients,
@@ -54,6 +56,7 @@ __all__ = [
     "check_entry_points",
     "check_objective",
     "check_parameters",
+    "check_search_space",
     "check_task",
     "default_encoders",
     "reference_objective",

@@ -4,11 +4,8 @@ Each ``check_objective_*`` function takes the component, its parameters and the 
 :class:`~pmrl_bench.testing.common.ContractViolation` saying what is wrong; :func:`check_objective` runs them all
 and :class:`ObjectiveContract` makes each one a test.
 
-Extending the contract: the check for objectives that declare a hyper-parameter search space,
-``check_search_space(component, params)``, belongs in its own module beside this one
-(``pmrl_bench/testing/search_space.py``). Call it from :func:`check_objective` where marked, give
-:class:`ObjectiveContract` a ``test_search_space`` method that calls it (``pytest.skip`` for an objective that
-declares no space, as ``test_native_score`` does), and export it from ``pmrl_bench.testing``.
+An objective that declares a hyper-parameter search space is also checked by
+:func:`~pmrl_bench.testing.search_space.check_search_space` (its own module).
 """
 
 from __future__ import annotations
@@ -266,7 +263,9 @@ def check_objective(
     check_objective_gradients(component, params, **shape)
     check_objective_determinism(component, params, **shape)
     check_objective_native_score(component, params, modalities=modalities, dim=dim, seed=seed)
-    # The search-space check joins here (see the module docstring).
+    from pmrl_bench.testing.search_space import check_search_space
+
+    check_search_space(component, params, modalities=modalities, batch=max(batch_sizes), dim=dim, seed=seed)
     after_step = getattr(build_objective(component, params), "after_optimizer_step", None)
     if after_step is not None and not callable(after_step):
         raise ContractViolation(f"{component_label(component)}: after_optimizer_step is not callable")
@@ -315,6 +314,13 @@ class ObjectiveContract:
     def test_native_score(self, pmrl_component: Component) -> None:
         if not check_objective_native_score(pmrl_component, self.params, modalities=self.modalities, dim=self.dim):
             pytest.skip("the objective has no native_score")
+
+    def test_search_space(self, pmrl_component: Component) -> None:
+        from pmrl_bench.testing.search_space import check_search_space
+
+        if not check_search_space(pmrl_component, self.params, modalities=self.modalities,
+                                  batch=max(self.batch_sizes), dim=self.dim):
+            pytest.skip("the objective declares no search space (tune searches the learning rate and weight decay)")
 
     def test_one_step_through_the_runner(
         self, pmrl_component: Component, pmrl_plugin_manager: Any, tmp_path: Path

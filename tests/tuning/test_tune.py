@@ -271,3 +271,25 @@ def test_kill_9_during_a_trial_then_the_same_command_ends_with_exactly_n_trials(
     complete = [t for t in trials if t.state.name == "COMPLETE"]
     assert len(complete) == 3  # ...and the study still ends with exactly N completed trials
     assert any(t.params == killed[0].params for t in complete)  # its parameters were retried
+
+
+def test_the_contract_suite_checks_a_declared_search_space(pmrl_register_plugin):
+    from pmrl_bench.plugins import get_registry
+    from pmrl_bench.testing import ContractViolation, check_search_space
+
+    class Plugin:
+        @hookimpl
+        def register_objectives(self, register):
+            register("fine", _Scaled, search_space={"scale": LogUniform(0.5, 2.0), "hard": Choice([False, True])})
+            register("unsampleable", _Scaled, search_space={"scale": LogUniform(2.0, 1.0)})
+            register("rejects-corner", _Scaled, search_space={"scale": Choice([0.0, 1.0])})
+            register("no-space", _Scaled)
+
+    pmrl_register_plugin(Plugin())
+    registry = get_registry()
+    assert check_search_space(registry.get("objective", "fine")) is True
+    assert check_search_space(registry.get("objective", "no-space")) is False
+    with pytest.raises(ContractViolation, match="LogUniform needs finite 0 < low < high"):
+        check_search_space(registry.get("objective", "unsampleable"))
+    with pytest.raises(ContractViolation, match="scale=0.0 .* which the factory rejects"):
+        check_search_space(registry.get("objective", "rejects-corner"))

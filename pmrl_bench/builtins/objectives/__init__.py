@@ -54,16 +54,19 @@ def register_objectives(register: RegisterObjective) -> None:
         f"{_OBJECTIVES}.triangle:TriangleLoss",
         description="TRIANGLE: contrastive loss on the area of the triangle between an anchor and another "
         "instance's other modalities, both directions (squared-area surrogate of the official code; no ITM term)",
+        search_space=SEARCH_SPACES["triangle"],
     )
     register(
         "centrobind",
         f"{_OBJECTIVES}.centrobind:CentroBind",
         description="CentroBind: symmetric InfoNCE between every modality and the normalised centroid of its "
         "instance's modalities (no fixed anchor)",
+        search_space=SEARCH_SPACES["centrobind"],
     )
     register(
         "confu",
         f"{_OBJECTIVES}.confu:ConFu",
         description="ConFu: pairwise InfoNCE + InfoNCE between a learned fusion of each modality pair and the "
         "remaining modality",
+        search_space=SEARCH_SPACES["confu"],
     )

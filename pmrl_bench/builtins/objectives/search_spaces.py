@@ -20,4 +20,9 @@ SEARCH_SPACES: dict[str, dict[str, Distribution]] = {
     "infonce": dict(_CONTRASTIVE),
     "anchor": dict(_CONTRASTIVE),
     "gram": dict(_CONTRASTIVE),
+    # The official training code drops TRIANGLE's square root; whether the true area does better is searched too.
+    "triangle": {**_CONTRASTIVE, "sqrt": Choice([False, True])},
+    "centrobind": dict(_CONTRASTIVE),
+    # ConFu's temperature is fixed by default (learnable=False), so any positive value may start it.
+    "confu": {**_CONTRASTIVE, "fusion_weight": Uniform(0.0, 1.0)},
 }
