@@ -72,7 +72,7 @@ def test_run_writes_results_and_leaderboards_then_check_passes(tmp_path, monkeyp
     assert main(["run", "--objectives", "pmrl,infonce", *TINY]) == 0
     assert "4 runs: 4 ok" in capsys.readouterr().out
     page = (tmp_path / "leaderboards" / "synthetic.md").read_text()
-    assert "`pmrl`" in page and "`infonce`" in page and "steps=20" in page
+    assert "`pmrl [scratch, last]`" in page and "`infonce [scratch, last]`" in page and "steps=20" in page
     assert len(list((tmp_path / "results").rglob("*.json"))) == 4
     assert main(["leaderboard", "results", "--check"]) == 0
     (tmp_path / "leaderboards" / "synthetic.md").write_text(page + "edited\n")

@@ -39,7 +39,7 @@ def test_one_changed_configuration_is_exactly_what_is_reported(tmp_path, capsys)
     text = (tmp_path / "compare.md").read_text()
     assert "**1 moved**" in text and "0 new, 0 vanished, 1 unchanged" in text
     (row,) = _table_rows(text)
-    assert "`infonce`" in row and "objective.temperature 0.07 → 0.05" in row and "2/2 → 2/2" in row
+    assert "`infonce [scratch, last]`" in row and "objective.temperature 0.07 → 0.05" in row and "2/2 → 2/2" in row
     assert "anchor" not in text
 
     # The same directory on both sides: nothing moved. Output goes to standard output without --out.
@@ -51,7 +51,7 @@ def test_one_changed_configuration_is_exactly_what_is_reported(tmp_path, capsys)
     shutil.rmtree(new / "synthetic" / "anchor")
     assert main(["compare", str(old), str(new)]) == 0
     gone = capsys.readouterr().out
-    assert "0 new, 1 vanished, 0 unchanged" in gone and "**Vanished:** synthetic `anchor`" in gone
+    assert "0 new, 1 vanished, 0 unchanged" in gone and "**Vanished:** synthetic `anchor [scratch, last]`" in gone
 
     # Other test queries (a changed data fingerprint) give an unpaired interval and a note, not a test.
     other = tmp_path / "other"
@@ -62,7 +62,7 @@ def test_one_changed_configuration_is_exactly_what_is_reported(tmp_path, capsys)
         path.write_text(json.dumps(raw))
     assert main(["compare", str(old), str(other)]) == 0
     (row,) = _table_rows(capsys.readouterr().out)
-    assert "`anchor`" in row and "not tested: different test queries: unpaired interval, no test" in row
+    assert "`anchor [scratch, last]`" in row and "not tested: different test queries: unpaired interval, no test" in row
 
 
 def _result(objective: str, seed: int, r1: float, n: int = 300) -> RunResult:
@@ -82,7 +82,7 @@ def test_a_clear_improvement_is_significant_and_a_lost_seed_is_named():
     new = [_result("up", s, 0.6) for s in range(2)] + [_result("same", s, 0.5) for s in range(3)]
     comparison = compare_results(old, new)
     (moved,) = comparison.moved
-    assert moved.label == "up" and moved.test.seeds == (0, 1) and comparison.unchanged == 1
+    assert moved.label == "up [scratch, last]" and moved.test.seeds == (0, 1) and comparison.unchanged == 1
     assert moved.test.delta > 0.2 and moved.test.interval[0] > 0 and moved.test.p_corrected < 0.001
     text = comparison_markdown(comparison, "old", "new")
     (row,) = _table_rows(text)

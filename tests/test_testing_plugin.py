@@ -144,7 +144,7 @@ def test_contract_suite_names_what_is_wrong_with_broken_objectives(pytester: pyt
 
     builtin = {k: v[0] for k, v in outcomes.items() if k.startswith("TestBuiltinInfoNCE::")}
     assert set(builtin.values()) == {"passed", "skipped"} and builtin["TestBuiltinInfoNCE::test_native_score"] == "skipped"
-    assert len(builtin) == 7
+    assert len(builtin) == 8
 
 
 BROKEN_ENCODERS_AND_TASKS = '''

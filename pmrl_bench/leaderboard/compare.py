@@ -139,7 +139,7 @@ def comparison_markdown(comparison: Comparison, old_name: str, new_name: str, k:
         body = [
             [m.task, Markdown(code(m.label) + (f" ({text(m.changes)})" if m.changes else "")),
              f"{_seeds(m.old)} → {_seeds(m.new)}", _mean_r1(m.old, k), _mean_r1(m.new, k), format_delta(m.test),
-             Markdown(format_p(m.test.p_corrected)), _verdict(m.test, alpha)]
+             format_p(m.test.p_corrected), _verdict(m.test, alpha)]
             for m in comparison.moved
         ]
         headers = ["task", "configuration", "seeds ok", f"old R@{k}", f"new R@{k}",

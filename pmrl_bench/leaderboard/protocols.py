@@ -145,6 +145,6 @@ def step0_table(rows: Mapping[str, Sequence[Run]], tests: Sequence[PairedTest], 
         runs = rows[test.a]
         initial = [r0 for r0 in (at_init(r) for r in runs) if r0 is not None]
         body.append([code(test.a), seeds_cell(runs), mean(initial), mean(runs), format_delta(test),
-                     Markdown(format_p(test.p_corrected)), change_verdict(test, alpha)])
+                     format_p(test.p_corrected), change_verdict(test, alpha)])
     headers = ["configuration", "seeds ok", "step 0 mean R@1", "final mean R@1", "Δ (points) [95%]", "p (Holm)", "verdict"]
     return markdown(body, headers)

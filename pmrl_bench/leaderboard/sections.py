@@ -36,7 +36,7 @@ MIXED_CI = (f"Cells marked {SEED_ONLY_MARK} lack per-query ranks (or rank more t
 RANK_NOTE = (
     "`rank`: 1 + the number of configurations significantly better on mean R@1 by a paired test on the same test "
     f"queries and seeds (sign flips over queries, Holm-corrected over every pair of this table, α = {ALPHA}); equal "
-    "ranks are ties, and **bold** marks rank 1. The other columns are not ranked."
+    "ranks are ties. **Bold**: rank 1. The other columns are not ranked."
 )
 # Beyond this many configurations, the pairwise table lists each one against the best and against its neighbour
 # in the ranking, not every pair.

@@ -45,7 +45,7 @@ from scipy import stats
 
 from pmrl_bench.leaderboard.data import MAIN_VIEW, Run
 from pmrl_bench.leaderboard.stats import BOOTSTRAP_SEED, CONFIDENCE, N_BOOTSTRAP, Interval
-from pmrl_bench.leaderboard.md import Markdown, code
+from pmrl_bench.leaderboard.md import Markdown, code, text
 from pmrl_bench.leaderboard.tables import markdown
 
 ALPHA = 0.05
@@ -290,7 +290,7 @@ def format_delta(test: PairedTest) -> str:
     text = _percent(test.delta)
     if test.interval is not None:
         text += f" [{_percent(test.interval[0])}, {_percent(test.interval[1])}]"
-    return text
+    return Markdown(text)  # numbers and brackets made here: nothing to escape
 
 
 def format_p(p: float | None) -> str:
@@ -302,7 +302,7 @@ def format_p(p: float | None) -> str:
 def pairwise_table(tests: Sequence[PairedTest], alpha: float = ALPHA, k: int = 1) -> str:
     """Markdown: one row per pair, Δ mean R@k (points) with its 95% interval, Holm-corrected p, verdict."""
     body = [
-        [code(t.a), code(t.b), str(len(t.seeds)) if t.paired else "–", format_delta(t), Markdown(format_p(t.p_corrected)),
+        [code(t.a), code(t.b), str(len(t.seeds)) if t.paired else "–", format_delta(t), format_p(t.p_corrected),
          t.verdict(alpha)]
         for t in tests
     ]
@@ -397,7 +397,7 @@ def critical_difference_table(comparison: RankComparison) -> str:
     verdict = "configurations differ" if significant else "no configuration differs significantly"
     note = (
         f"Friedman test over {tasks} tasks and {configs} configurations: χ² = {comparison.statistic:.2f}, "
-        f"p = {format_p(comparison.p_value)} ({verdict} at α = {comparison.alpha}). Nemenyi critical difference: "
+        f"p = {text(format_p(comparison.p_value))} ({verdict} at α = {comparison.alpha}). Nemenyi critical difference: "
         f"{comparison.critical_difference:.2f} in mean rank (1 = best); configurations sharing a group letter do not "
         "differ significantly; rank = 1 + the configurations significantly better."
     )

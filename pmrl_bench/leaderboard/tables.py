@@ -68,7 +68,7 @@ def format_cell(value: Cell, percent: bool, bold: bool, mark_seed_only: bool) ->
         text += f" [{_format_value(lo, percent)}, {_format_value(hi, percent)}]"
     if mark_seed_only and value.seed_only:
         text += SEED_ONLY_MARK
-    return Markdown(f"**{text}**") if bold else text
+    return Markdown(f"**{text}**" if bold else text)  # numbers and brackets made here: nothing to escape
 
 
 def _statistic(metric: str) -> RankStatistic:

@@ -35,11 +35,13 @@ class Row:
     """One configuration of one task: its rank on mean R@1, seed counts and cells (fractions, not percent)."""
 
     label: str
-    rank: int | None
+    rank: int | None  # within the configuration's protocol (configurations of two protocols never rank together)
     seeds: str  # "3/3", "2/3 (1 diverged)": as the leaderboards write it
     counts: dict[str, int]  # {"ok", "diverged", "failed", "total"}
     retrieval: dict[str, Cell] = field(default_factory=dict)  # metric -> mean over the cosine directions
     classification: dict[str, Cell] = field(default_factory=dict)  # probe -> accuracy
+    objective: str = ""
+    protocol: str = "scratch"
 
 
 @dataclass
@@ -57,10 +59,17 @@ def _counts(runs: Sequence[Run]) -> dict[str, int]:
 def summarize(results: Sequence[RunResult], full: bool = False) -> list[TaskSummary]:
     """One summary per task, rows sorted by rank then label. ``full``: every retrieval metric and every probe;
     otherwise mean R@1 and the fused linear probe only (what ``run`` shows, and cheaper to bootstrap)."""
+    from pmrl_bench.leaderboard.protocols import by_protocol
+    from pmrl_bench.leaderboard.sections import main_ranks
+
     summaries = []
     for task, runs in runs_of(results).items():
         rank_column = main_rank_column(runs)
-        ranks = rank_column.ranks() if rank_column is not None else {}
+        ranks: dict[str, int] = {}
+        protocols: list[str] = []
+        for group in by_protocol(runs):  # ranked as on the pages: paired tests within each protocol
+            ranks.update(main_ranks(by_label(group.runs))[0])
+            protocols.append(group.name)
         directions = sorted({d for r in runs for d in r.views.get(MAIN_VIEW, {})})
         probes = sorted({p for r in runs for p in r.classification}) if full else [FUSED_PROBE]
         rows = []
@@ -77,8 +86,9 @@ def summarize(results: Sequence[RunResult], full: bool = False) -> list[TaskSumm
                 if any(p in r.classification for r in label_runs)
             }
             rows.append(Row(label, ranks.get(label), seeds_cell(label_runs), _counts(label_runs), retrieval,
-                            classification))
-        rows.sort(key=lambda row: (row.rank if row.rank is not None else math.inf, row.label))
+                            classification, label_runs[0].result.objective, label_runs[0].result.protocol))
+        order = {name.split("#")[0]: i for i, name in enumerate(protocols)}
+        rows.sort(key=lambda row: (order.get(row.protocol, 0), row.rank if row.rank is not None else math.inf, row.label))
         summaries.append(TaskSummary(task, len(directions), rows))
     return summaries
 
@@ -155,12 +165,14 @@ def cell_json(cell: Cell) -> dict[str, Any]:
 
 
 def summary_json(summaries: Sequence[TaskSummary]) -> dict[str, Any]:
-    """``{task: {"directions", "configurations": [{"objective", "rank", "seeds", "retrieval", "classification"}]}}``."""
+    """``{task: {"directions", "configurations": [{"label", "objective", "protocol", "rank", "seeds", "retrieval",
+    "classification"}]}}``; ranks are within each protocol."""
     return {
         s.task: {
             "directions": s.directions,
             "configurations": [
-                {"objective": row.label, "rank": row.rank, "seeds": row.counts,
+                {"label": row.label, "objective": row.objective, "protocol": row.protocol, "rank": row.rank,
+                 "seeds": row.counts,
                  "retrieval": {m: cell_json(c) for m, c in row.retrieval.items()},
                  "classification": {p: cell_json(c) for p, c in row.classification.items()}}
                 for row in s.rows

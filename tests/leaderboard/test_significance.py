@@ -41,8 +41,10 @@ def _hits(rng: np.random.Generator, p: np.ndarray) -> np.ndarray:
 
 
 def _rows(results: list[RunResult], task: str = "t") -> dict:
+    """``{objective: runs}``: the leaderboard's rows, keyed by the objective's name (labels add the protocol tag)."""
     rows: dict = {}
     for run in runs_of(results)[task]:
+        run.label = run.result.objective
         rows.setdefault(run.label, []).append(run)
     return rows
 
@@ -85,7 +87,7 @@ def test_a_clearly_better_configuration_is_significant_and_ranked_alone():
     assert test.p_corrected < 0.001 and test.better() == "strong"
     assert significance_ranks([test], list(rows)) == {"strong": 1, "weak": 2}
     table = pairwise_table([test])
-    assert "`strong` better" in table and "< 0.001" in table and "| 3 " in table
+    assert "`strong` better" in table and "&lt; 0.001" in table and "| 3 " in table
 
 
 def test_ties_at_the_top_share_rank_one():
@@ -149,10 +151,19 @@ def _friedman_results(scores: dict[str, dict[str, float]], n: int = 40) -> list[
     return out
 
 
+def _by_objective(results: list[RunResult]) -> dict:
+    """``runs_of`` with each run labelled by its objective's name (labels add the protocol tag)."""
+    tasks = runs_of(results)
+    for runs in tasks.values():
+        for run in runs:
+            run.label = run.result.objective
+    return tasks
+
+
 def test_friedman_nemenyi_across_tasks():
     scores = {t: {"best": 0.8 - i * 0.05, "middle": 0.5, "worst": 0.2 + i * 0.05} for i, t in enumerate("pqrstu")}
     scores["p"]["extra"] = 0.9  # not on every task: left out
-    comparison = friedman_nemenyi(runs_of(_friedman_results(scores)))
+    comparison = friedman_nemenyi(_by_objective(_friedman_results(scores)))
     assert comparison is not None and comparison.left_out == ("extra",)
     assert comparison.mean_ranks.to_dict() == {"best": 1.0, "middle": 2.0, "worst": 3.0}
     assert comparison.p_value < 0.01
@@ -171,9 +182,9 @@ def test_friedman_nemenyi_across_tasks():
 
 def test_friedman_needs_three_tasks_and_reads_no_difference_as_a_tie():
     two_tasks = {t: {"a": 0.5, "b": 0.4, "c": 0.3} for t in "pq"}
-    assert friedman_nemenyi(runs_of(_friedman_results(two_tasks))) is None
+    assert friedman_nemenyi(_by_objective(_friedman_results(two_tasks))) is None
     equal = {t: {"a": 0.5, "b": 0.5, "c": 0.5} for t in "pqr"}
-    comparison = friedman_nemenyi(runs_of(_friedman_results(equal)))
+    comparison = friedman_nemenyi(_by_objective(_friedman_results(equal)))
     assert comparison.p_value == 1.0 and comparison.ranks() == {"a": 1, "b": 1, "c": 1}
     assert "no configuration differs significantly" in critical_difference_table(comparison)
 

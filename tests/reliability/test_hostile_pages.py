@@ -113,7 +113,7 @@ def test_plot_names_follow_the_page_names():
     stability = {"singular": {"sigma_mean": [1.5, 0.4], "curves": {"step": [0, 5], "sigma1_share": [0.4, 0.8]}}}
     result = _result("x", 0, task="README").model_copy(update={"stability": stability})
     pages = build_leaderboards([result])
-    assert "![σ1 share and gradient norm per check](_README.curves.png)" in pages["_README.md"]
+    assert "![σ1 share and gradient norm per check](_README.scratch.curves.png)" in pages["_README.md"]
     assert not any(name.startswith("README.") and name != "README.md" for name in pages)
 
 
@@ -123,7 +123,7 @@ def test_legend_labels_with_dollar_signs_do_not_break_the_plots():
     results = [_result("x", 0, value=v, config=f"c{i}").model_copy(update={"stability": stability})
                for i, v in enumerate((r"$\frac$", "$a$"))]
     pages = build_leaderboards(results)
-    assert pages["t.curves.png"].startswith(b"\x89PNG")
+    assert pages["t.scratch.curves.png"].startswith(b"\x89PNG")
 
 
 def _peak_bytes(fn) -> tuple[object, int]:

@@ -175,7 +175,7 @@ def test_only_bounded_regular_files_inside_the_tree_are_read(tmp_path):
         assert any(name in line and reason in line for line in lines), (name, lines)
     overview = (boards / "README.md").read_text()
     assert all(f"`synthetic/infonce/{name}`" in overview for name in expected)
-    assert "| [synthetic](synthetic.md) | 1/1 " in overview  # the valid result is intact and counted
+    assert "| [synthetic](synthetic.md#protocol-scratch) | 1/1 " in overview  # the valid result is intact and counted
 
 
 def test_a_result_at_the_size_limit_is_read_and_one_byte_more_is_not(tmp_path, monkeypatch):

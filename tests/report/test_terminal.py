@@ -53,7 +53,7 @@ def _leaderboard_cell(results_dir, task: str, label: str, column: int) -> str:
     """A cell of the leaderboard page's main table, bold marks removed."""
     results, _ = ResultStore(results_dir).scan()
     page = build_leaderboards(results, plots=False)[f"{task}.md"]
-    row = next(line for line in page.splitlines() if line.startswith("|") and f"`{label}`" in line)
+    row = next(line for line in page.splitlines() if line.startswith("|") and f"`{label} [" in line)
     return row.split("|")[column].strip().strip("*")
 
 
@@ -63,7 +63,7 @@ def test_show_prints_every_task_with_the_leaderboards_cells(results_dir, capsys)
     assert captured.err == ""
     t1 = captured.out.split("t2 (")[0]
     good, bad = _table_row(t1, "good"), _table_row(t1, "bad")
-    assert good[:3] == ["1", "good", "3/3"] and bad[:3] == ["2", "bad", "2/3 (1 diverged)"]
+    assert good[:3] == ["1", "good [scratch, last]", "3/3"] and bad[:3] == ["2", "bad [scratch, last]", "2/3 (1 diverged)"]
     assert good[3] == _leaderboard_cell(results_dir, "t1", "good", 4)  # mean R@1, same statistics as the page
     assert bad[6] == _leaderboard_cell(results_dir, "t1", "bad", 7)  # mean MdR
     assert "t2 (1 configurations, 2 runs)" in captured.out
@@ -109,7 +109,7 @@ def test_run_ends_with_a_table_per_task_also_when_everything_was_done(tmp_path, 
     assert "4 runs: 4 ok" in first
     row = _table_row(first, "infonce")
     assert row[2] == "2/2" and row[3] == _leaderboard_cell(tmp_path / "results", "synthetic", "infonce", 4)
-    assert "fused linear probe" in first and _table_row(first, "anchor")[1] == "anchor"
+    assert "fused linear probe" in first and _table_row(first, "anchor")[1] == "anchor [scratch, last]"
 
     assert main(["run", "--objectives", "infonce,anchor", *TINY, "--json"]) == 0
     captured = capsys.readouterr()

@@ -58,7 +58,15 @@ def _normalise(x: torch.Tensor) -> torch.Tensor:
 
 
 class CentroBind(LogitScaleObjective):
-    """CentroBind: every modality contrasted with the (normalised) centroid of its instance's modalities."""
+    """CentroBind: every modality contrasted with the (normalised) centroid of its instance's modalities.
+
+    Args:
+        temperature: initial softmax temperature of the InfoNCE logits.
+        learnable: learn the temperature (open_clip's clamped log scale); false fixes it.
+        label_smoothing: label smoothing of the cross-entropies.
+        detach_centroid: stop the gradient through the centroid (the paper names no stop-gradient).
+        include_self: a modality is part of its own centroid (true), or contrasted with the others' only.
+    """
 
     def __init__(
         self,

@@ -73,7 +73,19 @@ class FusionMLP(nn.Module):
 
 
 class ConFu(LogitScaleObjective):
-    """ConFu: pairwise InfoNCE plus InfoNCE between a learned fusion of each pair and each remaining modality."""
+    """ConFu: pairwise InfoNCE plus InfoNCE between a learned fusion of each pair and each remaining modality.
+
+    Args:
+        dim: embedding dimension of the fusion heads; set by the runner to --dim.
+        modalities: the task's number of modalities (a fusion head per pair is built up front).
+        fusion_weight: λ, the weight of the fused-pair terms against the pairwise ones (official lambda_).
+        temperature: softmax temperature of the InfoNCE logits.
+        learnable: learn the temperature; false (official) keeps it fixed.
+        label_smoothing: label smoothing of the cross-entropies.
+        hidden: width of the fusion MLP's hidden layers.
+        layers: linear layers of each fusion MLP.
+        dropout: dropout inside the fusion MLP (off at evaluation).
+    """
 
     def __init__(
         self,

@@ -97,7 +97,16 @@ def area_matrix(
 
 
 class TriangleLoss(VolumeScore, LogitScaleObjective):
-    """TRIANGLE: contrast the area of the triangle between an anchor and another instance's other modalities."""
+    """TRIANGLE: contrast the area of the triangle between an anchor and another instance's other modalities.
+
+    Args:
+        anchor: the anchor modality (the triangle's shared vertex); default: the task's first modality.
+        temperature: initial softmax temperature of the −area logits.
+        learnable: learn the temperature (open_clip's clamped log scale); false fixes it.
+        label_smoothing: label smoothing of both cross-entropies (the official code's 0.1).
+        sqrt: true: the area ½·sqrt(‖u‖²‖w‖² − (u·w)²) (paper); false: the squared-area surrogate (official code).
+        precision: dtype of the Gram determinants, "float64" (exact near collinearity) or "float32".
+    """
 
     def __init__(
         self,
