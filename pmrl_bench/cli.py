@@ -36,6 +36,12 @@ def _shard(value: str):  # noqa: ANN202 - a runner.shard.Shard; imported lazily 
     return parse_shard(value)
 
 
+def _jobs(value: str) -> int | str:
+    from pmrl_bench.runner.parallel import parse_jobs
+
+    return parse_jobs(value)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Train and compare multimodal alignment objectives under one protocol.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
@@ -62,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="encoders' autocast: auto = bf16 (fp16 if unsupported) on CUDA, fp32 on CPU (default auto)")
     run.add_argument("--shard", type=_shard, metavar="I/N",
                      help="run only shard I of N (1-based) of the sweep; merge shards by copying result files")
+    run.add_argument("--jobs", type=_jobs, default=1, metavar="N|auto",
+                     help="train N runs at once in worker processes; auto: one per GPU on CUDA, else physical cores "
+                          "// --threads (default 1)")
+    run.add_argument("--threads", type=int, default=1, metavar="N",
+                     help="torch intra-op threads of each run; results depend on it, so it stays the same whatever "
+                          "--jobs is (default 1)")
     protocol = run.add_argument_group("protocol: where the encoders start, and which state is evaluated")
     protocol.add_argument("--init", metavar="OBJECTIVE:STEPS",
                           help="warm start: train the encoders with OBJECTIVE for STEPS steps first (once per task and "
@@ -134,6 +146,8 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         init_checkpoint=args.init_checkpoint,
         selection=args.selection,
         probe=args.probe,
+        jobs=args.jobs,
+        threads=args.threads,
     )
     plan = plan_sweep(config, registry)
     store = ResultStore(args.results)
@@ -147,11 +161,16 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     inits = ""
     if summary.init_trained or summary.init_reused:
         inits = f"; init stages: {summary.init_trained} trained, {summary.init_reused} reused"
+    lost = f", {len(summary.lost)} not trained (worker died)" if summary.lost else ""
     print(
         f"{len(plan.specs)} runs{f' (shard {args.shard})' if args.shard else ''}: {summary.ok} ok, {summary.diverged} diverged, {summary.failed} failed, "
-        f"{summary.skipped} already done{summary.skipped_note}{inits}; results in {args.results}/, leaderboards in {args.leaderboard}/ "
+        f"{summary.skipped} already done{summary.skipped_note}{lost}{inits}; results in {args.results}/, leaderboards in {args.leaderboard}/ "
         f"({len(written)} files)"
     )
+    if summary.lost:
+        named = ", ".join(summary.lost[:3]) + (f" and {len(summary.lost) - 3} more" if len(summary.lost) > 3 else "")
+        raise RunFailed(f"{len(summary.lost)} run(s) were not trained because worker processes died ({named}); "
+                        "run the same command again to train them")
     if not summary.all_ok:
         raise RunFailed(f"{summary.diverged_total} run(s) diverged and {summary.failed_total} failed; see the result files' 'error'")
     return 0

@@ -19,10 +19,6 @@ from collections.abc import Mapping
 
 import numpy as np
 import torch
-from sklearn.linear_model import LogisticRegression
-from sklearn.neighbors import KNeighborsClassifier
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 KNN_NEIGHBOURS = 10
 PROBE_C = 1.0  # inverse L2 strength, scikit-learn's default
@@ -48,6 +44,11 @@ def linear_probe_accuracy(
     train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, seed: int = 0
 ) -> float:
     """Test accuracy of a logistic-regression probe on standardised features (scikit-learn)."""
+    # Imported here: scikit-learn (with scipy and pandas) takes seconds to import, and only this backend needs it.
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     classes = np.unique(train_y)
     if len(classes) < 2:  # scikit-learn refuses to fit one class; the only sensible prediction is that class
         return float(np.mean(np.asarray(test_y) == classes[0])) if len(classes) else 0.0
@@ -60,6 +61,8 @@ def knn_accuracy(
     train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, k: int = KNN_NEIGHBOURS
 ) -> float:
     """Test accuracy of a distance-weighted k-NN vote under cosine distance (scikit-learn)."""
+    from sklearn.neighbors import KNeighborsClassifier
+
     knn = KNeighborsClassifier(n_neighbors=min(k, len(train_x)), metric="cosine", weights="distance")
     knn.fit(train_x, train_y)
     return float(knn.score(test_x, test_y))

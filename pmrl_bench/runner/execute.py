@@ -17,7 +17,7 @@ from typing import Any
 from filelock import Timeout
 from tqdm.auto import tqdm
 
-from pmrl_bench.errors import Interrupted, PmrlBenchError
+from pmrl_bench.errors import Interrupted, PmrlBenchError, UsageError
 from pmrl_bench.registry import Registry
 from pmrl_bench.results import ResultStore, RunResult
 from pmrl_bench.runner.plan import SweepConfig, SweepPlan
@@ -39,11 +39,12 @@ class SweepSummary:
     init_trained: int = 0  # warm-start stages trained by this sweep
     init_reused: int = 0
     retrained: list[str] = field(default_factory=list)  # runs whose stored result was for other data
+    lost: list[str] = field(default_factory=list)  # runs whose worker process died (--jobs); the next run trains them
 
     @property
     def all_ok(self) -> bool:
         # A resumed sweep reports what an uninterrupted one would: a kept diverged result still counts.
-        return self.diverged_total == 0 and self.failed_total == 0
+        return self.diverged_total == 0 and self.failed_total == 0 and not self.lost
 
     @property
     def diverged_total(self) -> int:
@@ -110,8 +111,18 @@ def execute_sweep(
     distributed.check_batch_size(world, config.budget.batch_size)
     device = distributed.initialise(world, device)
     store.ensure_writable()
+    from pmrl_bench.runner.parallel import execute_parallel, resolve_jobs, run_threads
+
+    jobs = resolve_jobs(config.jobs, device, len(plan.specs), config.threads)
+    if jobs > 1:
+        if world.enabled:
+            raise UsageError("--jobs runs several runs at once in one process tree; under torchrun every process "
+                             "already trains the same run: drop --jobs or torchrun")
+        with run_threads(config.threads):
+            return execute_parallel(plan, config, registry, store, versions, monitor_factory or default_monitors,
+                                    device, jobs)
     runner = _RunExecutor(plan, config, registry, store, versions, monitor_factory or default_monitors, device, world)
-    with stop_signals_interrupt():
+    with run_threads(config.threads), stop_signals_interrupt():
         try:
             deferred = []
             for spec in tqdm(plan.specs, desc="sweep", unit="run", disable=not config.progress or None):
@@ -297,17 +308,27 @@ class _RunExecutor:
         return dict(sorted(used.items()))
 
     def interrupted_message(self, signum: int) -> str:
-        s = self.summary
-        done = s.ok + s.diverged + s.failed
-        remaining = s.planned - done - s.skipped
-        what = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
-        during = f" during {self.current.run_id} (not saved; it reruns)" if self.current is not None else ""
-        return (
-            f"interrupted by {what}{during}: this sweep finished {done} of {s.planned} runs "
-            f"({s.ok} ok, {s.diverged} diverged, {s.failed} failed) and found {s.skipped} already done; "
-            f"{remaining} remain; results in {self.store.root}/; run the same command again to resume "
-            "(leaderboards were not rebuilt)"
-        )
+        running = [self.current.run_id] if self.current is not None else []
+        return interrupted_message(signum, self.summary, running, self.store.root)
+
+
+def interrupted_message(signum: int, summary: SweepSummary, running: Sequence[str], root: Path) -> str:
+    """The one line a stopped sweep prints: what stopped it, the runs it abandoned, what finished and remains."""
+    s = summary
+    done = s.ok + s.diverged + s.failed
+    remaining = s.planned - done - s.skipped
+    what = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+    during = ""
+    if len(running) == 1:
+        during = f" during {running[0]} (not saved; it reruns)"
+    elif running:
+        during = f" during {', '.join(running)} (not saved; they rerun)"
+    return (
+        f"interrupted by {what}{during}: this sweep finished {done} of {s.planned} runs "
+        f"({s.ok} ok, {s.diverged} diverged, {s.failed} failed) and found {s.skipped} already done; "
+        f"{remaining} remain; results in {root}/; run the same command again to resume "
+        "(leaderboards were not rebuilt)"
+    )
 
 
 class ResultWriteError(PmrlBenchError):
