@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import pickle
 import signal
 import sys
 import threading
@@ -32,6 +31,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection, wait
+from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
 from typing import Any
 
@@ -183,7 +183,7 @@ def _worker_main(worker: int, conn: Connection, device: str, threads: int) -> No
     tqdm.set_lock(threading.RLock())
     try:
         with run_threads(threads), stop_signals_interrupt():  # SIGTERM from the parent unwinds like Ctrl-C
-            payload: _Payload = pickle.loads(conn.recv_bytes())
+            payload: _Payload = ForkingPickler.loads(conn.recv_bytes())  # from our own parent only
             executor = _RunExecutor(payload.plan, payload.config, payload.registry, payload.store, payload.versions,
                                     payload.monitor_factory, torch.device(device))
             executor.started = payload.started
@@ -216,7 +216,7 @@ def _worker_main(worker: int, conn: Connection, device: str, threads: int) -> No
 def _send_quietly(conn: Connection, message: Any) -> None:
     try:
         conn.send(message)
-    except (OSError, pickle.PicklingError):
+    except Exception:  # noqa: BLE001 - the parent is gone, or the error does not pickle: the exit status tells
         pass
 
 
@@ -274,9 +274,9 @@ def _start_workers(payload: _Payload, device: torch.device, count: int, threads:
     argument travels through a pipe whose read end the parent keeps open while writing, so a child that died
     while starting would block the parent for ever; ours reports a dead reader at once.
     """
-    try:
-        blob = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
-    except (pickle.PicklingError, AttributeError, TypeError) as exc:
+    try:  # what multiprocessing itself uses for a child's arguments; pickled once for every worker
+        blob = ForkingPickler.dumps(payload)
+    except Exception as exc:  # noqa: BLE001 - whatever pickling raises, the sweep cannot reach a worker
         raise UsageError(f"--jobs needs components that worker processes can import, but {exc}; register them "
                          "from an importable module, or run with --jobs 1") from None
     context = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools and CUDA state
