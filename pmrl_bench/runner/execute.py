@@ -110,6 +110,8 @@ def execute_sweep(
     world = distributed.from_environment()  # several processes when launched by torchrun
     distributed.check_batch_size(world, config.budget.batch_size)
     device = distributed.initialise(world, device)
+    if config.compile and world.enabled:
+        raise UsageError("--compile is for one process per run; under torchrun leave it out")
     store.ensure_writable()
     from pmrl_bench.runner.parallel import execute_parallel, resolve_jobs, run_threads
 
@@ -248,6 +250,7 @@ class _RunExecutor:
                 spec, data, self.registry, self.device, self.monitor_factory(),
                 probe_every=self.config.probe_every, progress=self.config.progress,
                 precision=self.config.precision, world=self.world, init_state=init_state,
+                compiled=self.config.compile,
             )
             synchronize(self.device)  # duration_s must count finished kernels, not launched ones
         except InitStageFailed as exc:  # every run of this seed needs the stage: each is recorded as failed
@@ -285,7 +288,7 @@ class _RunExecutor:
             metrics=outcome.metrics,
             stability=outcome.stability,
             versions={**self.versions, "plugins": self._plugins_used(spec)},
-            device=describe(self.device, autocast_dtype(self.device, self.config.precision)),
+            device=describe(self.device, autocast_dtype(self.device, self.config.precision), self.config.compile),
             error=outcome.error,
             diverged_step=outcome.diverged_step,
             duration_s=round(time.perf_counter() - started, 3),

@@ -44,6 +44,7 @@ class SweepConfig:
     probe: str = "torch"  # --probe torch|sklearn
     jobs: int | str = 1  # --jobs N|auto: runs trained at once, in worker processes (runner.parallel)
     threads: int = 1  # --threads N: torch intra-op threads of each run (results depend on it, so it is fixed)
+    compile: bool = False  # --compile: torch.compile the encoders' training forward (CUDA graphs on CUDA)
 
 
 @dataclass
