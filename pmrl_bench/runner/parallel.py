@@ -254,7 +254,7 @@ def execute_parallel(
                 bar.update(len(plan.specs) - len(todo))
                 payload = _Payload(plan, replace(config, progress=False), registry, store, versions, monitor_factory,
                                    parent.started, list(summary.retrained))
-                workers = _start_workers(payload, device, min(jobs, len(todo)), config.threads)
+                _start_workers(payload, device, min(jobs, len(todo)), config.threads, workers)
                 _dispatch(workers, plan, todo, summary, bar)
             except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP via stop_signals_interrupt
                 signum = getattr(exc, "signum", signal.SIGINT)
@@ -267,8 +267,9 @@ def execute_parallel(
     return summary
 
 
-def _start_workers(payload: _Payload, device: torch.device, count: int, threads: int) -> list[_Worker]:
-    """Spawn ``count`` workers, then send each the pickled sweep over its own pipe.
+def _start_workers(payload: _Payload, device: torch.device, count: int, threads: int, workers: list[_Worker]) -> None:
+    """Spawn ``count`` workers into ``workers`` (filled as they start, so an interrupt can stop them), then send
+    each the pickled sweep over its own pipe.
 
     The sweep (its task data included) goes over the worker's pipe rather than as a ``Process`` argument: the
     argument travels through a pipe whose read end the parent keeps open while writing, so a child that died
@@ -283,7 +284,6 @@ def _start_workers(payload: _Payload, device: torch.device, count: int, threads:
     # Workers start with SIGINT and SIGHUP ignored (Python keeps an inherited SIG_IGN), so the terminal's
     # Ctrl-C or hang-up reaches only the parent, which then stops them in order.
     ignored = {sig: signal.getsignal(sig) for sig in _TERMINAL_SIGNALS}
-    workers: list[_Worker] = []
     try:
         for sig in ignored:
             signal.signal(sig, signal.SIG_IGN)
@@ -303,7 +303,6 @@ def _start_workers(payload: _Payload, device: torch.device, count: int, threads:
             worker.conn.send_bytes(blob)
         except OSError:  # it died starting up: its sentinel reports it
             pass
-    return workers
 
 
 _TERMINAL_SIGNALS = tuple(s for s in (signal.SIGINT, getattr(signal, "SIGHUP", None)) if s is not None)
