@@ -160,7 +160,9 @@ def torch_knn_accuracy(
         exact = nearest == 0
         weights = torch.where(exact.any(1, keepdim=True), exact.double(), 1.0 / nearest.double())
         votes = torch.zeros(len(queries), len(classes), dtype=torch.double, device=queries.device)
-        votes.scatter_add_(1, index[neighbours], weights)
+        voters = index[neighbours]
+        for j in range(voters.shape[1]):  # one neighbour rank at a time: no two adds race (CUDA atomics), so
+            votes.scatter_add_(1, voters[:, j : j + 1], weights[:, j : j + 1])  # the sums are deterministic
         correct += (classes[votes.argmax(1)] == test_y[q : q + query_chunk]).sum()
     return correct.double() / max(len(test_n), 1)
 
