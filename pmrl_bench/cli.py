@@ -38,6 +38,12 @@ def _shard(value: str):  # noqa: ANN202 - a runner.shard.Shard; imported lazily 
     return parse_shard(value)
 
 
+def _jobs(value: str) -> int | str:
+    from pmrl_bench.runner.parallel import parse_jobs
+
+    return parse_jobs(value)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Train and compare multimodal alignment objectives under one protocol.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
@@ -131,6 +137,15 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--probe", default="torch", choices=["torch", "sklearn"],
                         help="classification probes: torch (on the run's device) or scikit-learn, the reference "
                              "(default torch)")
+    parser.add_argument("--jobs", type=_jobs, default=1, metavar="N|auto",
+                        help="train N runs (or trials) at once in worker processes; auto: one per GPU on CUDA, else "
+                             "physical cores // --threads (default 1)")
+    parser.add_argument("--threads", type=int, default=1, metavar="N",
+                        help="torch intra-op threads of each run; results depend on it, so it stays the same whatever "
+                             "--jobs is (default 1)")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile each encoder's training step (on CUDA with CUDA graphs): fewer kernel "
+                             "launches for small models; objectives stay eager; results match eager up to rounding")
     protocol = parser.add_argument_group("protocol: where the encoders start, and which state is evaluated")
     protocol.add_argument("--init", metavar="OBJECTIVE:STEPS",
                           help="warm start: train the encoders with OBJECTIVE for STEPS steps first (once per task and "
@@ -178,6 +193,9 @@ def _sweep_config(args: argparse.Namespace, argv: Sequence[str], registry) -> "S
         init_checkpoint=args.init_checkpoint,
         selection=args.selection,
         probe=args.probe,
+        jobs=args.jobs,
+        threads=args.threads,
+        compile=args.compile,
     )
 
 
@@ -220,9 +238,10 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     inits = ""
     if summary.init_trained or summary.init_reused:
         inits = f"; init stages: {summary.init_trained} trained, {summary.init_reused} reused"
+    lost = f", {len(summary.lost)} not trained (worker died)" if summary.lost else ""
     print(
         f"{len(plan.specs)} runs{f' (shard {args.shard})' if args.shard else ''}: {summary.ok} ok, {summary.diverged} diverged, {summary.failed} failed, "
-        f"{summary.skipped} already done{summary.skipped_note}{inits}; results in {args.results}/, leaderboards in {args.leaderboard}/ "
+        f"{summary.skipped} already done{summary.skipped_note}{lost}{inits}; results in {args.results}/, leaderboards in {args.leaderboard}/ "
         f"({len(written)} files)", file=human
     )
     from pmrl_bench.report.terminal import compact_tables, sweep_json, summarize
@@ -232,6 +251,10 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         print(f"\n{compact_tables(tasks)}", file=human)
     if args.json:
         print(json.dumps(sweep_json(summary, tasks, args.results, args.leaderboard), indent=2))
+    if summary.lost:
+        named = ", ".join(summary.lost[:3]) + (f" and {len(summary.lost) - 3} more" if len(summary.lost) > 3 else "")
+        raise RunFailed(f"{len(summary.lost)} run(s) were not trained because worker processes died ({named}); "
+                        "run the same command again to train them")
     if not summary.all_ok:
         raise RunFailed(f"{summary.diverged_total} run(s) diverged and {summary.failed_total} failed; see the result files' 'error'")
     return 0

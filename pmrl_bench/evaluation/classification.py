@@ -1,4 +1,17 @@
-"""Classification probes on frozen embeddings (scikit-learn): a linear probe and k-NN, per modality and fused."""
+"""Classification probes on frozen embeddings: a linear probe and k-NN, per modality and fused.
+
+Two backends compute the same two probes:
+
+* ``torch`` (the default) fits them where the embeddings already are (CPU or GPU): a multinomial logistic
+  regression by full-batch L-BFGS and a chunked cosine k-NN. No copy to the host, no scikit-learn overhead.
+* ``sklearn`` is the reference: ``StandardScaler`` + ``LogisticRegression`` and ``KNeighborsClassifier``.
+
+The models are the same: the linear probe standardises every feature with the train split's mean and standard
+deviation (a constant feature is left unscaled) and minimises the mean cross-entropy plus ``||W||² / (2 C n)`` with
+``C = 1`` and an unpenalised intercept, which is scikit-learn's objective for ``C=1`` scaled by ``1/n``; the k-NN
+takes the ``k`` nearest train rows by cosine distance and weighs each vote by ``1 / distance`` (train rows at
+distance 0 take the whole vote, split evenly). A probe whose train split holds a single class predicts that class.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +19,18 @@ from collections.abc import Mapping
 
 import numpy as np
 import torch
-from sklearn.linear_model import LogisticRegression
-from sklearn.neighbors import KNeighborsClassifier
 
 KNN_NEIGHBOURS = 10
+PROBE_C = 1.0  # inverse L2 strength, scikit-learn's default
+PROBE_BACKENDS = ("torch", "sklearn")
+# L-BFGS stops when the largest gradient entry of the (mean) loss is below this, or after LBFGS_MAX_ITER
+# iterations: scikit-learn's stopping rule for the same objective (its lbfgs ``gtol=tol=1e-4``, ``max_iter=1000``).
+LBFGS_TOLERANCE = 1e-4
+LBFGS_MAX_ITER = 1000
+# The k-NN scores QUERY_CHUNK test rows against TRAIN_CHUNK train rows at a time (64 MiB of float32 per block)
+# and keeps a running top k, so memory stays bounded whatever the sizes of the splits.
+QUERY_CHUNK = 2048
+TRAIN_CHUNK = 8192
 
 
 def fuse(embeddings: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -17,11 +38,21 @@ def fuse(embeddings: Mapping[str, torch.Tensor]) -> torch.Tensor:
     return torch.nn.functional.normalize(torch.stack(list(embeddings.values())).mean(0), dim=-1)
 
 
+# -- scikit-learn: the reference -----------------------------------------------------------------------------------
+
 def linear_probe_accuracy(
     train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, seed: int = 0
 ) -> float:
-    """Test accuracy of a logistic-regression probe trained on the train embeddings."""
-    probe = LogisticRegression(max_iter=1000, random_state=seed)
+    """Test accuracy of a logistic-regression probe on standardised features (scikit-learn)."""
+    # Imported here: scikit-learn (with scipy and pandas) takes seconds to import, and only this backend needs it.
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    classes = np.unique(train_y)
+    if len(classes) < 2:  # scikit-learn refuses to fit one class; the only sensible prediction is that class
+        return float(np.mean(np.asarray(test_y) == classes[0])) if len(classes) else 0.0
+    probe = make_pipeline(StandardScaler(), LogisticRegression(C=PROBE_C, max_iter=LBFGS_MAX_ITER, random_state=seed))
     probe.fit(train_x, train_y)
     return float(probe.score(test_x, test_y))
 
@@ -29,13 +60,111 @@ def linear_probe_accuracy(
 def knn_accuracy(
     train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, k: int = KNN_NEIGHBOURS
 ) -> float:
-    """Test accuracy of a distance-weighted k-NN vote under cosine similarity (embeddings are unit vectors)."""
+    """Test accuracy of a distance-weighted k-NN vote under cosine distance (scikit-learn)."""
+    from sklearn.neighbors import KNeighborsClassifier
+
     knn = KNeighborsClassifier(n_neighbors=min(k, len(train_x)), metric="cosine", weights="distance")
     knn.fit(train_x, train_y)
     return float(knn.score(test_x, test_y))
 
 
-PROBE_BACKENDS = ("torch", "sklearn")
+# -- torch: on the embeddings' device ------------------------------------------------------------------------------
+
+def _class_indices(train_y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(classes, index)``: the sorted distinct train labels and each train row's position among them."""
+    classes, index = torch.unique(train_y, sorted=True, return_inverse=True)
+    return classes, index
+
+
+def standardise(train_x: torch.Tensor, test_x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both splits scaled by the train split's per-feature mean and standard deviation (StandardScaler's rule:
+    population std; a feature whose std is zero up to rounding keeps scale 1, so it becomes 0, not NaN)."""
+    mean = train_x.mean(0)
+    std = train_x.std(0, correction=0)
+    constant = std <= 10 * torch.finfo(train_x.dtype).eps * mean.abs().clamp_min(1.0)
+    std = torch.where(constant, torch.ones_like(std), std)
+    return (train_x - mean) / std, (test_x - mean) / std
+
+
+def fit_logistic_regression(
+    x: torch.Tensor, y: torch.Tensor, num_classes: int, c: float = PROBE_C,
+    tolerance: float = LBFGS_TOLERANCE, max_iter: int = LBFGS_MAX_ITER,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(weight (d, K), bias (K,))`` of a multinomial logistic regression on ``x`` (n, d) with class indices ``y``.
+
+    Full-batch L-BFGS (history 10, as scikit-learn's) with a strong-Wolfe line search from zero weights:
+    deterministic for a given device and thread count. Minimises ``mean cross-entropy + ||weight||² / (2 c n)``;
+    the bias is not penalised.
+    """
+    n, d = x.shape
+    # One parameter tensor, class-major: row k is (w_k, b_k), and the inputs carry a row of ones for the bias.
+    # (K, d+1) @ (d+1, n) is also several times faster on a CPU than (n, d) @ (d, K) when K is small.
+    x_t = torch.cat([x.T, x.new_ones(1, n)])
+    x_aug = x_t.T.contiguous()
+    onehot_t = torch.nn.functional.one_hot(y, num_classes).T.to(x.dtype)
+    decay = torch.ones(1, d + 1, dtype=x.dtype, device=x.device)
+    decay[0, d] = 0  # the bias is not penalised
+    decay *= 1.0 / (c * n)  # d/dW of ||W||² / (2 c n)
+    theta = torch.zeros(num_classes, d + 1, dtype=x.dtype, device=x.device)
+    optimiser = torch.optim.LBFGS([theta], lr=1, max_iter=max_iter, max_eval=max_iter * 5 // 4,
+                                  tolerance_grad=tolerance, tolerance_change=1e-12, history_size=10,
+                                  line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        # The gradient in closed form, (softmax - onehot) / n: two GEMMs, no autograd graph per evaluation.
+        log_p = (theta @ x_t).log_softmax(0)
+        shrink = theta * decay
+        loss = -(log_p * onehot_t).sum() / n + 0.5 * (shrink * theta).sum()
+        theta.grad = torch.addmm(shrink, log_p.exp_().sub_(onehot_t), x_aug, alpha=1.0 / n)
+        return loss
+
+    optimiser.step(closure)
+    return theta[:, :d].T, theta[:, d]
+
+
+def torch_linear_probe_accuracy(
+    train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor
+) -> torch.Tensor:
+    """Test accuracy (a 0-d tensor on the embeddings' device) of the logistic-regression probe."""
+    classes, index = _class_indices(train_y)
+    if len(classes) < 2:
+        return (test_y == classes[0]).double().mean() if len(classes) else test_y.new_zeros((), dtype=torch.double)
+    train_z, test_z = standardise(train_x.float(), test_x.float())
+    weight, bias = fit_logistic_regression(train_z, index, len(classes))
+    predicted = classes[(test_z @ weight + bias).argmax(1)]
+    return (predicted == test_y).double().mean()
+
+
+def torch_knn_accuracy(
+    train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor, k: int = KNN_NEIGHBOURS,
+    query_chunk: int = QUERY_CHUNK, train_chunk: int = TRAIN_CHUNK,
+) -> torch.Tensor:
+    """Test accuracy (a 0-d tensor) of the distance-weighted cosine k-NN vote, block by block."""
+    classes, index = _class_indices(train_y)
+    k = min(k, len(train_x))
+    train_n = torch.nn.functional.normalize(train_x.float(), dim=-1)
+    test_n = torch.nn.functional.normalize(test_x.float(), dim=-1)
+    correct = test_y.new_zeros((), dtype=torch.long)
+    for q in range(0, len(test_n), query_chunk):
+        queries = test_n[q : q + query_chunk]
+        best, neighbours = None, None  # the running top k by similarity (the smallest cosine distances)
+        for t in range(0, len(train_n), train_chunk):
+            scores = queries @ train_n[t : t + train_chunk].T
+            block, at = scores.topk(min(k, scores.shape[1]), dim=1)
+            at += t
+            if best is not None:  # merge at most k + k candidates: cheap, whatever the block size
+                block, pick = torch.cat([best, block], 1).topk(min(k, best.shape[1] + block.shape[1]), dim=1)
+                at = torch.cat([neighbours, at], 1).gather(1, pick)
+            best, neighbours = block, at
+        nearest = (1.0 - best).clamp_(0.0, 2.0)  # cosine distance, clipped like scikit-learn's
+        exact = nearest == 0
+        weights = torch.where(exact.any(1, keepdim=True), exact.double(), 1.0 / nearest.double())
+        votes = torch.zeros(len(queries), len(classes), dtype=torch.double, device=queries.device)
+        voters = index[neighbours]
+        for j in range(voters.shape[1]):  # one neighbour rank at a time: no two adds race (CUDA atomics), so
+            votes.scatter_add_(1, voters[:, j : j + 1], weights[:, j : j + 1])  # the sums are deterministic
+        correct += (classes[votes.argmax(1)] == test_y[q : q + query_chunk]).sum()
+    return correct.double() / max(len(test_n), 1)
 
 
 def probe_accuracies(
@@ -50,9 +179,19 @@ def probe_accuracies(
         raise ValueError(f"probe backend must be one of {', '.join(PROBE_BACKENDS)}, got {backend!r}")
     views = {**train, "fused": fuse(train)}
     test_views = {**test, "fused": fuse(test)}
-    out: dict[str, float] = {}
+    if backend == "sklearn":
+        out: dict[str, float] = {}
+        for name in views:
+            train_x, test_x = views[name].cpu().numpy(), test_views[name].cpu().numpy()
+            out[f"linear:{name}"] = linear_probe_accuracy(train_x, train_y, test_x, test_y, seed)
+            out[f"knn:{name}"] = knn_accuracy(train_x, train_y, test_x, test_y)
+        return out
+    device = next(iter(views.values())).device
+    train_labels = torch.as_tensor(np.asarray(train_y)).to(device)
+    test_labels = torch.as_tensor(np.asarray(test_y)).to(device)
+    keys, values = [], []
     for name in views:
-        train_x, test_x = views[name].cpu().numpy(), test_views[name].cpu().numpy()
-        out[f"linear:{name}"] = linear_probe_accuracy(train_x, train_y, test_x, test_y, seed)
-        out[f"knn:{name}"] = knn_accuracy(train_x, train_y, test_x, test_y)
-    return out
+        keys += [f"linear:{name}", f"knn:{name}"]
+        values += [torch_linear_probe_accuracy(views[name], train_labels, test_views[name], test_labels),
+                   torch_knn_accuracy(views[name], train_labels, test_views[name], test_labels)]
+    return dict(zip(keys, torch.stack(values).cpu().tolist()))  # one host sync for every probe

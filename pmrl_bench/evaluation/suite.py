@@ -6,6 +6,7 @@ for the state the run started from), and on the validation split for tuning. Not
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -17,8 +18,8 @@ from pmrl_bench.components import Split, TaskData
 from pmrl_bench.evaluation.classification import probe_accuracies
 from pmrl_bench.evaluation.multimodal import multimodal_retrieval
 from pmrl_bench.evaluation.native import native_ranks
-from pmrl_bench.evaluation.per_query import PER_QUERY_KEY, encode_ranks, per_query_ranks
-from pmrl_bench.evaluation.retrieval import pairwise_retrieval, recall_metrics
+from pmrl_bench.evaluation.per_query import PER_QUERY_KEY, encode_ranks
+from pmrl_bench.evaluation.retrieval import recall_metrics, retrieval_ranks
 from pmrl_bench.evaluation.robustness import robustness_views
 
 EMBED_BATCH = 1024
@@ -77,12 +78,14 @@ def evaluate_with_robustness(
         raise ValueError(f"task data has no {split} split")
     inputs = split_tensors(target, names, device)
     queries = embed(encoders, inputs)
-    metrics: dict[str, Any] = {"retrieval": pairwise_retrieval(queries)}
+    # Each direction's ranks are computed once: they give both R@K/MdR and the per-query ranks, which let
+    # leaderboards bootstrap confidence intervals over test queries and pair configurations.
+    ranks = {f"{q}->{g}": retrieval_ranks(queries[q], queries[g]) for q, g in itertools.permutations(queries, 2)}
+    metrics: dict[str, Any] = {"retrieval": {direction: recall_metrics(r) for direction, r in ranks.items()}}
     fused = multimodal_retrieval(queries)  # one modality vs the fusion of the others (3+ modalities)
     if fused:
         metrics["retrieval_multimodal"] = fused
-    # Per-query ranks let leaderboards bootstrap confidence intervals over test queries and pair configurations.
-    metrics[PER_QUERY_KEY] = {"retrieval": per_query_ranks(queries)}
+    metrics[PER_QUERY_KEY] = {"retrieval": {direction: encode_ranks(r) for direction, r in ranks.items()}}
     native = native_ranks(objective, queries)  # the objective's own score (e.g. -volume), when it has one
     if native is not None:
         metrics["retrieval_native"] = {direction: recall_metrics(r) for direction, r in native.items()}

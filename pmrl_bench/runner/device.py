@@ -49,12 +49,11 @@ def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
-def describe(device: torch.device, dtype: torch.dtype | None) -> str:
-    """What a result file records as its device: ``cuda:0`` or ``cuda:0 (bf16 autocast)``."""
-    if dtype is None:
-        return str(device)
-    name = "bf16" if dtype is torch.bfloat16 else "fp16"
-    return f"{device} ({name} autocast)"
+def describe(device: torch.device, dtype: torch.dtype | None, compiled: bool = False) -> str:
+    """What a result file records as its device: ``cuda:0``, ``cuda:0 (bf16 autocast)``, ``cpu (compiled)``."""
+    notes = [f"{'bf16' if dtype is torch.bfloat16 else 'fp16'} autocast"] if dtype is not None else []
+    notes += ["compiled"] if compiled else []
+    return f"{device} ({', '.join(notes)})" if notes else str(device)
 
 
 def synchronize(device: torch.device) -> None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from filelock import Timeout
 from tqdm.auto import tqdm
 
-from pmrl_bench.errors import Interrupted, PmrlBenchError
+from pmrl_bench.errors import Interrupted, PmrlBenchError, UsageError
 from pmrl_bench.registry import Registry
 from pmrl_bench.results import ResultStore, RunResult
 from pmrl_bench.runner.plan import SweepConfig, SweepPlan
@@ -41,11 +41,12 @@ class SweepSummary:
     init_trained: int = 0  # warm-start stages trained by this sweep
     init_reused: int = 0
     retrained: list[str] = field(default_factory=list)  # runs whose stored result was for other data
+    lost: list[str] = field(default_factory=list)  # runs whose worker process died (--jobs); the next run trains them
 
     @property
     def all_ok(self) -> bool:
         # A resumed sweep reports what an uninterrupted one would: a kept diverged result still counts.
-        return self.diverged_total == 0 and self.failed_total == 0
+        return self.diverged_total == 0 and self.failed_total == 0 and not self.lost
 
     @property
     def diverged_total(self) -> int:
@@ -112,10 +113,22 @@ def execute_sweep(
     world = distributed.from_environment()  # several processes when launched by torchrun
     distributed.check_batch_size(world, config.budget.batch_size)
     device = distributed.initialise(world, device)
+    if config.compile and world.enabled:
+        raise UsageError("--compile is for one process per run; under torchrun leave it out")
     store.ensure_writable()
+    from pmrl_bench.runner.parallel import execute_parallel, resolve_jobs, run_threads
+
+    jobs = resolve_jobs(config.jobs, device, len(plan.specs), config.threads)
+    if jobs > 1:
+        if world.enabled:
+            raise UsageError("--jobs runs several runs at once in one process tree; under torchrun every process "
+                             "already trains the same run: drop --jobs or torchrun")
+        with run_threads(config.threads):
+            return execute_parallel(plan, config, registry, store, versions, monitor_factory or default_monitors,
+                                    device, jobs)
     runner = _RunExecutor(plan, config, registry, store, versions, monitor_factory or default_monitors, device, world)
     runner.reporters = reporters if reporters and world.is_main else None  # rank 0 reports, as it writes results
-    with stop_signals_interrupt():
+    with run_threads(config.threads), stop_signals_interrupt():
         try:
             deferred = []
             for spec in tqdm(plan.specs, desc="sweep", unit="run", disable=not config.progress or None):
@@ -248,6 +261,7 @@ class _RunExecutor:
                 spec, data, self.registry, self.device, monitors,
                 probe_every=self.config.probe_every, progress=self.config.progress,
                 precision=self.config.precision, world=self.world, init_state=init_state,
+                compiled=self.config.compile,
             )
             synchronize(self.device)  # duration_s must count finished kernels, not launched ones
         except InitStageFailed as exc:  # every run of this seed needs the stage: each is recorded as failed
@@ -288,7 +302,7 @@ class _RunExecutor:
             metrics=outcome.metrics,
             stability=outcome.stability,
             versions={**self.versions, "plugins": self._plugins_used(spec)},
-            device=describe(self.device, autocast_dtype(self.device, self.config.precision)),
+            device=describe(self.device, autocast_dtype(self.device, self.config.precision), self.config.compile),
             error=outcome.error,
             diverged_step=outcome.diverged_step,
             duration_s=round(time.perf_counter() - started, 3),
@@ -315,17 +329,27 @@ class _RunExecutor:
         return dict(sorted(used.items()))
 
     def interrupted_message(self, signum: int) -> str:
-        s = self.summary
-        done = s.ok + s.diverged + s.failed
-        remaining = s.planned - done - s.skipped
-        what = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
-        during = f" during {self.current.run_id} (not saved; it reruns)" if self.current is not None else ""
-        return (
-            f"interrupted by {what}{during}: this sweep finished {done} of {s.planned} runs "
-            f"({s.ok} ok, {s.diverged} diverged, {s.failed} failed) and found {s.skipped} already done; "
-            f"{remaining} remain; results in {self.store.root}/; run the same command again to resume "
-            "(leaderboards were not rebuilt)"
-        )
+        running = [self.current.run_id] if self.current is not None else []
+        return interrupted_message(signum, self.summary, running, self.store.root)
+
+
+def interrupted_message(signum: int, summary: SweepSummary, running: Sequence[str], root: Path) -> str:
+    """The one line a stopped sweep prints: what stopped it, the runs it abandoned, what finished and remains."""
+    s = summary
+    done = s.ok + s.diverged + s.failed
+    remaining = s.planned - done - s.skipped
+    what = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+    during = ""
+    if len(running) == 1:
+        during = f" during {running[0]} (not saved; it reruns)"
+    elif running:
+        during = f" during {', '.join(running)} (not saved; they rerun)"
+    return (
+        f"interrupted by {what}{during}: this sweep finished {done} of {s.planned} runs "
+        f"({s.ok} ok, {s.diverged} diverged, {s.failed} failed) and found {s.skipped} already done; "
+        f"{remaining} remain; results in {root}/; run the same command again to resume "
+        "(leaderboards were not rebuilt)"
+    )
 
 
 class ResultWriteError(PmrlBenchError):

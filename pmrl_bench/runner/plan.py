@@ -47,6 +47,9 @@ class SweepConfig:
     init_checkpoint: Path | None = None  # --init-checkpoint PATH (safetensors)
     selection: str = "last"  # --select last|best
     probe: str = "torch"  # --probe torch|sklearn
+    jobs: int | str = 1  # --jobs N|auto: runs trained at once, in worker processes (runner.parallel)
+    threads: int = 1  # --threads N: torch intra-op threads of each run (results depend on it, so it is fixed)
+    compile: bool = False  # --compile: torch.compile the encoders' training forward (CUDA graphs on CUDA)
 
 
 @dataclass
@@ -109,6 +112,10 @@ def plan_sweep(config: SweepConfig, registry: Registry) -> SweepPlan:
         raise UsageError(f"--select must be one of {', '.join(SELECTION_RULES)}, got {config.selection!r}")
     if config.probe not in PROBES:
         raise UsageError(f"--probe must be one of {', '.join(PROBES)}, got {config.probe!r}")
+    from pmrl_bench.runner.parallel import check_threads, parse_jobs
+
+    parse_jobs(str(config.jobs))
+    check_threads(config.threads)
     if not objective_names:
         raise UsageError("no objectives selected; available: " + ", ".join(registry.names("objective")))
     if not task_names:

@@ -106,18 +106,34 @@ class EmbedAndScore(nn.Module):
     """
 
     def __init__(self, encoders: nn.ModuleDict, objective: nn.Module, amp_dtype: torch.dtype | None,
-                 world: DistributedContext = SINGLE_PROCESS) -> None:
+                 world: DistributedContext = SINGLE_PROCESS, compiled: bool = False) -> None:
         super().__init__()
         self.encoders, self.objective = encoders, objective
         self.amp_dtype, self.world = amp_dtype, world
+        # A plain dict, not submodules: the compiled wrappers share the encoders' parameters, which must stay
+        # registered once. Evaluation calls the encoders themselves (other batch sizes, eval mode).
+        self.train_forward = {m: compile_encoder(e) if compiled else e for m, e in encoders.items()}
 
     def forward(self, batch: Mapping[str, torch.Tensor]) -> Any:
         device_type = next(iter(batch.values())).device.type
         with torch.autocast(device_type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
-            raw = {m: self.encoders[m](x) for m, x in batch.items()}
+            raw = {m: self.train_forward[m](x) for m, x in batch.items()}
         # Normalise and score in float32: objectives' SVDs and volumes have no half-precision kernels.
         local = {m: F.normalize(z.float(), dim=-1) for m, z in raw.items()}
         return self.objective(gather_embeddings(local, self.world))
+
+
+def compile_encoder(encoder: nn.Module) -> Any:
+    """``torch.compile`` of one encoder's training forward (and, through AOT autograd, its backward).
+
+    Small encoders at small batches are launch-bound on a GPU: fused kernels, and on CUDA CUDA graphs
+    (``reduce-overhead``) replaying the whole forward and backward, remove most of the per-step launches.
+    Objectives stay eager: plugin code, and spectral losses whose ``eigh``/SVD read results back on the host,
+    which a CUDA graph cannot hold. Batches have one fixed shape (the last partial batch is dropped), so it
+    compiles once per encoder.
+    """
+    cuda = any(p.is_cuda for p in encoder.parameters())
+    return torch.compile(encoder, mode="reduce-overhead" if cuda else "default", dynamic=False)
 
 
 def batches(n: int, batch_size: int, steps: int, generator: torch.Generator):
@@ -159,6 +175,7 @@ def train(
     world: DistributedContext = SINGLE_PROCESS,
     init_state: State | None = None,
     keep_initial: bool = True,
+    compiled: bool = False,
 ) -> Trained:
     """Train the spec's encoders (from ``init_state`` when given) with its objective for ``budget.steps`` steps.
 
@@ -184,7 +201,7 @@ def train(
     )
     amp_dtype = autocast_dtype(device, precision)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype is torch.float16)  # bf16 needs no scaling
-    model = data_parallel(EmbedAndScore(encoders, objective, amp_dtype, world), world, device)
+    model = data_parallel(EmbedAndScore(encoders, objective, amp_dtype, world, compiled), world, device)
     if not world.is_main:
         monitors = ()
     warmup_steps = max(1, int(budget.warmup * budget.steps))
@@ -301,12 +318,13 @@ def train_and_evaluate(
     world: DistributedContext = SINGLE_PROCESS,
     init_state: State | None = None,
     evaluate_on: str = "test",
+    compiled: bool = False,
 ) -> RunOutcome:
     """Train (see :func:`train`), then evaluate on ``evaluate_on`` the state kept by the selection rule and the
     state the run started from (``metrics_at_init``). ``evaluate_on="validation"`` is what tuning uses."""
     data = with_validation(data)
     trained = train(spec, data, registry, device, monitors, probe_every, progress, precision, world, init_state,
-                     keep_initial=evaluate_on == "test")
+                     keep_initial=evaluate_on == "test", compiled=compiled)
     if trained.status == "diverged":
         return RunOutcome("diverged", stability=trained.stability, diverged_step=trained.diverged_step,
                           error=f"non-finite loss or gradient at step {trained.diverged_step}", cost=trained.cost)

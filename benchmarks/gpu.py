@@ -1,0 +1,170 @@
+"""Does the GPU pay? One command, a few minutes on a GPU machine, three figures with their targets.
+
+    python benchmarks/gpu.py                                   # on a machine with a CUDA GPU
+    python benchmarks/gpu.py --device cpu --seeds 1 --steps 30 # anywhere: checks that the script runs
+
+1. **Default suite, GPU against this machine's CPU.** ``pmrl,infonce`` on the default tasks with the default
+   budget, as ``pmrl-bench run`` would: on the CPU with ``--jobs auto`` (physical cores // 1 thread per run), on
+   the device with ``--jobs 1`` and with ``--jobs 4`` (four runs sharing it). Target: the device at least 5x faster.
+2. **Evaluation's share of a large-batch run on the device**: ``infonce`` on ``mfeat`` at batch 1024, the time in
+   the evaluation of the final and of the starting state over the whole run, with the torch probes (the default)
+   and, for comparison, scikit-learn's. Target: at most 10 %.
+3. **Runner against a hand-written loop** on the device (``benchmarks/test_runner_throughput.py``'s loop: same
+   encoders, data, batches and optimiser; the runner without monitors or evaluation), median of 5 rounds each.
+   Target: at most 1.05x the hand-written loop's time.
+
+Clocks are read after synchronising the device. ``--json PATH`` also writes every figure to a file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pmrl_bench.plugins import get_registry
+from pmrl_bench.results import ResultStore
+from pmrl_bench.runner import train as train_module
+from pmrl_bench.runner.device import resolve_device, synchronize
+from pmrl_bench.runner.parallel import resolve_jobs, run_threads
+from pmrl_bench.runner.spec import Budget
+from pmrl_bench.runner.sweep import SweepConfig, collect_versions, execute_sweep, plan_sweep
+from pmrl_bench.stability import default_monitors
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_runner_throughput import hand_written_loop  # noqa: E402 - the same loop the pytest benchmark times
+
+SUITE_OBJECTIVES = ["pmrl", "infonce"]
+
+
+def sweep_seconds(device: str, jobs: int | str, args: argparse.Namespace, scratch: Path) -> tuple[float, int]:
+    """Wall-clock seconds of one fresh sweep of the default suite on ``device``, and its number of workers."""
+    registry = get_registry()
+    config = SweepConfig(objectives=SUITE_OBJECTIVES, tasks=args.tasks or registry.default_tasks(), seeds=args.seeds,
+                         budget=Budget(steps=args.steps), device=device, progress=False, jobs=jobs, threads=1)
+    plan = plan_sweep(config, registry)
+    workers = resolve_jobs(jobs, resolve_device(device), len(plan.specs), 1)
+    store = ResultStore(Path(tempfile.mkdtemp(dir=scratch)))
+    started = time.perf_counter()
+    summary = execute_sweep(plan, config, registry, store, collect_versions({}))  # each run synchronises its device
+    elapsed = time.perf_counter() - started
+    if not summary.all_ok:
+        raise SystemExit(f"the sweep on {device} did not finish cleanly: {summary}")
+    return elapsed, workers
+
+
+def evaluation_share(device: torch.device, probe: str, args: argparse.Namespace) -> dict[str, float]:
+    """Seconds of one large-batch ``mfeat`` run and of the evaluation inside it (both states)."""
+    registry = get_registry()
+    config = SweepConfig(objectives=["infonce"], tasks=["mfeat"], seeds=1, progress=False, device=str(device),
+                         budget=Budget(steps=args.steps, batch_size=args.large_batch), probe=probe)
+    plan = plan_sweep(config, registry)
+    spec = plan.specs[0]
+    spent = [0.0]
+    real_evaluate = train_module.evaluate
+
+    def timed_evaluate(*a: Any, **k: Any) -> Any:
+        synchronize(device)
+        started = time.perf_counter()
+        out = real_evaluate(*a, **k)
+        synchronize(device)
+        spent[0] += time.perf_counter() - started
+        return out
+
+    train_module.evaluate = timed_evaluate
+    try:
+        synchronize(device)
+        started = time.perf_counter()
+        outcome = train_module.train_and_evaluate(spec, plan.data["mfeat"], registry, device, default_monitors(),
+                                                  progress=False)
+        synchronize(device)
+        total = time.perf_counter() - started
+    finally:
+        train_module.evaluate = real_evaluate
+    assert outcome.status == "ok", outcome.error
+    return {"run_s": total, "evaluation_s": spent[0], "share": spent[0] / total}
+
+
+def runner_vs_hand(device: torch.device, objective: str, rounds: int = 5) -> dict[str, float]:
+    """Median seconds of the runner's training loop and of the hand-written loop (100 steps, batch 128)."""
+    registry = get_registry()
+    config = SweepConfig(objectives=[objective], tasks=["synthetic"], seeds=1, progress=False,
+                         budget=Budget(steps=100, batch_size=128))
+    plan = plan_sweep(config, registry)
+    spec, data = plan.specs[0], plan.data["synthetic"]
+    real_evaluate = train_module.evaluate
+    train_module.evaluate = lambda *a, **k: {}  # the training loop only, as in the pytest benchmark
+    try:
+        loops = {
+            "hand": lambda: hand_written_loop(spec, data, registry, device),
+            "runner": lambda: train_module.train_and_evaluate(spec, data, registry, device, [],
+                                                              probe_every=config.probe_every, progress=False),
+        }
+        times: dict[str, list[float]] = {name: [] for name in loops}
+        for _ in range(rounds + 1):  # the first round warms up (allocator, kernels)
+            for name, loop in loops.items():
+                synchronize(device)
+                started = time.perf_counter()
+                loop()
+                synchronize(device)
+                times[name].append(time.perf_counter() - started)
+    finally:
+        train_module.evaluate = real_evaluate
+    hand, runner = statistics.median(times["hand"][1:]), statistics.median(times["runner"][1:])
+    return {"hand_s": hand, "runner_s": runner, "ratio": runner / hand}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cuda", help="the device to measure (default cuda; cpu checks the script)")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds of the default-suite sweep (default 3)")
+    parser.add_argument("--steps", type=int, default=300, help="steps of every run (default 300)")
+    parser.add_argument("--tasks", type=lambda s: s.split(","), help="tasks of the suite sweep (default: the default suite)")
+    parser.add_argument("--large-batch", type=int, default=1024, help="batch of the evaluation-share run (default 1024)")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    args = parser.parse_args(argv)
+    device = resolve_device(args.device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print(f"pmrl-bench GPU benchmark on {device} ({name}), torch {torch.__version__}, "
+          f"{torch.get_num_threads()} CPU threads available to torch")
+    figures: dict[str, Any] = {"device": str(device), "device_name": name, "torch": torch.__version__}
+
+    with tempfile.TemporaryDirectory() as scratch:
+        cpu_s, cpu_workers = sweep_seconds("cpu", "auto", args, Path(scratch))
+        print(f"1. default suite ({'+'.join(SUITE_OBJECTIVES)}, {args.seeds} seeds, {args.steps} steps): "
+              f"cpu --jobs auto ({cpu_workers} workers) {cpu_s:.1f} s")
+        suite = {"cpu_s": cpu_s, "cpu_workers": cpu_workers}
+        for jobs in (1, 4):
+            device_s, _ = sweep_seconds(str(device), jobs, args, Path(scratch))
+            suite[f"device_jobs{jobs}_s"] = device_s
+            print(f"   {device} --jobs {jobs}: {device_s:.1f} s = {cpu_s / device_s:.2f}x the CPU (target >= 5x)")
+        figures["default_suite"] = suite
+
+    with run_threads(1):
+        figures["evaluation_share"] = {}
+        for probe in ("torch", "sklearn"):
+            share = evaluation_share(device, probe, args)
+            figures["evaluation_share"][probe] = share
+            print(f"2. evaluation's share of a batch-{args.large_batch} mfeat run on {device}, {probe} probes: "
+                  f"{share['evaluation_s']:.2f} s of {share['run_s']:.2f} s = {100 * share['share']:.1f} %"
+                  f"{' (target <= 10 %)' if probe == 'torch' else ''}")
+        figures["runner_vs_hand"] = {}
+        for objective in ("infonce", "pmrl"):
+            result = runner_vs_hand(device, objective)
+            figures["runner_vs_hand"][objective] = result
+            print(f"3. runner vs hand-written loop on {device}, {objective}: {result['runner_s'] * 1e3:.0f} ms vs "
+                  f"{result['hand_s'] * 1e3:.0f} ms = {result['ratio']:.3f}x (target <= 1.05x)")
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,422 @@
+"""Several runs at once (``run --jobs N|auto``): worker processes share one sweep, the parent shows its progress.
+
+The parent hands out run indices one at a time to ``N`` spawned workers; each worker claims, trains, evaluates
+and stores a run exactly as a single-process sweep does (the same per-run file-lock claims that concurrent
+sweeps share), then reports to the parent and asks for the next one. Each worker talks to the parent over its
+own pipe, not one shared queue, so a worker killed in the middle of a message cannot leave a lock held that
+stalls the others.
+
+* **Threads.** Every run uses ``threads`` torch intra-op threads (and as many BLAS/OpenMP threads, for the
+  scikit-learn probes), in a worker or not: results depend on the thread count (reductions are split
+  differently), so fixing it per run makes ``--jobs 2`` reproduce ``--jobs 1`` bit for bit.
+* **Devices.** On CUDA the workers share the device; with ``--device cuda`` (or ``auto``) and several visible
+  GPUs, worker ``i`` takes GPU ``i mod count``. ``--jobs auto`` is one worker per GPU there, and on a CPU the
+  physical cores available to this process divided by ``threads``; never more than the runs to do.
+* **Stopping.** Ctrl-C, SIGTERM or SIGHUP reach the parent, which stops every worker (SIGTERM: each abandons
+  its run, which is not saved) and says in one line what finished. Workers ignore the terminal's SIGINT and
+  SIGHUP; the parent decides.
+* **A worker killed** (``kill -9``, the OOM killer) loses only its current run: the kernel frees its claim, the
+  other workers carry on, and the run is reported as lost and trained by the next invocation.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from multiprocessing.connection import Connection, wait
+from multiprocessing.reduction import ForkingPickler
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from pmrl_bench.errors import Interrupted, PmrlBenchError, UsageError
+
+AUTO = "auto"
+STOP_TIMEOUT_S = 30.0  # how long stopped workers get to unwind before they are killed
+
+
+def parse_jobs(text: str) -> int | str:
+    """``--jobs`` value: a positive integer or ``auto``."""
+    value = text.strip().lower()
+    if value == AUTO:
+        return AUTO
+    try:
+        jobs = int(value)
+    except ValueError:
+        jobs = 0
+    if jobs < 1:
+        raise UsageError(f"--jobs must be a positive number of worker processes or 'auto', got {text!r}")
+    return jobs
+
+
+def check_threads(threads: int) -> None:
+    if threads < 1:
+        raise UsageError(f"--threads must be >= 1 (torch intra-op threads per run), got {threads}")
+
+
+def physical_cores() -> int:
+    """Physical CPU cores this process may run on: the CPUs in its affinity mask, less hyper-thread siblings."""
+    try:
+        logical = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        logical = os.cpu_count() or 1
+    siblings = _threads_per_core()
+    return max(1, logical // siblings)
+
+
+def _threads_per_core() -> int:
+    """Hardware threads per physical core from /proc/cpuinfo (1 when unknown)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return 1
+    cores, processors, physical = set(), 0, "0"
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key, value = key.strip(), value.strip()
+        if key == "processor":
+            processors += 1
+        elif key == "physical id":
+            physical = value
+        elif key == "core id":
+            cores.add((physical, value))
+    return max(1, processors // len(cores)) if cores and processors else 1
+
+
+def resolve_jobs(jobs: int | str, device: torch.device, runs: int, threads: int) -> int:
+    """The number of worker processes: ``jobs`` itself, or for ``auto`` one per GPU on CUDA (one for an explicit
+    ``cuda:N``), else physical cores // threads; capped by the runs to do, and at least 1."""
+    if jobs != AUTO:
+        return max(1, min(int(jobs), runs)) if runs else 1
+    if device.type == "cuda":
+        wanted = torch.cuda.device_count() if device.index is None else 1
+    else:
+        wanted = physical_cores() // threads
+    return max(1, min(wanted, runs))
+
+
+def worker_device(device: torch.device, worker: int) -> torch.device:
+    """Worker ``i``'s device: GPU ``i mod count`` when the sweep asked for CUDA without an index, else the same."""
+    if device.type == "cuda" and device.index is None and torch.cuda.device_count() > 1:
+        return torch.device("cuda", worker % torch.cuda.device_count())
+    return device
+
+
+@contextmanager
+def run_threads(threads: int) -> Iterator[None]:
+    """Within the block torch uses ``threads`` intra-op threads and BLAS/OpenMP pools at most as many."""
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with threadpool_limits(threads):
+            yield
+    finally:
+        torch.set_num_threads(before)
+
+
+# -- what a worker reports ------------------------------------------------------------------------------------------
+
+@dataclass
+class RunReport:
+    """What one attempt of one run did, as a difference of the worker's summary before and after it."""
+
+    index: int
+    ran: str | None = None  # "ok", "diverged" or "failed" when this worker trained it
+    reused: str | None = None  # the stored status when it was already done
+    written: list[Path] = field(default_factory=list)
+    retrained: list[str] = field(default_factory=list)
+    init_trained: int = 0
+    init_reused: int = 0
+
+
+@dataclass
+class _Payload:
+    plan: Any
+    config: Any
+    registry: Any
+    store: Any
+    versions: dict[str, Any]
+    monitor_factory: Callable[[], Sequence[Any]]
+    started: float  # the sweep's start: a result a sibling wrote after it counts as done, even with --rerun
+    retrained: list[str]  # runs the parent already announced it retrains (on changed data)
+
+
+def _difference(index: int, before: Any, executor: Any) -> RunReport:
+    s = executor.summary
+    report = RunReport(index, written=s.written[len(before["written"]):], retrained=s.retrained[len(before["retrained"]):],
+                       init_trained=executor.inits.trained - before["init_trained"],
+                       init_reused=executor.inits.reused - before["init_reused"])
+    for status in ("ok", "diverged", "failed"):
+        if getattr(s, status) > before[status]:
+            report.ran = status
+    for status, count in s.reused.items():
+        if count > before["reused"].get(status, 0):
+            report.reused = status
+    return report
+
+
+def _state(executor: Any) -> dict[str, Any]:
+    s = executor.summary
+    return {"ok": s.ok, "diverged": s.diverged, "failed": s.failed, "reused": dict(s.reused),
+            "written": list(s.written), "retrained": list(s.retrained),
+            "init_trained": executor.inits.trained, "init_reused": executor.inits.reused}
+
+
+def _worker_main(worker: int, conn: Connection, device: str, threads: int) -> None:
+    """A worker: read the sweep, then ask for a run, attempt it, report, until the parent says nothing is left."""
+    from pmrl_bench.runner.execute import _RunExecutor
+    from pmrl_bench.runner.interrupt import stop_signals_interrupt
+
+    # Workers draw no progress bars; a thread lock keeps tqdm from creating a multiprocessing semaphore, which a
+    # worker killed with SIGKILL would leave behind (and the resource tracker would warn about).
+    tqdm.set_lock(threading.RLock())
+    try:
+        with run_threads(threads), stop_signals_interrupt():  # SIGTERM from the parent unwinds like Ctrl-C
+            payload: _Payload = ForkingPickler.loads(conn.recv_bytes())  # from our own parent only
+            executor = _RunExecutor(payload.plan, payload.config, payload.registry, payload.store, payload.versions,
+                                    payload.monitor_factory, torch.device(device))
+            executor.started = payload.started
+            executor.summary.retrained = list(payload.retrained)
+            specs = payload.plan.specs
+            deferred = []
+            conn.send(("ready", None))
+            while (index := conn.recv()) is not None:
+                before = _state(executor)
+                if executor.attempt(specs[index], wait=False):
+                    conn.send(("done", _difference(index, before, executor)))
+                else:  # another invocation is training it: wait for it once every other run is handed out
+                    deferred.append(index)
+                    conn.send(("deferred", index))
+            for index in deferred:
+                before = _state(executor)
+                conn.send(("start", index))
+                executor.attempt(specs[index], wait=True)
+                conn.send(("done", _difference(index, before, executor)))
+            conn.send(("bye", None))
+    except KeyboardInterrupt:  # stopped by the parent: the run in progress is abandoned, nothing partial is kept
+        sys.exit(1)
+    except PmrlBenchError as exc:  # e.g. the results disk is full: the whole sweep must stop
+        _send_quietly(conn, ("error", exc))
+        sys.exit(1)
+    except (BrokenPipeError, EOFError):  # the parent is gone
+        sys.exit(1)
+
+
+def _send_quietly(conn: Connection, message: Any) -> None:
+    try:
+        conn.send(message)
+    except Exception:  # noqa: BLE001 - the parent is gone, or the error does not pickle: the exit status tells
+        pass
+
+
+# -- the parent ----------------------------------------------------------------------------------------------------
+
+@dataclass
+class _Worker:
+    number: int
+    process: Any
+    conn: Connection
+    running: int | None = None  # the run index it is attempting
+    handed_all: bool = False  # told there is nothing more: it now finishes the runs it deferred, then leaves
+    finished: bool = False
+
+
+def execute_parallel(
+    plan: Any, config: Any, registry: Any, store: Any, versions: dict[str, Any],
+    monitor_factory: Callable[[], Sequence[Any]], device: torch.device, jobs: int,
+) -> Any:
+    """Run ``plan`` in up to ``jobs`` worker processes; return the sweep's :class:`SweepSummary`.
+
+    Runs already done are counted here, in the parent, and never handed out, so a finished sweep starts no worker.
+    """
+    from pmrl_bench.runner.execute import _RunExecutor, interrupted_message
+    from pmrl_bench.runner.interrupt import stop_signals_interrupt
+
+    parent = _RunExecutor(plan, config, registry, store, versions, monitor_factory, device)
+    summary = parent.summary
+    workers: list[_Worker] = []
+    bar = tqdm(total=len(plan.specs), desc="sweep", unit="run", disable=not config.progress or None)
+    try:
+        with stop_signals_interrupt():
+            try:
+                todo = [i for i, spec in enumerate(plan.specs) if not parent._skip_if_done(spec)]
+                bar.update(len(plan.specs) - len(todo))
+                payload = _Payload(plan, replace(config, progress=False), registry, store, versions, monitor_factory,
+                                   parent.started, list(summary.retrained))
+                _start_workers(payload, device, min(jobs, len(todo)), config.threads, workers)
+                _dispatch(workers, plan, todo, summary, bar)
+            except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP via stop_signals_interrupt
+                signum = getattr(exc, "signum", signal.SIGINT)
+                running = [plan.specs[w.running].run_id for w in workers if w.running is not None]
+                _stop(workers)
+                raise Interrupted(signum, interrupted_message(signum, summary, running, store.root)) from None
+    finally:
+        bar.close()
+        _stop(workers)
+    return summary
+
+
+def _start_workers(payload: _Payload, device: torch.device, count: int, threads: int, workers: list[_Worker]) -> None:
+    """Spawn ``count`` workers into ``workers`` (filled as they start, so an interrupt can stop them), then send
+    each the pickled sweep over its own pipe.
+
+    The sweep (its task data included) goes over the worker's pipe rather than as a ``Process`` argument: the
+    argument travels through a pipe whose read end the parent keeps open while writing, so a child that died
+    while starting would block the parent for ever; ours reports a dead reader at once.
+    """
+    try:  # what multiprocessing itself uses for a child's arguments; pickled once for every worker
+        blob = ForkingPickler.dumps(payload)
+    except Exception as exc:  # noqa: BLE001 - whatever pickling raises, the sweep cannot reach a worker
+        raise UsageError(f"--jobs needs components that worker processes can import, but {exc}; register them "
+                         "from an importable module, or run with --jobs 1") from None
+    context = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools and CUDA state
+    # Workers start with SIGINT and SIGHUP ignored (Python keeps an inherited SIG_IGN), so the terminal's
+    # Ctrl-C or hang-up reaches only the parent, which then stops them in order.
+    ignored = {sig: signal.getsignal(sig) for sig in _TERMINAL_SIGNALS}
+    try:
+        for sig in ignored:
+            signal.signal(sig, signal.SIG_IGN)
+        for number in range(count):
+            parent_end, child_end = context.Pipe()
+            process = context.Process(target=_worker_main, args=(number, child_end, str(worker_device(device, number)),
+                                                                 threads),
+                                      name=f"pmrl-bench-worker-{number}", daemon=True)
+            process.start()
+            child_end.close()
+            workers.append(_Worker(number, process, parent_end))
+    finally:
+        for sig, handler in ignored.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+    for worker in workers:  # they start up in parallel; each takes its copy once it is ready
+        try:
+            worker.conn.send_bytes(blob)
+        except OSError:  # it died starting up: its sentinel reports it
+            pass
+
+
+_TERMINAL_SIGNALS = tuple(s for s in (signal.SIGINT, getattr(signal, "SIGHUP", None)) if s is not None)
+
+
+def _dispatch(workers: list[_Worker], plan: Any, todo: list[int], summary: Any, bar: Any) -> None:
+    """Hand out ``todo`` until every worker has said goodbye or died; fold their reports into ``summary``."""
+    queue = list(reversed(todo))
+    pending = set(todo)  # not reported done yet
+    live = {w.conn: w for w in workers}
+    sentinels = {w.process.sentinel: w for w in workers}
+    while live or sentinels:
+        for ready in wait([*live, *sentinels]):
+            if ready in sentinels:  # a worker process ended
+                worker = sentinels.pop(ready)
+                if worker.conn in live:
+                    pending -= _drain(worker, summary, bar)
+                    del live[worker.conn]
+                if not worker.finished:
+                    _lost(worker, plan, summary)
+                continue
+            worker = live.get(ready)
+            if worker is None:
+                continue
+            try:
+                kind, body = worker.conn.recv()
+            except (EOFError, OSError):  # it died: its sentinel tells the rest
+                del live[ready]
+                continue
+            if kind == "done":
+                pending.discard(body.index)
+            if _handle(worker, kind, body, summary, bar) and not worker.handed_all:
+                if queue:
+                    worker.running = queue.pop()  # its own from now on, even if it dies before it says "start"
+                    worker.conn.send(worker.running)
+                else:
+                    worker.conn.send(None)
+                    worker.handed_all = True
+            if kind == "bye":
+                worker.finished = True
+                del live[ready]
+        bar.set_postfix_str(", ".join(plan.specs[w.running].run_id for w in workers if w.running is not None))
+    # Every worker is gone. Runs still pending died with a worker, or were never handed out because all died.
+    summary.lost.extend(plan.specs[i].run_id for i in sorted(pending) if plan.specs[i].run_id not in summary.lost)
+
+
+def _drain(worker: _Worker, summary: Any, bar: Any) -> set[int]:
+    """Read what a dead worker sent before it ended (its last report may still be in the pipe); the runs it
+    reported done."""
+    done = set()
+    try:
+        while worker.conn.poll():
+            kind, body = worker.conn.recv()
+            _handle(worker, kind, body, summary, bar)
+            if kind == "done":
+                done.add(body.index)
+            worker.finished = worker.finished or kind == "bye"
+    except (EOFError, OSError):
+        pass
+    return done
+
+
+def _handle(worker: _Worker, kind: str, body: Any, summary: Any, bar: Any) -> bool:
+    """Apply one message; True when the worker now waits for its next run index."""
+    if kind == "start":
+        worker.running = body
+        return False
+    if kind == "done":
+        worker.running = None
+        _fold(body, summary)
+        bar.update(1)
+        return True
+    if kind == "deferred":
+        worker.running = None
+        return True
+    if kind == "error":  # the worker cannot go on (e.g. results cannot be written): neither can the sweep
+        raise body
+    return kind == "ready"
+
+
+def _fold(report: RunReport, summary: Any) -> None:
+    if report.ran is not None:
+        setattr(summary, report.ran, getattr(summary, report.ran) + 1)
+    elif report.reused is not None:
+        summary.skipped += 1
+        summary.reused[report.reused] = summary.reused.get(report.reused, 0) + 1
+    summary.written.extend(report.written)
+    summary.retrained.extend(r for r in report.retrained if r not in summary.retrained)
+    summary.init_trained += report.init_trained
+    summary.init_reused += report.init_reused
+
+
+def _lost(worker: _Worker, plan: Any, summary: Any) -> None:
+    """A worker ended without saying goodbye: its current run is lost to this invocation."""
+    worker.process.join(5)  # its sentinel fired: the exit status is moments away
+    code = worker.process.exitcode
+    how = f"killed by {signal.Signals(-code).name}" if code is not None and code < 0 else f"exit status {code}"
+    where = "between runs"
+    if worker.running is not None:
+        where = f"during {plan.specs[worker.running].run_id}, which the next 'run' trains"
+        worker.running = None
+    print(f"pmrl-bench: worker {worker.number} (pid {worker.process.pid}) died ({how}) {where}; "
+          "the other workers go on", file=sys.stderr)
+
+
+def _stop(workers: list[_Worker]) -> None:
+    """SIGTERM every live worker, give them ``STOP_TIMEOUT_S`` to unwind, then kill what is left."""
+    for worker in workers:
+        if worker.process.is_alive():
+            worker.process.terminate()
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    for worker in workers:
+        worker.process.join(max(0.0, deadline - time.monotonic()))
+        if worker.process.is_alive():
+            worker.process.kill()
+            worker.process.join()
+        worker.conn.close()
