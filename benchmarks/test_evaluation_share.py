@@ -6,19 +6,22 @@ Run (opt-in; the test suite skips benchmarks):
 
 Group ``mfeat run``: the baseline is one default run (``infonce``, 300 steps, batch 128, the default stability
 monitors, evaluation of the final and of the starting state), the other rows evaluate those two states the way
-the run does, with the torch probes (the default) and with scikit-learn's (``--probe sklearn``). The printed
+the run does (``runner.train.evaluate_trained``: every view and the robustness views of the final state, retrieval
+and the fused probes of the starting state), with the torch probes (the default) and with scikit-learn's
+(``--probe sklearn``). The printed
 ``x baseline time`` of the ``[torch]`` row is evaluation's share of the run. Target: at most 5 %.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
-from pmrl_bench.evaluation.suite import evaluate
 from pmrl_bench.plugins import get_registry
 from pmrl_bench.runner.parallel import run_threads
-from pmrl_bench.runner.train import train, train_and_evaluate
+from pmrl_bench.runner.train import evaluate_trained, train, train_and_evaluate
 from pmrl_bench.runner.sweep import SweepConfig, plan_sweep
 from pmrl_bench.stability import default_monitors
 
@@ -55,17 +58,8 @@ def test_evaluation_of_final_and_starting_state(benchmark, run, trained, probe):
     spec, data, _ = run
     benchmark.group = "mfeat run"
     benchmark.extra_info.update(probe=probe, threads=torch.get_num_threads())
-    final = (trained.encoders.state_dict(), trained.objective.state_dict())
-    final = tuple({k: v.clone() for k, v in state.items()} for state in final)
-
-    def both_evaluations():
-        out = []
-        for encoders, objective in (final, trained.initial):  # what train_and_evaluate evaluates
-            trained.encoders.load_state_dict(encoders)
-            trained.objective.load_state_dict(objective)
-            out.append(evaluate(trained.encoders, trained.objective, data, CPU, spec.seed, "test", probe))
-        return out
-
+    spec = replace(spec, probe=probe)
     with run_threads(torch.get_num_threads()):  # BLAS pools as a run limits them (scikit-learn's probes)
-        metrics = benchmark.pedantic(both_evaluations, rounds=3, warmup_rounds=1)
-    assert all(0 <= v <= 1 for m in metrics for v in m["classification"].values())
+        metrics, _, at_init = benchmark.pedantic(lambda: evaluate_trained(trained, data, CPU, spec),
+                                                 rounds=3, warmup_rounds=1)
+    assert all(0 <= v <= 1 for m in (metrics, at_init) for v in m["classification"].values())

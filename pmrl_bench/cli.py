@@ -352,8 +352,11 @@ def _cmd_tune(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     try:
         with stop_signals_interrupt():
+            from pmrl_bench.runner.parallel import resolve_jobs
+
+            jobs = resolve_jobs(config.jobs, device, settings.trials, config.threads)
             written = run_studies(studies, plan.data, registry, store, device, config.precision, plan.fingerprints,
-                                  settings.progress)
+                                  settings.progress, jobs=jobs, threads=config.threads)
     except KeyboardInterrupt as exc:
         import signal as _signal
 

@@ -65,3 +65,19 @@ def test_linear_probe_separable_vs_random_labels():
     assert acc["linear:a"] > 0.95 and set(acc) == {"linear:a", "linear:fused", "knn:a", "knn:fused"}
     shuffled = probe_accuracies(train, rng.permutation(y_train), test, y_test)
     assert shuffled["linear:a"] < 0.75
+
+
+def test_recall_at_1_matches_the_ranks_rule_ties_included():
+    import torch
+
+    from pmrl_bench.evaluation.retrieval import recall_at_1, recall_at_1_both_ways, recall_metrics, retrieval_ranks
+
+    generator = torch.Generator().manual_seed(0)
+    queries = torch.nn.functional.normalize(torch.randn(300, 8, generator=generator), dim=-1)
+    gallery = torch.nn.functional.normalize(queries + 0.5 * torch.randn(300, 8, generator=generator), dim=-1)
+    gallery[7] = gallery[3]  # a tie: query 3's positive is matched by another item, so it is not a hit
+    for chunk in (1, 64, 1024):
+        assert recall_at_1(queries, gallery, chunk) == recall_metrics(retrieval_ranks(queries, gallery))["R@1"]
+    for chunk in (64, 1024):  # one score matrix for both directions, or two passes
+        assert recall_at_1_both_ways(queries, gallery, chunk) == (
+            recall_metrics(retrieval_ranks(queries, gallery))["R@1"], recall_metrics(retrieval_ranks(gallery, queries))["R@1"])

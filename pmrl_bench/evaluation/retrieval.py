@@ -66,6 +66,33 @@ def retrieval_ranks(
     return torch.cat(ranks) if ranks else torch.zeros(0, dtype=torch.long)
 
 
+def recall_at_1(queries: torch.Tensor, gallery: torch.Tensor, chunk_size: int = QUERY_CHUNK) -> float:
+    """R@1 of cosine retrieval by the same pessimistic rule as :func:`retrieval_ranks` (a query is a hit only when
+    no other gallery item scores >= its positive), without counting ranks: one pass per query chunk."""
+    if len(queries) != len(gallery):
+        raise ValueError(f"queries and gallery must be instance-paired, got {len(queries)} and {len(gallery)}")
+    hits = 0
+    for start in range(0, len(queries), chunk_size):
+        block = cosine_scores(queries[start : start + chunk_size], gallery)
+        rows = torch.arange(len(block), device=block.device)
+        positive = block[rows, rows + start].unsqueeze(1)
+        hits += int(((block >= positive).sum(dim=1) == 1).sum())
+    return hits / len(queries) if len(queries) else float("nan")
+
+
+def recall_at_1_both_ways(a: torch.Tensor, b: torch.Tensor, chunk_size: int = QUERY_CHUNK) -> tuple[float, float]:
+    """``(R@1 a->b, R@1 b->a)`` by :func:`recall_at_1`'s rule; one score matrix serves both directions when it fits
+    in one query chunk (up to ``chunk_size`` squared scores), else two chunked passes."""
+    n = len(a)
+    if n > chunk_size or n == 0:
+        return recall_at_1(a, b, chunk_size), recall_at_1(b, a, chunk_size)
+    scores = cosine_scores(a, b)
+    positive = scores.diagonal()
+    forward = int(((scores >= positive[:, None]).sum(dim=1) == 1).sum())
+    backward = int(((scores >= positive[None, :]).sum(dim=0) == 1).sum())
+    return forward / n, backward / n
+
+
 def recall_metrics(ranks: torch.Tensor) -> dict[str, float]:
     ranks = ranks.double()
     metrics = {f"R@{k}": float((ranks <= k).double().mean()) for k in RECALL_KS}

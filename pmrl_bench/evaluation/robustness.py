@@ -26,9 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pmrl_bench.evaluation.classification import fuse, linear_probe_accuracy
+from pmrl_bench.evaluation.classification import fuse, probe_accuracies
 from pmrl_bench.evaluation.multimodal import fusion_name
-from pmrl_bench.evaluation.retrieval import recall_metrics, retrieval_ranks
+from pmrl_bench.evaluation.retrieval import recall_at_1_both_ways, recall_metrics, retrieval_ranks
 
 NOISE_LEVELS = (0.0, 0.1, 0.5, 1.0)
 EMBED_BATCH = 1024
@@ -52,8 +52,10 @@ def missing_modality(
     train_labels: np.ndarray | None = None,
     labels: np.ndarray | None = None,
     seed: int = 0,
+    backend: str = "torch",
 ) -> dict[str, Any]:
-    """Retrieval and the fused linear probe with each modality left out; empty with fewer than 3 modalities."""
+    """Retrieval and the fused linear probe with each modality left out; empty with fewer than 3 modalities.
+    ``backend``: the probes' (as ``classification.probe_accuracies``)."""
     names = list(queries)
     if len(names) < 3:
         return {}
@@ -63,9 +65,9 @@ def missing_modality(
         retrieval[left_out] = fusion_retrieval({m: queries[m] for m in kept})
         mean_r1[left_out] = float(np.mean([scores["R@1"] for scores in retrieval[left_out].values()]))
         if train is not None and train_labels is not None and labels is not None:
-            train_x = fuse({m: train[m] for m in kept}).cpu().numpy()
-            test_x = fuse({m: queries[m] for m in kept}).cpu().numpy()
-            probe[left_out] = linear_probe_accuracy(train_x, train_labels, test_x, labels, seed)
+            accuracies = probe_accuracies({m: train[m] for m in kept}, train_labels, {m: queries[m] for m in kept},
+                                          labels, seed, backend=backend, only=("fused",), kinds=("linear",))
+            probe[left_out] = accuracies["linear:fused"]
     out: dict[str, Any] = {"mean_R@1": mean_r1}
     if probe:
         out["linear:fused"] = probe
@@ -108,9 +110,11 @@ def noisy_modality(
             scale = torch.as_tensor(std, dtype=torch.float32, device=x.device)
             others = [o for o in queries if o != m]
             r1[m] = []
-            for noisy in _noisy_embeddings(encoders[m], x, scale, levels, generator):
-                values = [recall_metrics(retrieval_ranks(noisy, queries[o]))["R@1"] for o in others]
-                values += [recall_metrics(retrieval_ranks(queries[o], noisy))["R@1"] for o in others]
+            noisy_levels = [level for level in levels if level != 0]
+            embedded = iter(_noisy_embeddings(encoders[m], x, scale, noisy_levels, generator))
+            for level in levels:  # level 0 is the plain embedding itself, already computed
+                noisy = queries[m] if level == 0 else next(embedded)
+                values = [r for o in others for r in recall_at_1_both_ways(noisy, queries[o])]
                 r1[m].append(float(np.mean(values)))
     finally:
         encoders.train(was_training)
@@ -129,13 +133,14 @@ def robustness_views(
     train: Mapping[str, torch.Tensor] | None = None,
     train_labels: np.ndarray | None = None,
     labels: np.ndarray | None = None,
+    backend: str = "torch",
 ) -> dict[str, Any]:
     """``{"missing_modality": ..., "noisy_modality": ...}`` (a view left out where it does not apply).
 
     ``inputs`` and ``queries``: the evaluated split's inputs and their embeddings; ``train_inputs``: the train
     split's inputs (for the noise scale); ``train``/``train_labels``/``labels``: for the fused probe."""
     out = {}
-    missing = missing_modality(queries, train, train_labels, labels, seed)
+    missing = missing_modality(queries, train, train_labels, labels, seed, backend)
     if missing:
         out["missing_modality"] = missing
     noisy = noisy_modality(encoders, inputs, train_inputs, queries, seed)

@@ -52,12 +52,15 @@ def evaluate(
     seed: int,
     split: str = "test",
     probe: str = "torch",
+    probe_views: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Retrieval (cosine, multimodal, native), per-query ranks and classification probes on ``split``.
 
-    The probes are fitted on the train split and scored on ``split`` (``"test"`` or ``"validation"``).
+    The probes are fitted on the train split and scored on ``split`` (``"test"`` or ``"validation"``);
+    ``probe_views`` limits them (e.g. ``("fused",)``).
     """
-    return evaluate_with_robustness(encoders, objective, data, device, seed, split, probe, robustness=False)[0]
+    return evaluate_with_robustness(encoders, objective, data, device, seed, split, probe, robustness=False,
+                                    probe_views=probe_views)[0]
 
 
 def evaluate_with_robustness(
@@ -69,6 +72,7 @@ def evaluate_with_robustness(
     split: str = "test",
     probe: str = "torch",
     robustness: bool = True,
+    probe_views: Sequence[str] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(metrics, robustness)``: :func:`evaluate`'s metrics and, on the same embeddings, the robustness views of
     ``evaluation.robustness`` (missing modality, noisy modality) on ``split``; ``{}`` when ``robustness`` is False."""
@@ -95,11 +99,12 @@ def evaluate_with_robustness(
     if labelled:
         train = embed(encoders, split_tensors(data.train, names, device))
         metrics["classification"] = probe_accuracies(train, data.train.labels, queries, target.labels, seed,
-                                                     backend=probe)
+                                                     backend=probe, only=probe_views)
     views: dict[str, Any] = {}
     if robustness:
         views = robustness_views(encoders, inputs, queries, data.train.inputs, seed, train,
-                                 data.train.labels if labelled else None, target.labels if labelled else None)
+                                 data.train.labels if labelled else None, target.labels if labelled else None,
+                                 backend=probe)
     return metrics, views
 
 

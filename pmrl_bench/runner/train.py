@@ -330,18 +330,30 @@ def train_and_evaluate(
                           error=f"non-finite loss or gradient at step {trained.diverged_step}", cost=trained.cost)
     if not world.is_main:  # rank 0 evaluates and writes; the other ranks only helped train
         return RunOutcome("ok", stability=trained.stability)
-    if trained.selected is not None:
-        trained.encoders.load_state_dict(trained.selected[0])
-        trained.objective.load_state_dict(trained.selected[1])
+    metrics, robustness, at_init = evaluate_trained(trained, data, device, spec, evaluate_on)
+    return RunOutcome("ok", metrics, trained.stability, metrics_at_init=at_init, selection=trained.selection,
+                      robustness=robustness, cost=trained.cost)
+
+
+def evaluate_trained(trained: Trained, data: TaskData, device: torch.device, spec: RunSpec, evaluate_on: str = "test",
+                     ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]:
+    """``(metrics, robustness, metrics_at_init)``: the state the selection rule kept, with every view and the
+    robustness views, and the state the run started from, with retrieval and the fused probes (what the step-0
+    row and the change from step 0 need, at a fraction of the cost). The modules end in the kept state."""
+    kept = trained.selected or (snapshot(trained.encoders), snapshot(trained.objective))
+    trained.encoders.load_state_dict(kept[0])
+    trained.objective.load_state_dict(kept[1])
     metrics, robustness = evaluate_with_robustness(trained.encoders, trained.objective, data, device, spec.seed,
                                                    evaluate_on, spec.probe)
     at_init = None
     if trained.initial is not None:  # the state the run was handed, scored like the final one
         trained.encoders.load_state_dict(trained.initial[0])
         trained.objective.load_state_dict(trained.initial[1])
-        at_init = evaluate(trained.encoders, trained.objective, data, device, spec.seed, evaluate_on, spec.probe)
-    return RunOutcome("ok", metrics, trained.stability, metrics_at_init=at_init, selection=trained.selection,
-                      robustness=robustness, cost=trained.cost)
+        at_init = evaluate(trained.encoders, trained.objective, data, device, spec.seed, evaluate_on, spec.probe,
+                           probe_views=("fused",))
+        trained.encoders.load_state_dict(kept[0])
+        trained.objective.load_state_dict(kept[1])
+    return metrics, robustness, at_init
 
 
 def evaluate_encoders(spec: RunSpec, data: TaskData, registry: Registry, device: torch.device, state: State,

@@ -309,10 +309,11 @@ class StudyRunner:
             return WORST, "failed", f"metric {self.study.settings.metric} is not finite"
         return value, "ok", None
 
-    def run(self) -> TunedParams:
+    def run(self, progress: bool = True) -> TunedParams:
         complete, _ = self.counts()
         bar = tqdm(total=self.study.settings.trials, initial=min(complete, self.study.settings.trials),
-                   desc=self.study.name, unit="trial", disable=not self.study.settings.progress or None, leave=False)
+                   desc=self.study.name, unit="trial", disable=not (progress and self.study.settings.progress) or None,
+                   leave=False)
         try:
             while True:
                 started = self._start_trial()
@@ -332,7 +333,8 @@ class StudyRunner:
                     self.optuna_study.tell(trial, value)
                 finally:
                     lock.release()
-                bar.update(1)
+                bar.n = min(self.counts()[0], self.study.settings.trials)  # trials of other workers count too
+                bar.refresh()
         finally:
             bar.close()
         return self.record()
@@ -365,18 +367,72 @@ def _split_params(params: Mapping[str, Any], space: Mapping[str, Distribution]) 
             "budget": {k: v for k, v in params.items() if k in BUDGET_SPACE}}
 
 
-def run_studies(studies: list[Study], plan_data: Mapping[str, TaskData], registry: Registry, store: ResultStore,
-                device: Any, precision: str, fingerprints: Mapping[str, str], progress: bool) -> list[tuple[Path, TunedParams]]:
-    """Run every study in turn and write its tuned-parameter file; returns them."""
+def _work(studies: list[Study], plan_data: Mapping[str, TaskData], registry: Registry, store: ResultStore,
+          device: Any, precision: str, fingerprints: Mapping[str, str], progress: bool) -> list[StudyRunner]:
+    """Take trials of every study in turn until each has its N (other processes may be taking trials too)."""
     from pmrl_bench.runner.init_stage import InitStages
 
-    url = storage_url(studies[0].settings, store.root) if studies else ""
-    storage = open_storage(url) if studies else None
+    storage = open_storage(storage_url(studies[0].settings, store.root))
     inits = InitStages(store, registry, device, dict(fingerprints), precision, progress=False)
-    written = []
+    runners = []
     for study in tqdm(studies, desc="tune", unit="study", disable=not progress or len(studies) < 2 or None):
         runner = StudyRunner(study, plan_data[study.spec.task], registry, device, precision, inits, storage)
-        record = runner.run()
+        runner.run(progress)
+        runners.append(runner)
+    return runners
+
+
+def _worker(studies: list[Study], plan_data: Mapping[str, TaskData], root: Path, device: str, precision: str,
+            fingerprints: Mapping[str, str], threads: int) -> None:
+    """A ``tune --jobs`` worker process: the same loop, quietly (the parent shows progress and writes the files)."""
+    import torch
+
+    from pmrl_bench.plugins import get_registry
+    from pmrl_bench.runner.parallel import run_threads
+
+    with run_threads(threads):
+        _work(studies, plan_data, get_registry(), ResultStore(root), torch.device(device), precision, fingerprints, False)
+
+
+def run_studies(studies: list[Study], plan_data: Mapping[str, TaskData], registry: Registry, store: ResultStore,
+                device: Any, precision: str, fingerprints: Mapping[str, str], progress: bool, jobs: int = 1,
+                threads: int = 1) -> list[tuple[Path, TunedParams]]:
+    """Run every study to N completed trials and write its tuned-parameter file; returns them.
+
+    With ``jobs`` > 1, ``jobs - 1`` worker processes take trials of the same studies beside this one (the studies'
+    locks keep the total at N); each process uses ``threads`` torch threads, so a trial's result does not depend
+    on ``jobs``.
+    """
+    if not studies:
+        return []
+    import multiprocessing
+
+    from pmrl_bench.runner.parallel import run_threads, worker_device
+
+    open_storage(storage_url(studies[0].settings, store.root))  # create the database before workers race to
+    context = multiprocessing.get_context("spawn")
+    workers = [
+        context.Process(target=_worker, daemon=True,
+                        args=(studies, dict(plan_data), store.root, str(worker_device(device, i)), precision,
+                              dict(fingerprints), threads))
+        for i in range(1, jobs)
+    ]
+    for worker in workers:
+        worker.start()
+    try:
+        with run_threads(threads):
+            runners = _work(studies, plan_data, registry, store, device, precision, fingerprints, progress)
+        for worker in workers:
+            worker.join()
+    finally:
+        for worker in workers:  # Ctrl-C, SIGTERM or an error here: stop the workers too
+            if worker.is_alive():
+                worker.terminate()
+                worker.join(timeout=10)
+    written = []
+    for runner in runners:
+        study = runner.study
+        record = runner.record()
         path = record_path(store.root, study.spec.task, study.spec.objective, study.study_id)
         write_record(path, record)
         written.append((path, record))

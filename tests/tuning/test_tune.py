@@ -293,3 +293,15 @@ def test_the_contract_suite_checks_a_declared_search_space(pmrl_register_plugin)
         check_search_space(registry.get("objective", "unsampleable"))
     with pytest.raises(ContractViolation, match="scale=0.0 .* which the factory rejects"):
         check_search_space(registry.get("objective", "rejects-corner"))
+
+
+def test_tune_jobs_2_takes_the_same_trials_as_jobs_1(tmp_path):
+    """Worker processes share the studies through their locks: N trials each, the same draws and scores."""
+    one, two = tmp_path / "one", tmp_path / "two"
+    args = ["tune", "--objectives", "infonce,pmrl", "--trials", "3", *TINY]
+    assert main([*args, "--results", str(one)]) == 0
+    assert main([*args, "--results", str(two), "--jobs", "2"]) == 0
+    for objective in ("infonce", "pmrl"):
+        a, b = _records(one)[objective], _records(two)[objective]
+        assert len(b.trials) == 3
+        assert [(t.number, t.params, t.value) for t in a.trials] == [(t.number, t.params, t.value) for t in b.trials]
