@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import logging
 import warnings
 
@@ -379,7 +380,7 @@ def test_a_hub_name_is_read_offline_unless_opted_in_and_fails_in_one_quiet_line(
     seen = {}
 
     def fake_load_dataset(name, *args, **kwargs):  # what the hub client would do: log, warn, then fail
-        seen.update(offline=huggingface_hub.constants.HF_HUB_OFFLINE, env=table.os.environ.get("HF_HUB_OFFLINE"))
+        seen.update(offline=huggingface_hub.constants.HF_HUB_OFFLINE, env=os.environ.get("HF_HUB_OFFLINE"))
         logging.getLogger("huggingface_hub.utils._http").warning("Retrying in 1s [Retry 1/5].")
         logging.getLogger("datasets.load").error("Couldn't reach the hub")
         warnings.warn("a library warning")
@@ -400,7 +401,7 @@ def test_a_hub_name_is_read_offline_unless_opted_in_and_fails_in_one_quiet_line(
         assert seen == {"offline": True, "env": "1"}
         assert f"nor a dataset in the local Hugging Face cache; to download it from the hub, set {table.ENV_HUB}=1" \
             in message
-    assert huggingface_hub.constants.HF_HUB_OFFLINE is False and "HF_HUB_OFFLINE" not in table.os.environ  # restored
+    assert huggingface_hub.constants.HF_HUB_OFFLINE is False and "HF_HUB_OFFLINE" not in os.environ  # restored
     assert capsys.readouterr().err == ""  # no log line, no warning before our one line
 
 
