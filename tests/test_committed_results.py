@@ -12,8 +12,11 @@ import torch
 
 from pmrl_bench.plugins import get_registry
 from pmrl_bench.results import ResultStore
+from pmrl_bench.runner.fingerprint import data_fingerprint
+from pmrl_bench.runner.init_stage import InitStages
 from pmrl_bench.runner.spec import spec_from_params
 from pmrl_bench.runner.train import train_and_evaluate
+from pmrl_bench.splits import with_validation
 from pmrl_bench.stability import default_monitors
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
@@ -22,25 +25,35 @@ RESULTS = Path(__file__).resolve().parents[1] / "results"
 R_AT_1_TOLERANCE = 0.02
 
 
-def _stored(task: str, objective: str, seed: int = 0):
+def _stored(task: str, objective: str, protocol: str, seed: int = 0):
+    """The committed result of an untuned configuration of ``objective`` under ``protocol``."""
     results, _ = ResultStore(RESULTS).scan()
-    matches = [r for r in results if (r.task, r.objective, r.seed) == (task, objective, seed) and r.status == "ok"]
+    matches = [r for r in results if (r.task, r.objective, r.seed, r.protocol) == (task, objective, seed, protocol)
+               and r.status == "ok" and r.tuning is None]
     if not matches:
-        pytest.skip(f"no committed result for {task}/{objective} seed {seed}")
+        pytest.skip(f"no committed result for {task}/{objective} seed {seed} under {protocol}")
     return matches[0]
 
 
-@pytest.mark.parametrize("objective", ["infonce", "pmrl"])
-def test_a_committed_run_reproduces_from_its_result_file(objective):
-    stored = _stored("synthetic", objective)
+@pytest.mark.parametrize(("objective", "protocol"), [("infonce", "scratch"), ("pmrl", "scratch"),
+                                                     ("pmrl", "warm:infonce:300")])
+def test_a_committed_run_reproduces_from_its_result_file(objective, protocol, tmp_path):
+    stored = _stored("synthetic", objective, protocol)
     spec = spec_from_params(stored.task, stored.objective, stored.params, stored.seed)
     assert spec.config_id == stored.config_id  # the result file holds everything that defines the run
 
     registry = get_registry()
-    data = registry.get("task", spec.task).create(**spec.task_params).load()
-    outcome = train_and_evaluate(spec, data, registry, torch.device("cpu"), default_monitors(), progress=False)
+    data = with_validation(registry.get("task", spec.task).create(**spec.task_params).load())
+    assert data_fingerprint(data) == stored.data_fingerprint
+    # a warm start retrains its init stage from what the result records (its step-0 scores are compared below)
+    inits = InitStages(ResultStore(tmp_path), registry, torch.device("cpu"), {spec.task: stored.data_fingerprint})
+    init_state, _ = inits.starting_state(spec, data)
+    outcome = train_and_evaluate(spec, data, registry, torch.device("cpu"), default_monitors(), progress=False,
+                                 init_state=init_state)
     assert outcome.status == "ok"
     for direction, scores in stored.metrics.retrieval.items():
         assert outcome.metrics["retrieval"][direction]["R@1"] == pytest.approx(scores["R@1"], abs=R_AT_1_TOLERANCE)
+    for direction, scores in stored.metrics_at_init.retrieval.items():
+        assert outcome.metrics_at_init["retrieval"][direction]["R@1"] == pytest.approx(scores["R@1"], abs=R_AT_1_TOLERANCE)
     share = stored.stability["singular"]["sigma1_share"]
     assert outcome.stability["singular"]["sigma1_share"] == pytest.approx(share, abs=0.01)
