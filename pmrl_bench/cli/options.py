@@ -22,15 +22,15 @@ def names(value: str) -> list[str]:
 
 
 def shard(value: str):  # noqa: ANN202 - a runner.shard.Shard; imported lazily to keep --help fast
-    from pmrl_bench.runner.shard import parseshard
+    from pmrl_bench.runner.shard import parse_shard
 
-    return parseshard(value)
+    return parse_shard(value)
 
 
 def jobs(value: str) -> int | str:
-    from pmrl_bench.runner.parallel import parsejobs
+    from pmrl_bench.runner.parallel import parse_jobs
 
-    return parsejobs(value)
+    return parse_jobs(value)
 
 
 def add_training_options(parser: argparse.ArgumentParser) -> None:

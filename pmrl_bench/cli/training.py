@@ -132,9 +132,9 @@ def cmd_tune(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     try:
         with stop_signals_interrupt():
-            from pmrl_bench.runner.parallel import resolvejobs
+            from pmrl_bench.runner.parallel import resolve_jobs
 
-            jobs = resolvejobs(config.jobs, device, settings.trials, config.threads)
+            jobs = resolve_jobs(config.jobs, device, settings.trials, config.threads)
             written = run_studies(studies, plan.data, registry, store, device, config.precision, plan.fingerprints,
                                   settings.progress, jobs=jobs, threads=config.threads)
     except KeyboardInterrupt as exc:
