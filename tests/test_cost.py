@@ -15,12 +15,13 @@ def test_a_result_records_parameters_step_time_and_memory(tmp_path, pmrl_plugin_
                           encoders={m: "linear" for m in ("m0", "m1", "m2")}, steps=60, batch_size=16, dim=16)
     spent = result.cost
     # by hand: three Linear(8 -> 16) encoders, weight and bias; infonce learns one logit scale
-    assert spent["params"] == {"encoders": 3 * (8 * 16 + 16), "objective": 1}
+    assert spent["params_by_part"] == {"encoders": 3 * (8 * 16 + 16), "objective": 1}
+    assert spent["params"] == 3 * (8 * 16 + 16) + 1
     # flushes at steps 25, 50 and 60 (the default probe cadence): the first interval is warm-up and left out
     assert spent["timed_steps"] == 35
-    assert 0 < spent["step_ms"] < 60_000
+    assert 0 < spent["ms_per_step"] < 60_000
     assert spent["memory"] == "process_rss"
-    assert 20 < spent["peak_memory_mb"] < 1_000_000  # a Python process with torch loaded holds tens of MB at least
+    assert 20 * 1024**2 < spent["peak_memory_bytes"] < 1024**4  # a Python process with torch loaded holds tens of MB at least
 
 
 def test_frozen_parameters_are_not_counted(pmrl_plugin_manager):
@@ -41,7 +42,7 @@ def test_step_time_is_the_median_per_step_over_the_timed_intervals(monkeypatch):
         meter.start_interval()
         meter.end_interval(steps)
     summary = meter.summary()
-    assert summary["step_ms"] == pytest.approx(30.0)
+    assert summary["ms_per_step"] == pytest.approx(30.0)
     assert summary["timed_steps"] == 25
 
 
@@ -57,6 +58,6 @@ def test_without_psutil_memory_is_reported_missing(monkeypatch):
 
     monkeypatch.setattr(builtins, "__import__", no_psutil)
     summary = CostMeter(torch.nn.Linear(2, 2), torch.nn.Module(), torch.device("cpu")).summary()
-    assert summary["peak_memory_mb"] is None and summary["memory"].startswith("unavailable")
-    assert summary["step_ms"] is None and summary["timed_steps"] == 0  # nothing timed yet
-    assert summary["params"] == {"encoders": 6, "objective": 0}
+    assert summary["peak_memory_bytes"] is None and summary["memory"].startswith("unavailable")
+    assert summary["ms_per_step"] is None and summary["timed_steps"] == 0  # nothing timed yet
+    assert summary["params"] == 6

@@ -84,7 +84,7 @@ def test_leaving_out_the_signal_drops_retrieval_to_chance_but_leaving_out_the_no
 
 
 def test_noise_level_zero_reproduces_the_plain_metric_and_noise_costs_retrieval(trained_result):
-    noisy = trained_result.robustness["noisy_modality"]
+    noisy = trained_result.robustness["noise"]
     assert noisy["levels"] == list(NOISE_LEVELS)
     retrieval = trained_result.metrics.retrieval
     for m in ("left", "right", "noise"):

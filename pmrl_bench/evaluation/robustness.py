@@ -8,7 +8,7 @@
 - ``linear:fused[L]`` (tasks with labels): the fused linear probe, fitted on train and scored on the evaluated
   split, with L left out of the fusion on both.
 
-``noisy_modality``, for each modality m with floating-point inputs (vectors, images; token ids are skipped):
+``noise``, for each modality m with floating-point inputs (vectors, images; token ids are skipped):
 Gaussian noise of ``level`` times m's feature scale (the per-feature standard deviation over the train split) is
 added to m's inputs, for each of ``levels``; ``R@1[m]`` is the cosine R@1 averaged over the directions involving m
 (m against every other modality, both ways), one value per level, and ``mean_R@1`` their mean over the modalities.
@@ -135,7 +135,7 @@ def robustness_views(
     labels: np.ndarray | None = None,
     backend: str = "torch",
 ) -> dict[str, Any]:
-    """``{"missing_modality": ..., "noisy_modality": ...}`` (a view left out where it does not apply).
+    """``{"missing_modality": ..., "noise": ...}`` (a view left out where it does not apply).
 
     ``inputs`` and ``queries``: the evaluated split's inputs and their embeddings; ``train_inputs``: the train
     split's inputs (for the noise scale); ``train``/``train_labels``/``labels``: for the fused probe."""
@@ -145,5 +145,5 @@ def robustness_views(
         out["missing_modality"] = missing
     noisy = noisy_modality(encoders, inputs, train_inputs, queries, seed)
     if noisy:
-        out["noisy_modality"] = noisy
+        out["noise"] = noisy
     return out

@@ -42,7 +42,7 @@ def plots_with_data(runs: Sequence[Run]) -> list[str]:
 
 def _noise_curve(run: Run) -> tuple[list[float], list[float]]:
     """``(levels, mean R@1)`` of the noisy-modality view; empty when the result has none."""
-    block = run.result.robustness.get("noisy_modality", {}) if isinstance(run.result.robustness, dict) else {}
+    block = run.result.robustness.get("noise", {}) if isinstance(run.result.robustness, dict) else {}
     levels, values = block.get("levels") or [], block.get("mean_R@1") or []
     pairs = [(float(lv), float(v)) for lv, v in zip(levels, values) if v is not None]
     return [p[0] for p in pairs], [p[1] for p in pairs]

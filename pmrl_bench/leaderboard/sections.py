@@ -226,13 +226,13 @@ def _get(run: Run, block: str, key: str, modality: str) -> float | None:
 
 
 def _noise_levels(rows: Mapping[str, Sequence[Run]]) -> list[float]:
-    found = {tuple(_robustness(r).get("noisy_modality", {}).get("levels", ()) or ()) for rs in rows.values() for r in rs}
+    found = {tuple(_robustness(r).get("noise", {}).get("levels", ()) or ()) for rs in rows.values() for r in rs}
     found.discard(())
     return list(found.pop()) if len(found) == 1 else []
 
 
 def _noise(run: Run, modality: str | None, index: int) -> float | None:
-    block = _robustness(run).get("noisy_modality", {}) or {}
+    block = _robustness(run).get("noise", {}) or {}
     values = block.get("mean_R@1") if modality is None else (block.get("R@1") or {}).get(modality)
     if not isinstance(values, list) or index >= len(values) or values[index] is None:
         return None
@@ -254,17 +254,26 @@ def cost_section(rows: Mapping[str, Sequence[Run]], level: str = "###") -> list[
     memory = sorted({str(r.result.cost.get("memory", "device")) for rs in configs.values() for r in rs if r.result.cost})
     for label, rs in configs.items():
         body.append([code(label), seeds_cell(rs),
-                     plain(rs, lambda r: (r.result.cost.get("params") or {}).get("encoders"), ",.0f"),
-                     plain(rs, lambda r: (r.result.cost.get("params") or {}).get("objective"), ",.0f"),
-                     plain(rs, lambda r: r.result.cost.get("step_ms"), ".2f"),
-                     plain(rs, lambda r: r.result.cost.get("peak_memory_mb"), ",.0f")])
+                     plain(rs, lambda r: _part(r, "encoders"), ",.0f"),
+                     plain(rs, lambda r: _part(r, "objective"), ",.0f"),
+                     plain(rs, lambda r: r.result.cost.get("ms_per_step"), ".2f"),
+                     plain(rs, lambda r: _megabytes(r.result.cost.get("peak_memory_bytes")), ",.0f")])
     headers = ["configuration", "seeds ok", "trainable params (encoders)", "trainable params (objective)",
                "ms per step (median)", "peak memory MB"]
     what = {"process_rss": "the process's resident memory (CPU runs: interpreter, data and models together)",
-            "device": "device memory allocated by torch (CUDA runs)"}
+            "cuda_max_allocated": "device memory allocated by torch (CUDA runs)"}
     described = "; ".join(what.get(m, m) for m in memory)
     return [f"{level} Cost", "", f"Median over the runs (diverged ones included). Memory: {text(described)}. "
             "Step times are wall-clock and depend on the machine and its load.", "", markdown(body, headers), ""]
+
+
+def _part(run: Run, part: str) -> object:
+    parts = run.result.cost.get("params_by_part")
+    return parts.get(part) if isinstance(parts, Mapping) else None
+
+
+def _megabytes(value: object) -> float | None:
+    return value / 1024**2 if isinstance(value, (int, float)) else None
 
 
 def terms_section(rows: Mapping[str, Sequence[Run]], level: str = "###") -> list[str]:

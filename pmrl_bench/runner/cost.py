@@ -1,13 +1,13 @@
 """What training a run costs, recorded in every result as ``RunResult.cost``.
 
 - ``params``: trainable parameters of the encoders (all modalities together) and of the objective (temperatures,
-  scales), counted separately.
-- ``step_ms``: the median, over the intervals between the loop's flushes, of the interval's wall time divided by its
+  scales); ``params_by_part`` counts the two separately.
+- ``ms_per_step``: the median, over the intervals between the loop's flushes, of the interval's wall time divided by its
   steps. An interval starts after the previous flush's probes and ends right after the flush's existing host sync
   (the copy of the buffered losses), so it holds the batches' forward, backward and optimiser steps and no
   monitoring; nothing adds a sync. The first interval carries the warm-up (allocations, kernel selection) and is
   left out when there are others. ``timed_steps``: the steps the median is over.
-- ``peak_memory_mb`` and ``memory``: on CUDA, ``torch.cuda.max_memory_allocated`` over training (tensors torch
+- ``peak_memory_bytes`` and ``memory``: on CUDA, ``torch.cuda.max_memory_allocated`` over training (tensors torch
   allocated on the device, probes included; not the allocator's cache or other processes); on CPU, the process's
   resident set size (psutil), sampled at the start of training and at every flush: the whole process, i.e. the
   interpreter, libraries, every task's data and the models, not this run's tensors alone.
@@ -23,9 +23,6 @@ import torch
 from torch import nn
 
 from pmrl_bench.stability.compact import sig
-
-MIB = 1024**2
-
 
 def trainable_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
@@ -76,9 +73,10 @@ class CostMeter:
             peak, memory = None, "unavailable (psutil not installed)"
         timed = self.intervals[1:] if len(self.intervals) >= 2 else self.intervals
         return {
-            "params": dict(self.params),
-            "step_ms": sig(statistics.median(ms for ms, _ in timed)) if timed else None,
+            "params": sum(self.params.values()),
+            "params_by_part": dict(self.params),
+            "ms_per_step": sig(statistics.median(ms for ms, _ in timed)) if timed else None,
             "timed_steps": sum(steps for _, steps in timed),
-            "peak_memory_mb": sig(peak / MIB) if peak is not None else None,
+            "peak_memory_bytes": int(peak) if peak is not None else None,
             "memory": memory,
         }
