@@ -453,3 +453,34 @@ def test_readme_command_runs_a_parquet_dataset_end_to_end(tmp_path, monkeypatch,
     assert len(metrics["retrieval"]) == 6 and "a+b->c" in metrics["retrieval_multimodal"]
     assert {"linear:fused", "knn:a"} <= set(metrics["classification"])
     assert (tmp_path / "leaderboards" / "table.md").is_file()
+
+
+# -- what the page says about the data -----------------------------------------------------------------------------
+
+
+def test_the_page_names_the_dataset_warns_of_a_small_test_split_and_shows_the_loss_terms(tmp_path, monkeypatch,
+                                                                                          capsys, reader):
+    once(reader)
+    monkeypatch.chdir(tmp_path)
+    scalar_views(60).to_csv("mine.csv", index=False)
+    argv = ["run", *TINY_RUN, "--objectives", "pmrl", "--set", "task.table.source=mine.csv",
+            "--set", "task.table.columns=p=a+c,q=b+c"]
+    assert main(argv) == 0
+    warnings_seen = [line for line in _stderr_lines(capsys) if "test instances" in line]
+    [path] = (tmp_path / "results").rglob("*.json")
+    result = json.loads(path.read_text())
+    n_test = result["splits"]["test"]
+    assert 0 < n_test < 100
+    assert warnings_seen == [f"pmrl-bench: warning: task 'table' has {n_test} test instances: chance R@1 is "
+                             f"{1 / n_test:.1%} and chance R@10 {min(1.0, 10 / n_test):.0%}; retrieval metrics need "
+                             "at least 100 to say much"]
+    page = (tmp_path / "leaderboards" / "table.md").read_text()
+    header = page.split("## Protocol")[0]
+    assert "mine.csv" in header.split("- Dataset:")[1].splitlines()[0]
+    assert f"- Data fingerprint: `{result['data_fingerprint']}` (1 results)" in header
+    splits = result["splits"]
+    assert f"- Splits: train {splits['train']}, validation {splits['val']}, test {n_test}" in header
+    assert f"- ⚠ Only {n_test} test instances" in header
+    terms = page.split("### Loss terms at the end of training")[1].split("\n### ")[0]
+    shown = {line.split("|")[2].strip() for line in terms.splitlines() if line.startswith("| `pmrl")}
+    assert shown == set(result["stability"]["optimisation"]["terms_final"]) and shown  # PMRL's terms, each shown
