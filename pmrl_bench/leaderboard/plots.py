@@ -28,6 +28,44 @@ def _legend(label: str) -> str:
     return label.replace("$", r"\$")
 
 
+def _styles(labels: Sequence[str]) -> dict[str, dict[str, object]]:
+    """Line style per row label: one colour per objective (the label's first word), and a solid, dashed, dotted …
+    line per configuration of that objective (default and tuned, say), so 18 configurations stay tellable apart."""
+    lines = ("-", "--", ":", "-.")
+    objectives: dict[str, list[str]] = {}
+    for label in labels:
+        objectives.setdefault(label.split(" ")[0], []).append(label)
+    styles = {}
+    for i, (_, group) in enumerate(objectives.items()):
+        for j, label in enumerate(sorted(group, key=lambda label: (len(label), label))):  # the plainest is solid
+            styles[label] = {"color": _PALETTE[i % len(_PALETTE)], "linestyle": lines[j % len(lines)]}
+    return styles
+
+
+# matplotlib's tab10 then the darker half of tab20b: 20 colours a reader can tell apart
+_PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+            "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354",
+            "#756bb1", "#636363")
+
+
+def _legend_below(figure, axes, title_height: float = 0.0) -> None:  # noqa: ANN001 - matplotlib objects
+    """Every labelled line of ``axes`` in one legend under the plots (two columns), the figure grown to fit it."""
+    handles, labels = [], []
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            if label not in labels:
+                handles.append(handle)
+                labels.append(label)
+    rows = (len(labels) + 1) // 2
+    width, height = figure.get_size_inches()
+    legend_height = 0.15 * rows + 0.15
+    figure.set_size_inches(width, height + legend_height)
+    share = legend_height / (height + legend_height)
+    if labels:
+        figure.legend(handles, labels, loc="lower center", ncol=2, fontsize=7, frameon=False)
+    figure.tight_layout(rect=(0, share, 1, 1 - title_height))
+
+
 def plots_with_data(runs: Sequence[Run]) -> list[str]:
     """The plot kinds the results hold data for (decided without matplotlib, so the markdown never depends on it)."""
     kinds = []
@@ -49,26 +87,26 @@ def _noise_curve(run: Run) -> tuple[list[float], list[float]]:
 
 
 def _robustness_figure(task: str, rows: dict[str, list[Run]]) -> bytes | None:
-    figure = _figure(7.0, 4.0)
+    figure = _figure(8.0, 3.6)
     ax = figure.subplots(1, 1)
     drawn = False
-    for i, (label, runs) in enumerate(rows.items()):
+    styles = _styles(list(rows))
+    for label, runs in rows.items():
         curves = [_noise_curve(r) for r in runs if r.status == "ok"]
         curves = [c for c in curves if c[0]]
         if not curves or len({tuple(c[0]) for c in curves}) != 1:
             continue
         levels = curves[0][0]
         mean = np.mean([c[1] for c in curves], axis=0)
-        ax.plot(levels, mean, marker="o", color=f"C{i % 10}", label=_legend(label))
+        ax.plot(levels, mean, marker="o", **styles[label], label=_legend(label))
         drawn = True
     if not drawn:
         return None
     ax.set_xlabel("noise (multiples of the modality's feature std)")
     ax.set_ylabel("R@1 (mean over modalities)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
     ax.set_title(f"{task}: retrieval with one modality's inputs made noisy (mean of ok seeds)", fontsize=10)
-    figure.tight_layout()
+    _legend_below(figure, [ax])
     return _png(figure)
 
 
@@ -79,19 +117,19 @@ def tuning_figure(task: str, studies: dict[str, list[float]]) -> bytes | None:
     except ImportError:
         return None
     with matplotlib.style.context("default"):
-        figure = _figure(7.0, 4.0)
+        figure = _figure(8.0, 3.6)
         ax = figure.subplots(1, 1)
-        for i, (label, values) in enumerate(sorted(studies.items())):
+        styles = _styles(sorted(studies))
+        for label, values in sorted(studies.items()):
             if values:
                 best = np.maximum.accumulate(values)
-                ax.plot(range(1, len(best) + 1), best, marker=".", color=f"C{i % 10}", label=_legend(label))
+                ax.plot(range(1, len(best) + 1), best, marker=".", **styles[label], label=_legend(label))
         ax.set_xlabel("trial")
         ax.set_ylabel("best validation score so far")
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
         ax.set_title(f"{task}: tuning, best so far per objective", fontsize=10)
-        figure.tight_layout()
+        _legend_below(figure, [ax])
         return _png(figure)
 
 
@@ -127,16 +165,16 @@ def _curves_figure(task: str, rows: dict[str, list[Run]]) -> bytes | None:
     figure = _figure()
     axes = figure.subplots(1, 2)
     drawn = False
+    styles = _styles(list(rows))
     for ax, (monitor, name, title, log) in zip(axes, panels):
-        for i, (label, runs) in enumerate(rows.items()):
-            colour = f"C{i % 10}"
+        for label, runs in rows.items():
             for r in runs:
                 steps, values = curve(r, monitor, name)
                 if steps:
-                    ax.plot(steps, values, color=colour, alpha=0.25, linewidth=0.8)
+                    ax.plot(steps, values, color=styles[label]["color"], alpha=0.25, linewidth=0.8)
             steps, values = _mean_curve(runs, monitor, name)
             if steps:
-                ax.plot(steps, values, color=colour, linewidth=2, label=_legend(label))
+                ax.plot(steps, values, **styles[label], linewidth=2, label=_legend(label))
                 drawn = True
         ax.set_title(title)
         ax.set_xlabel("step")
@@ -145,9 +183,8 @@ def _curves_figure(task: str, rows: dict[str, list[Run]]) -> bytes | None:
         ax.grid(alpha=0.3)
     if not drawn:
         return None
-    axes[0].legend(fontsize=8)
     figure.suptitle(f"{task}: probe-batch curves (thin: seeds, thick: mean of ok seeds)", fontsize=10)
-    figure.tight_layout()
+    _legend_below(figure, axes, title_height=0.02)
     return _png(figure)
 
 
@@ -166,19 +203,19 @@ def _spectrum_figure(task: str, rows: dict[str, list[Run]]) -> bytes | None:
     figure = _figure()
     left, right = figure.subplots(1, 2)
     drawn = False
-    for i, (label, runs) in enumerate(rows.items()):
-        colour = f"C{i % 10}"
+    styles = _styles(list(rows))
+    for label, runs in rows.items():
         spectra = [_final_spectrum(r) for r in runs if r.status == "ok"]
         sigmas = [s for s, _ in spectra if s]
         if sigmas and len({len(s) for s in sigmas}) == 1:
             mean = np.mean(sigmas, axis=0)
-            left.plot(range(1, len(mean) + 1), mean, marker="o", color=colour, label=_legend(label))
+            left.plot(range(1, len(mean) + 1), mean, marker="o", **styles[label], label=_legend(label))
             drawn = True
         covs = [c for _, c in spectra if c]
         if covs:
             width = min(len(c) for c in covs)
             mean = np.clip(np.mean([c[:width] for c in covs], axis=0), 1e-6, None)
-            right.plot(range(1, width + 1), mean, color=colour, label=_legend(label))
+            right.plot(range(1, width + 1), mean, **styles[label], label=_legend(label))
             drawn = True
     if not drawn:
         return None
@@ -186,13 +223,12 @@ def _spectrum_figure(task: str, rows: dict[str, list[Run]]) -> bytes | None:
     left.set_xlabel("j")
     left.xaxis.get_major_locator().set_params(integer=True)
     left.grid(alpha=0.3)
-    left.legend(fontsize=8)
     right.set_title("embedding covariance eigenvalues (share)", fontsize=11)
     right.set_xlabel("eigenvalue index")
     right.set_yscale("log")
     right.grid(alpha=0.3)
     figure.suptitle(f"{task}: spectra at the end of training (probe batch, mean of ok seeds)", fontsize=10)
-    figure.tight_layout()
+    _legend_below(figure, [left, right], title_height=0.02)
     return _png(figure)
 
 
