@@ -14,7 +14,7 @@ from typing import Any
 from pmrl_bench.composite import display_name
 from pmrl_bench.leaderboard.data import Run
 from pmrl_bench.leaderboard.md import Markdown, code, link, text
-from pmrl_bench.leaderboard.protocols import by_protocol, slug
+from pmrl_bench.leaderboard.protocols import slug
 from pmrl_bench.leaderboard.sections import RETRIEVAL_CI, SEED_CI, Ranked, group_sections
 from pmrl_bench.leaderboard.stats import N_BOOTSTRAP
 from pmrl_bench.leaderboard.tables import markdown, seeds_cell

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pmrl_bench.leaderboard.data import MAIN_VIEW, Run, at_init
-from pmrl_bench.leaderboard.md import Markdown, code, text
+from pmrl_bench.leaderboard.md import code, text
 from pmrl_bench.leaderboard.significance import ALPHA, PairedTest, format_delta, format_p, holm, paired_test
 from pmrl_bench.leaderboard.tables import markdown, seeds_cell
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pmrl_bench.leaderboard.data import MAIN_VIEW, Run
-from pmrl_bench.leaderboard.md import Markdown, code, image, text
+from pmrl_bench.leaderboard.md import code, image, text
 from pmrl_bench.leaderboard.plots import plot_names, plots_with_data
 from pmrl_bench.leaderboard.protocols import INIT_PREFIX, ProtocolGroup, step0_changes, step0_table
 from pmrl_bench.leaderboard.significance import (
@@ -22,7 +22,7 @@ from pmrl_bench.leaderboard.significance import (
 from pmrl_bench.leaderboard.stability_rows import OPTIMISATION_ROWS, SEEDS_ROWS, SINGULAR_ROWS, representation_rows
 from pmrl_bench.leaderboard.stats import MAX_BOOTSTRAP_QUERIES
 from pmrl_bench.leaderboard.tables import (
-    SEED_ONLY_MARK, Cell, Column, direction_columns, format_cell, markdown, ranked_table, retrieval_columns,
+    SEED_ONLY_MARK, Column, direction_columns, format_cell, markdown, ranked_table, retrieval_columns,
     scalar_cell, seeds_cell, stability_table,
 )
 

@@ -68,6 +68,23 @@ def test_a_lock_path_that_is_a_file_stops_before_training(tmp_path, capsys):
     assert ".locks is not a directory" in _one_line_error(capsys)
 
 
+@pytest.mark.parametrize("denied", ["boards", "boards/.locks"])
+def test_a_leaderboard_or_lock_directory_without_write_permission_stops_before_training(tmp_path, capsys, monkeypatch,
+                                                                                       denied):
+    """Another user's directory (0755, not ours): permissions do not bind root, so the check's own view of them,
+    os.access, is what denies here."""
+    boards = tmp_path / "boards"
+    (boards / ".locks").mkdir(parents=True)
+    target = (tmp_path / denied).resolve()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, *a, **k: False if Path(path).resolve() == target and
+                        mode & os.W_OK else real_access(path, mode, *a, **k))
+    assert main(run_args(tmp_path / "results", boards, seeds=1, steps=2)) == 2
+    line = _one_line_error(capsys)
+    assert "leaderboard directory" in line and "Permission denied" in line
+    assert not (tmp_path / "results").exists()
+
+
 def test_every_spelling_of_a_directory_and_every_tmpdir_share_one_lock(tmp_path, monkeypatch):
     """Before, the lock was keyed by the spelled path under the temporary directory: a symlink, or another TMPDIR,
     gave two writers two locks."""

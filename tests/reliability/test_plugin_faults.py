@@ -73,8 +73,8 @@ def test_a_plugin_that_exits_while_registering_is_skipped(fresh_manager, capsys)
     assert main(["list", "objectives"]) == 0
     out, err = _stderr_lines(capsys)
     assert "infonce" in out
-    assert err == [f"pmrl-bench: warning: plugin 'exits-registering' failed during register_objectives and was "
-                   f"skipped: SystemExit(0): a plugin must raise an exception, not exit the process"]
+    assert err == ["pmrl-bench: warning: plugin 'exits-registering' failed during register_objectives and was "
+                   "skipped: SystemExit(0): a plugin must raise an exception, not exit the process"]
 
 
 def test_keyboard_interrupt_at_import_is_attributed_to_the_plugin(tmp_path, monkeypatch, capsys):
