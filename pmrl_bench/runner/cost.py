@@ -24,6 +24,7 @@ from torch import nn
 
 from pmrl_bench.stability.compact import sig
 
+
 def trainable_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
