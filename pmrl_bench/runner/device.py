@@ -49,10 +49,14 @@ def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
-def describe(device: torch.device, dtype: torch.dtype | None, compiled: bool = False) -> str:
-    """What a result file records as its device: ``cuda:0``, ``cuda:0 (bf16 autocast)``, ``cpu (compiled)``."""
+def describe(device: torch.device, dtype: torch.dtype | None, compiled: bool = False,
+             threads: int | None = None) -> str:
+    """What a result file records as its device: ``cuda:0``, ``cuda:0 (bf16 autocast)``, ``cpu (compiled, 1 thread)``.
+
+    The thread count is there because results depend on it (reductions run in another order)."""
     notes = [f"{'bf16' if dtype is torch.bfloat16 else 'fp16'} autocast"] if dtype is not None else []
     notes += ["compiled"] if compiled else []
+    notes += [f"{threads} thread{'s' if threads != 1 else ''}"] if threads is not None else []
     return f"{device} ({', '.join(notes)})" if notes else str(device)
 
 

@@ -7,8 +7,11 @@ plain modules, and the result's device note.
 
 from __future__ import annotations
 
+import json
+
 import torch
 
+from pmrl_bench.cli import main
 from pmrl_bench.runner.device import describe
 from pmrl_bench.runner.train import train_and_evaluate
 
@@ -43,3 +46,15 @@ def test_result_files_say_the_encoders_were_compiled():
     assert describe(torch.device("cpu"), None, compiled=True) == "cpu (compiled)"
     assert describe(torch.device("cuda:0"), torch.bfloat16, compiled=True) == "cuda:0 (bf16 autocast, compiled)"
     assert describe(torch.device("cuda:0"), torch.float16) == "cuda:0 (fp16 autocast)"
+
+
+def test_result_files_record_the_thread_count_results_depend_on(tmp_path):
+    assert describe(torch.device("cpu"), None, threads=1) == "cpu (1 thread)"
+    cuda = describe(torch.device("cuda:0"), torch.bfloat16, True, threads=4)
+    assert cuda == "cuda:0 (bf16 autocast, compiled, 4 threads)"
+    args = ["run", "--objectives", "infonce", "--tasks", "synthetic", "--seeds", "1", "--steps", "2",
+            "--batch-size", "16", "--device", "cpu", "--no-progress", "--threads", "2", "--results", str(tmp_path / "r"),
+            "--leaderboard", str(tmp_path / "l")]
+    assert main(args) == 0
+    [path] = (tmp_path / "r").rglob("*.json")
+    assert json.loads(path.read_text())["device"] == "cpu (2 threads)"
