@@ -49,20 +49,23 @@ _PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#
 
 
 def _legend_below(figure, axes, title_height: float = 0.0) -> None:  # noqa: ANN001 - matplotlib objects
-    """Every labelled line of ``axes`` in one legend under the plots (two columns), the figure grown to fit it."""
+    """Every labelled line of ``axes`` in one legend under the plots (two columns when the labels fit), the figure
+    grown to fit it."""
     handles, labels = [], []
     for ax in axes:
         for handle, label in zip(*ax.get_legend_handles_labels()):
             if label not in labels:
                 handles.append(handle)
                 labels.append(label)
-    rows = (len(labels) + 1) // 2
     width, height = figure.get_size_inches()
+    longest = max((len(label) for label in labels), default=0)
+    columns = 2 if 2 * (0.048 * longest + 0.6) <= width else 1  # about 0.048 in per character at 7 pt
+    rows = -(-len(labels) // columns)
     legend_height = 0.15 * rows + 0.15
     figure.set_size_inches(width, height + legend_height)
     share = legend_height / (height + legend_height)
     if labels:
-        figure.legend(handles, labels, loc="lower center", ncol=2, fontsize=7, frameon=False)
+        figure.legend(handles, labels, loc="lower center", ncol=columns, fontsize=7, frameon=False)
     figure.tight_layout(rect=(0, share, 1, 1 - title_height))
 
 
@@ -87,7 +90,7 @@ def _noise_curve(run: Run) -> tuple[list[float], list[float]]:
 
 
 def _robustness_figure(task: str, rows: dict[str, list[Run]]) -> bytes | None:
-    figure = _figure(8.0, 3.6)
+    figure = _figure(10.0, 3.6)
     ax = figure.subplots(1, 1)
     drawn = False
     styles = _styles(list(rows))
@@ -117,7 +120,7 @@ def tuning_figure(task: str, studies: dict[str, list[float]]) -> bytes | None:
     except ImportError:
         return None
     with matplotlib.style.context("default"):
-        figure = _figure(8.0, 3.6)
+        figure = _figure(10.0, 3.6)
         ax = figure.subplots(1, 1)
         styles = _styles(sorted(studies))
         for label, values in sorted(studies.items()):
