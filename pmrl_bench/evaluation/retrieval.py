@@ -101,6 +101,19 @@ def recall_metrics(ranks: torch.Tensor) -> dict[str, float]:
     return metrics
 
 
+def pairwise_ranks(
+    embeddings: Mapping[str, torch.Tensor],
+    score: ScoreFn = cosine_scores,
+    chunk_size: int = QUERY_CHUNK,
+    gallery_chunk_size: int | None = None,
+) -> dict[str, torch.Tensor]:
+    """``{"a->b": ranks}`` (one per query) for every ordered pair of modalities."""
+    return {
+        f"{q}->{g}": retrieval_ranks(embeddings[q], embeddings[g], score, chunk_size, gallery_chunk_size)
+        for q, g in itertools.permutations(embeddings, 2)
+    }
+
+
 def pairwise_retrieval(
     embeddings: Mapping[str, torch.Tensor],
     score: ScoreFn = cosine_scores,
@@ -108,7 +121,4 @@ def pairwise_retrieval(
     gallery_chunk_size: int | None = None,
 ) -> dict[str, dict[str, float]]:
     """``{"a->b": {"R@1", "R@5", "R@10", "MdR"}}`` for every ordered pair of modalities."""
-    return {
-        f"{q}->{g}": recall_metrics(retrieval_ranks(embeddings[q], embeddings[g], score, chunk_size, gallery_chunk_size))
-        for q, g in itertools.permutations(embeddings, 2)
-    }
+    return {d: recall_metrics(r) for d, r in pairwise_ranks(embeddings, score, chunk_size, gallery_chunk_size).items()}

@@ -6,7 +6,6 @@ for the state the run started from), and on the validation split for tuning. Not
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,7 +18,7 @@ from pmrl_bench.evaluation.classification import probe_accuracies
 from pmrl_bench.evaluation.multimodal import multimodal_retrieval
 from pmrl_bench.evaluation.native import native_ranks
 from pmrl_bench.evaluation.per_query import PER_QUERY_KEY, encode_ranks
-from pmrl_bench.evaluation.retrieval import recall_metrics, retrieval_ranks
+from pmrl_bench.evaluation.retrieval import pairwise_ranks, recall_metrics
 from pmrl_bench.evaluation.robustness import robustness_views
 
 EMBED_BATCH = 1024
@@ -84,7 +83,7 @@ def evaluate_with_robustness(
     queries = embed(encoders, inputs)
     # Each direction's ranks are computed once: they give both R@K/MdR and the per-query ranks, which let
     # leaderboards bootstrap confidence intervals over test queries and pair configurations.
-    ranks = {f"{q}->{g}": retrieval_ranks(queries[q], queries[g]) for q, g in itertools.permutations(queries, 2)}
+    ranks = pairwise_ranks(queries)
     metrics: dict[str, Any] = {"retrieval": {direction: recall_metrics(r) for direction, r in ranks.items()}}
     fused = multimodal_retrieval(queries)  # one modality vs the fusion of the others (3+ modalities)
     if fused:

@@ -65,31 +65,14 @@ def check_threads(threads: int) -> None:
 
 def physical_cores() -> int:
     """Physical CPU cores this process may run on: the CPUs in its affinity mask, less hyper-thread siblings."""
+    import psutil
+
     try:
         logical = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        logical = os.cpu_count() or 1
-    siblings = _threads_per_core()
-    return max(1, logical // siblings)
-
-
-def _threads_per_core() -> int:
-    """Hardware threads per physical core from /proc/cpuinfo (1 when unknown)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return 1
-    cores, processors, physical = set(), 0, "0"
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        key, value = key.strip(), value.strip()
-        if key == "processor":
-            processors += 1
-        elif key == "physical id":
-            physical = value
-        elif key == "core id":
-            cores.add((physical, value))
-    return max(1, processors // len(cores)) if cores and processors else 1
+        logical = psutil.cpu_count(logical=True) or 1
+    threads_per_core = (psutil.cpu_count(logical=True) or 1) // (psutil.cpu_count(logical=False) or 1)
+    return max(1, logical // max(1, threads_per_core))
 
 
 def resolve_jobs(jobs: int | str, device: torch.device, runs: int, threads: int) -> int:

@@ -340,13 +340,14 @@ def evaluate_trained(trained: Trained, data: TaskData, device: torch.device, spe
     """``(metrics, robustness, metrics_at_init)``: the state the selection rule kept, with every view and the
     robustness views, and the state the run started from, with retrieval and the fused probes (what the step-0
     row and the change from step 0 need, at a fraction of the cost). The modules end in the kept state."""
-    kept = trained.selected or (snapshot(trained.encoders), snapshot(trained.objective))
-    trained.encoders.load_state_dict(kept[0])
-    trained.objective.load_state_dict(kept[1])
+    if trained.selected is not None:
+        trained.encoders.load_state_dict(trained.selected[0])
+        trained.objective.load_state_dict(trained.selected[1])
     metrics, robustness = evaluate_with_robustness(trained.encoders, trained.objective, data, device, spec.seed,
                                                    evaluate_on, spec.probe)
     at_init = None
     if trained.initial is not None:  # the state the run was handed, scored like the final one
+        kept = trained.selected or (snapshot(trained.encoders), snapshot(trained.objective))
         trained.encoders.load_state_dict(trained.initial[0])
         trained.objective.load_state_dict(trained.initial[1])
         at_init = evaluate(trained.encoders, trained.objective, data, device, spec.seed, evaluate_on, spec.probe,

@@ -309,7 +309,8 @@ class StudyRunner:
             return WORST, "failed", f"metric {self.study.settings.metric} is not finite"
         return value, "ok", None
 
-    def run(self, progress: bool = True) -> TunedParams:
+    def run(self, progress: bool = True) -> None:
+        """Take trials until the study has its N completed ones (other processes may take some)."""
         complete, _ = self.counts()
         bar = tqdm(total=self.study.settings.trials, initial=min(complete, self.study.settings.trials),
                    desc=self.study.name, unit="trial", disable=not (progress and self.study.settings.progress) or None,
@@ -337,7 +338,6 @@ class StudyRunner:
                 bar.refresh()
         finally:
             bar.close()
-        return self.record()
 
     def record(self) -> TunedParams:
         """The study as a tuned-parameter file (completed trials in order; the best, earliest on ties)."""
