@@ -9,6 +9,7 @@ inverse, the speed-up. Groups without a baseline are not summarised. The raw tim
 from __future__ import annotations
 
 import os
+import statistics
 from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
@@ -48,11 +49,17 @@ def ratio_rows(benchmarks: list[Any]) -> list[tuple[str, str, float, float, floa
 
 def pytest_terminal_summary(terminalreporter, config) -> None:
     session = getattr(config, "_benchmarksession", None)
-    rows = ratio_rows(list(getattr(session, "benchmarks", []) or []))
-    if not rows:
-        return
-    terminalreporter.section("benchmark ratios (median time / baseline median time)")
+    benchmarks = list(getattr(session, "benchmarks", []) or [])
+    rows = ratio_rows(benchmarks)
+    if rows:
+        terminalreporter.section("benchmark ratios (median time / baseline median time)")
     for group, name, median, ratio, speedup in rows:
         terminalreporter.write_line(
             f"{group}: {name}: {median * 1e3:.2f} ms = {ratio:.3g} x baseline time ({speedup:.3g}x speed-up)"
         )
+    for bench in benchmarks:  # shares a benchmark measured inside each of its own rounds
+        for label, shares in (bench.extra_info.get("shares") or {}).items():
+            terminalreporter.write_line(
+                f"{bench.group}: {bench.name}: {label}: median {statistics.median(shares):.2%} of the round "
+                f"(min {min(shares):.2%}, max {max(shares):.2%}, {len(shares)} rounds)"
+            )

@@ -81,3 +81,29 @@ def test_recall_at_1_matches_the_ranks_rule_ties_included():
     for chunk in (64, 1024):  # one score matrix for both directions, or two passes
         assert recall_at_1_both_ways(queries, gallery, chunk) == (
             recall_metrics(retrieval_ranks(queries, gallery))["R@1"], recall_metrics(retrieval_ranks(gallery, queries))["R@1"])
+
+
+def test_both_directions_from_one_score_matrix_match_two_passes_ties_included():
+    from pmrl_bench.evaluation.retrieval import pairwise_ranks, retrieval_ranks, retrieval_ranks_both_ways
+
+    # Small integers: every score is exact, so one matrix read both ways must give exactly the two passes' ranks.
+    generator = torch.Generator().manual_seed(2)
+    a = torch.randint(-2, 3, (40, 6), generator=generator).float()
+    b = torch.randint(-2, 3, (40, 6), generator=generator).float()
+    b[5] = b[9]  # duplicate gallery items: a tie in both directions
+    two_passes = retrieval_ranks(a, b), retrieval_ranks(b, a)
+    for chunk in (8, 1024):  # several chunks take the two-pass route; one chunk, the shared matrix
+        forward, backward = retrieval_ranks_both_ways(a, b, chunk_size=chunk)
+        assert torch.equal(forward, two_passes[0]) and torch.equal(backward, two_passes[1])
+    ranks = pairwise_ranks({"x": a, "y": b, "z": -a})
+    assert list(ranks) == ["x->y", "x->z", "y->x", "y->z", "z->x", "z->y"]  # the ordered pairs, in order
+    assert torch.equal(ranks["y->x"], two_passes[1]) and torch.equal(ranks["z->y"], retrieval_ranks(-a, b))
+
+
+def test_recall_at_1_both_ways_never_counts_a_nan_score_as_a_competitor():
+    from pmrl_bench.evaluation.retrieval import recall_at_1, recall_at_1_both_ways
+
+    eye = torch.eye(4)
+    gallery = eye.clone()
+    gallery[2] = float("nan")  # item 2's scores are NaN: query 2 misses, the others still hit (NaN is never >=)
+    assert recall_at_1_both_ways(eye, gallery) == (recall_at_1(eye, gallery), recall_at_1(gallery, eye)) == (0.75, 0.75)

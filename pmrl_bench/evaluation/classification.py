@@ -23,8 +23,8 @@ import torch
 KNN_NEIGHBOURS = 10
 PROBE_C = 1.0  # inverse L2 strength, scikit-learn's default
 PROBE_BACKENDS = ("torch", "sklearn")
-# L-BFGS stops when the largest gradient entry of the (mean) loss is below this, or after LBFGS_MAX_ITER
-# iterations: scikit-learn's stopping rule for the same objective (its lbfgs ``gtol=tol=1e-4``, ``max_iter=1000``).
+# L-BFGS stops when the largest gradient entry of the (mean) loss, in the fit's preconditioned coordinates, is below
+# this, or after LBFGS_MAX_ITER iterations (scikit-learn's lbfgs: ``gtol=tol=1e-4`` on the raw weights, ``max_iter=1000``).
 LBFGS_TOLERANCE = 1e-3
 LBFGS_MAX_ITER = 1000
 # The k-NN scores QUERY_CHUNK test rows against TRAIN_CHUNK train rows at a time (64 MiB of float32 per block)
@@ -92,34 +92,42 @@ def fit_logistic_regression(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(weight (d, K), bias (K,))`` of a multinomial logistic regression on ``x`` (n, d) with class indices ``y``.
 
-    Full-batch L-BFGS (history 10, as scikit-learn's) with a strong-Wolfe line search from zero weights:
-    deterministic for a given device and thread count. Minimises ``mean cross-entropy + ||weight||² / (2 c n)``;
-    the bias is not penalised.
+    Minimises ``mean cross-entropy + ||weight||² / (2 c n)``; the bias is not penalised. Full-batch L-BFGS (history
+    10, as scikit-learn's) with a strong-Wolfe line search from zero weights: deterministic for a given device and
+    thread count.
+
+    L-BFGS runs in preconditioned coordinates: with the second moments ``xᵀx / n = U diag(s) Uᵀ`` and
+    ``λ = 1 / (c n)``, ``weight = U diag((s + λ)^-½) φ``. The objective and its minimiser are the same; the curvature
+    becomes about equal in every direction (data and penalty together), so the fit takes about a third fewer
+    iterations than on the standardised features themselves. ``tolerance`` applies to the gradient in ``φ``.
     """
     n, d = x.shape
-    # One parameter tensor, class-major: row k is (w_k, b_k), and the inputs carry a row of ones for the bias.
+    lam = 1.0 / (c * n)
+    moments, axes = torch.linalg.eigh(x.T @ x / n)
+    moments = moments.clamp_min(0)  # rounding can make a zero eigenvalue slightly negative
+    basis = axes * (moments + lam).rsqrt()
+    # One parameter tensor, class-major: row k is (φ_k, b_k), and the inputs carry a row of ones for the bias.
     # (K, d+1) @ (d+1, n) is also several times faster on a CPU than (n, d) @ (d, K) when K is small.
-    x_t = torch.cat([x.T, x.new_ones(1, n)])
-    x_aug = x_t.T.contiguous()
+    z_t = torch.cat([(x @ basis).T, x.new_ones(1, n)])
+    z = z_t.T.contiguous()
     onehot_t = torch.nn.functional.one_hot(y, num_classes).T.to(x.dtype)
-    decay = torch.ones(1, d + 1, dtype=x.dtype, device=x.device)
-    decay[0, d] = 0  # the bias is not penalised
-    decay *= 1.0 / (c * n)  # d/dW of ||W||² / (2 c n)
-    theta = torch.zeros(num_classes, d + 1, dtype=x.dtype, device=x.device)
-    optimiser = torch.optim.LBFGS([theta], lr=1, max_iter=max_iter, max_eval=max_iter * 5 // 4,
+    # ||weight||² λ / 2 = Σ_j φ_j² λ / (2 (s_j + λ)): a diagonal penalty in these coordinates; none on the bias.
+    decay = torch.cat([lam / (moments + lam), x.new_zeros(1)]).unsqueeze(0)
+    phi = torch.zeros(num_classes, d + 1, dtype=x.dtype, device=x.device)
+    optimiser = torch.optim.LBFGS([phi], lr=1, max_iter=max_iter, max_eval=max_iter * 5 // 4,
                                   tolerance_grad=tolerance, tolerance_change=1e-12, history_size=10,
                                   line_search_fn="strong_wolfe")
 
     def closure() -> torch.Tensor:
         # The gradient in closed form, (softmax - onehot) / n: two GEMMs, no autograd graph per evaluation.
-        log_p = (theta @ x_t).log_softmax(0)
-        shrink = theta * decay
-        loss = -(log_p * onehot_t).sum() / n + 0.5 * (shrink * theta).sum()
-        theta.grad = torch.addmm(shrink, log_p.exp_().sub_(onehot_t), x_aug, alpha=1.0 / n)
+        log_p = (phi @ z_t).log_softmax(0)
+        shrink = phi * decay
+        loss = -(log_p * onehot_t).sum() / n + 0.5 * (shrink * phi).sum()
+        phi.grad = torch.addmm(shrink, log_p.exp_().sub_(onehot_t), z, alpha=1.0 / n)
         return loss
 
     optimiser.step(closure)
-    return theta[:, :d].T, theta[:, d]
+    return basis @ phi[:, :d].T, phi[:, d].clone()
 
 
 def torch_linear_probe_accuracy(

@@ -87,10 +87,32 @@ def recall_at_1_both_ways(a: torch.Tensor, b: torch.Tensor, chunk_size: int = QU
     if n > chunk_size or n == 0:
         return recall_at_1(a, b, chunk_size), recall_at_1(b, a, chunk_size)
     scores = cosine_scores(a, b)
-    positive = scores.diagonal()
-    forward = int(((scores >= positive[:, None]).sum(dim=1) == 1).sum())
-    backward = int(((scores >= positive[None, :]).sum(dim=0) == 1).sum())
+    positive = scores.diagonal().clone()
+    # A hit scores strictly above every other item of its row (column): a max, not a count, is all R@1 needs.
+    # A NaN score is never >= a positive, so it must never be a row's maximum either.
+    scores.nan_to_num_(nan=float("-inf")).diagonal().fill_(float("-inf"))
+    forward = int((positive > scores.amax(dim=1)).sum())
+    backward = int((positive > scores.amax(dim=0)).sum())
     return forward / n, backward / n
+
+
+def retrieval_ranks_both_ways(
+    a: torch.Tensor, b: torch.Tensor, chunk_size: int = QUERY_CHUNK, gallery_chunk_size: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(ranks a->b, ranks b->a)`` under cosine scores, by :func:`retrieval_ranks`'s rule. When the whole score
+    matrix fits in one block, one matrix serves both directions (its rows, then its columns), so both read the very
+    same floats; larger sets take two chunked passes."""
+    n = len(a)
+    if len(b) != n:
+        raise ValueError(f"queries and gallery must be instance-paired, got {n} and {len(b)}")
+    if n == 0 or n > chunk_size:  # retrieval_ranks' gallery blocks are never smaller than its query chunk
+        return (retrieval_ranks(a, b, cosine_scores, chunk_size, gallery_chunk_size),
+                retrieval_ranks(b, a, cosine_scores, chunk_size, gallery_chunk_size))
+    scores = cosine_scores(a, b)
+    positive = scores.diagonal()
+    forward = torch.count_nonzero(scores >= positive[:, None], dim=1)  # each includes the positive itself
+    backward = torch.count_nonzero(scores >= positive[None, :], dim=0)
+    return forward.cpu(), backward.cpu()
 
 
 def recall_metrics(ranks: torch.Tensor) -> dict[str, float]:
@@ -107,11 +129,18 @@ def pairwise_ranks(
     chunk_size: int = QUERY_CHUNK,
     gallery_chunk_size: int | None = None,
 ) -> dict[str, torch.Tensor]:
-    """``{"a->b": ranks}`` (one per query) for every ordered pair of modalities."""
-    return {
-        f"{q}->{g}": retrieval_ranks(embeddings[q], embeddings[g], score, chunk_size, gallery_chunk_size)
-        for q, g in itertools.permutations(embeddings, 2)
-    }
+    """``{"a->b": ranks}`` (one per query) for every ordered pair of modalities. Cosine scores are symmetric, so
+    each unordered pair is scored once for both of its directions."""
+    if score is not cosine_scores:
+        return {
+            f"{q}->{g}": retrieval_ranks(embeddings[q], embeddings[g], score, chunk_size, gallery_chunk_size)
+            for q, g in itertools.permutations(embeddings, 2)
+        }
+    ranks = {}
+    for a, b in itertools.combinations(embeddings, 2):
+        ranks[f"{a}->{b}"], ranks[f"{b}->{a}"] = retrieval_ranks_both_ways(embeddings[a], embeddings[b], chunk_size,
+                                                                           gallery_chunk_size)
+    return {f"{q}->{g}": ranks[f"{q}->{g}"] for q, g in itertools.permutations(embeddings, 2)}
 
 
 def pairwise_retrieval(

@@ -26,24 +26,26 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pmrl_bench.evaluation.classification import fuse, probe_accuracies
-from pmrl_bench.evaluation.multimodal import fusion_name
-from pmrl_bench.evaluation.retrieval import recall_at_1_both_ways, recall_metrics, retrieval_ranks
+from pmrl_bench.evaluation.classification import probe_accuracies
+from pmrl_bench.evaluation.multimodal import multimodal_retrieval
+from pmrl_bench.evaluation.retrieval import pairwise_ranks, recall_at_1_both_ways, recall_metrics
 
 NOISE_LEVELS = (0.0, 0.1, 0.5, 1.0)
 EMBED_BATCH = 1024
 
 
-def fusion_retrieval(embeddings: Mapping[str, torch.Tensor]) -> dict[str, dict[str, float]]:
-    """Each modality against the fusion of the others, both directions (the pair itself with two modalities)."""
-    out = {}
-    for target in embeddings:
-        others = [m for m in embeddings if m != target]
-        fused = fuse({m: embeddings[m] for m in others})
-        key = fusion_name(others)
-        out[f"{key}->{target}"] = recall_metrics(retrieval_ranks(fused, embeddings[target]))
-        out[f"{target}->{key}"] = recall_metrics(retrieval_ranks(embeddings[target], fused))
-    return out
+def fusion_retrieval(
+    embeddings: Mapping[str, torch.Tensor], pairwise: Mapping[str, Mapping[str, float]] | None = None
+) -> dict[str, dict[str, float]]:
+    """Each modality against the fusion of the others, both directions: ``multimodal_retrieval``'s views, and with
+    two modalities the pair itself (the fusion of one modality is that modality), read from ``pairwise`` (the
+    split's ``metrics.retrieval``) when given."""
+    if len(embeddings) != 2:
+        return multimodal_retrieval(embeddings)
+    a, b = embeddings
+    if pairwise is None:
+        pairwise = {d: recall_metrics(r) for d, r in pairwise_ranks(embeddings).items()}
+    return {f"{b}->{a}": dict(pairwise[f"{b}->{a}"]), f"{a}->{b}": dict(pairwise[f"{a}->{b}"])}
 
 
 def missing_modality(
@@ -53,16 +55,18 @@ def missing_modality(
     labels: np.ndarray | None = None,
     seed: int = 0,
     backend: str = "torch",
+    pairwise: Mapping[str, Mapping[str, float]] | None = None,
 ) -> dict[str, Any]:
     """Retrieval and the fused linear probe with each modality left out; empty with fewer than 3 modalities.
-    ``backend``: the probes' (as ``classification.probe_accuracies``)."""
+    ``backend``: the probes' (as ``classification.probe_accuracies``); ``pairwise``: the split's pairwise retrieval
+    metrics, reused where two modalities remain."""
     names = list(queries)
     if len(names) < 3:
         return {}
     retrieval, mean_r1, probe = {}, {}, {}
     for left_out in names:
         kept = [m for m in names if m != left_out]
-        retrieval[left_out] = fusion_retrieval({m: queries[m] for m in kept})
+        retrieval[left_out] = fusion_retrieval({m: queries[m] for m in kept}, pairwise)
         mean_r1[left_out] = float(np.mean([scores["R@1"] for scores in retrieval[left_out].values()]))
         if train is not None and train_labels is not None and labels is not None:
             accuracies = probe_accuracies({m: train[m] for m in kept}, train_labels, {m: queries[m] for m in kept},
@@ -134,13 +138,15 @@ def robustness_views(
     train_labels: np.ndarray | None = None,
     labels: np.ndarray | None = None,
     backend: str = "torch",
+    pairwise: Mapping[str, Mapping[str, float]] | None = None,
 ) -> dict[str, Any]:
     """``{"missing_modality": ..., "noise": ...}`` (a view left out where it does not apply).
 
     ``inputs`` and ``queries``: the evaluated split's inputs and their embeddings; ``train_inputs``: the train
-    split's inputs (for the noise scale); ``train``/``train_labels``/``labels``: for the fused probe."""
+    split's inputs (for the noise scale); ``train``/``train_labels``/``labels``: for the fused probe; ``pairwise``: the
+    split's pairwise retrieval metrics, if already computed."""
     out = {}
-    missing = missing_modality(queries, train, train_labels, labels, seed, backend)
+    missing = missing_modality(queries, train, train_labels, labels, seed, backend, pairwise)
     if missing:
         out["missing_modality"] = missing
     noisy = noisy_modality(encoders, inputs, train_inputs, queries, seed)

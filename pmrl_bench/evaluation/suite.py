@@ -103,7 +103,7 @@ def evaluate_with_robustness(
     if robustness:
         views = robustness_views(encoders, inputs, queries, data.train.inputs, seed, train,
                                  data.train.labels if labelled else None, target.labels if labelled else None,
-                                 backend=probe)
+                                 backend=probe, pairwise=metrics["retrieval"])
     return metrics, views
 
 
