@@ -30,7 +30,8 @@ import torch
 
 from pmrl_bench.evaluation.retrieval import pairwise_ranks, recall_metrics
 from pmrl_bench.evaluation.robustness import robustness_views
-from pmrl_bench.evaluation.suite import embed, evaluate, split_tensors
+from pmrl_bench.evaluation.embedding import embed, split_tensors
+from pmrl_bench.evaluation.suite import evaluate
 from pmrl_bench.plugins import get_registry
 from pmrl_bench.runner.parallel import run_threads
 from pmrl_bench.runner.sweep import SweepConfig, plan_sweep

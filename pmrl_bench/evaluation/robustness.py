@@ -27,11 +27,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from pmrl_bench.evaluation.classification import probe_accuracies
+from pmrl_bench.evaluation.embedding import EMBED_BATCH
 from pmrl_bench.evaluation.multimodal import multimodal_retrieval
 from pmrl_bench.evaluation.retrieval import pairwise_ranks, recall_at_1_both_ways, recall_metrics
 
 NOISE_LEVELS = (0.0, 0.1, 0.5, 1.0)
-EMBED_BATCH = 1024
 
 
 def fusion_retrieval(

@@ -10,37 +10,16 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from pmrl_bench.components import Split, TaskData
 from pmrl_bench.evaluation.classification import probe_accuracies
+from pmrl_bench.evaluation.embedding import embed, split_tensors
 from pmrl_bench.evaluation.multimodal import multimodal_retrieval
 from pmrl_bench.evaluation.native import native_ranks
 from pmrl_bench.evaluation.per_query import PER_QUERY_KEY, encode_ranks
 from pmrl_bench.evaluation.retrieval import pairwise_ranks, recall_metrics
 from pmrl_bench.evaluation.robustness import robustness_views
-
-EMBED_BATCH = 1024
-
-
-def split_tensors(split: Split, names: Sequence[str], device: torch.device) -> dict[str, torch.Tensor]:
-    from pmrl_bench.runner.device import stage
-
-    return {m: stage(split.inputs[m], device) for m in names}
-
-
-@torch.no_grad()
-def embed(encoders: nn.ModuleDict, inputs: Mapping[str, torch.Tensor], batch_size: int = EMBED_BATCH) -> dict[str, torch.Tensor]:
-    """Unit-norm embeddings of every instance, per modality, in eval mode."""
-    was_training = encoders.training
-    encoders.eval()
-    out = {
-        m: torch.cat([F.normalize(encoders[m](x[i : i + batch_size]).float(), dim=-1) for i in range(0, len(x), batch_size)])
-        for m, x in inputs.items()
-    }
-    encoders.train(was_training)
-    return out
 
 
 def evaluate(

@@ -21,7 +21,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from pmrl_bench.components import Split, TaskData
-from pmrl_bench.evaluation.suite import embed, evaluate, evaluate_with_robustness, split_tensors
+from pmrl_bench.evaluation.embedding import embed, split_tensors
+from pmrl_bench.evaluation.suite import evaluate, evaluate_with_robustness
 from pmrl_bench.registry import Registry
 from pmrl_bench.runner.cost import CostMeter
 from pmrl_bench.runner.device import BatchSource, autocast_dtype

@@ -17,7 +17,7 @@ from pmrl_bench.evaluation.classification import (
     fit_logistic_regression, knn_accuracy, linear_probe_accuracy, probe_accuracies, standardise, torch_knn_accuracy,
     torch_linear_probe_accuracy,
 )
-from pmrl_bench.evaluation.suite import embed, split_tensors
+from pmrl_bench.evaluation.embedding import embed, split_tensors
 from pmrl_bench.plugins import get_registry
 from pmrl_bench.runner.spec import Budget
 from pmrl_bench.runner.sweep import SweepConfig, plan_sweep
