@@ -28,7 +28,7 @@ import time
 import pytest
 import torch
 
-from pmrl_bench.evaluation.retrieval import pairwise_ranks, recall_metrics
+from pmrl_bench.evaluation.retrieval import pairwise_retrieval
 from pmrl_bench.evaluation.robustness import robustness_views
 from pmrl_bench.evaluation.embedding import embed, split_tensors
 from pmrl_bench.evaluation.suite import evaluate
@@ -113,7 +113,7 @@ def test_part_robustness(benchmark, run, trained):
     inputs = split_tensors(data.test, names, CPU)
     queries = embed(trained.encoders, inputs)  # what the final state's evaluation already computed
     train_embeddings = embed(trained.encoders, split_tensors(data.train, names, CPU))
-    pairwise = {direction: recall_metrics(r) for direction, r in pairwise_ranks(queries).items()}
+    pairwise = pairwise_retrieval(queries)
     views = _timed(benchmark, lambda: robustness_views(trained.encoders, inputs, queries, data.train.inputs, spec.seed,
                                                        train_embeddings, data.train.labels, data.test.labels,
                                                        pairwise=pairwise),

@@ -13,9 +13,7 @@ from collections.abc import Mapping
 import torch
 
 from pmrl_bench.evaluation.classification import fuse
-from pmrl_bench.evaluation.retrieval import (
-    ScoreFn, cosine_scores, recall_metrics, retrieval_ranks, retrieval_ranks_both_ways,
-)
+from pmrl_bench.evaluation.retrieval import ScoreFn, cosine_scores, recall_metrics, retrieval_ranks_both_ways
 
 
 def fusion_name(names: list[str]) -> str:
@@ -35,11 +33,7 @@ def multimodal_retrieval(
         others = [m for m in names if m != target]
         fused = fuse({m: embeddings[m] for m in others})
         key = fusion_name(others)
-        if score is cosine_scores:  # symmetric: one score matrix for both directions
-            forward, backward = retrieval_ranks_both_ways(fused, embeddings[target])
-        else:
-            forward, backward = (retrieval_ranks(fused, embeddings[target], score),
-                                 retrieval_ranks(embeddings[target], fused, score))
+        forward, backward = retrieval_ranks_both_ways(fused, embeddings[target], score)
         out[f"{key}->{target}"] = recall_metrics(forward)
         out[f"{target}->{key}"] = recall_metrics(backward)
     return out

@@ -97,17 +97,22 @@ def recall_at_1_both_ways(a: torch.Tensor, b: torch.Tensor, chunk_size: int = QU
 
 
 def retrieval_ranks_both_ways(
-    a: torch.Tensor, b: torch.Tensor, chunk_size: int = QUERY_CHUNK, gallery_chunk_size: int | None = None
+    a: torch.Tensor,
+    b: torch.Tensor,
+    score: ScoreFn = cosine_scores,
+    chunk_size: int = QUERY_CHUNK,
+    gallery_chunk_size: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(ranks a->b, ranks b->a)`` under cosine scores, by :func:`retrieval_ranks`'s rule. When the whole score
-    matrix fits in one block, one matrix serves both directions (its rows, then its columns), so both read the very
-    same floats; larger sets take two chunked passes."""
+    """``(ranks a->b, ranks b->a)`` by :func:`retrieval_ranks`'s rule. Cosine scores are symmetric: when the whole
+    score matrix fits in one block, one matrix serves both directions (its rows, then its columns), so both read the
+    very same floats. Other scores, and larger sets, take two chunked passes."""
     n = len(a)
     if len(b) != n:
         raise ValueError(f"queries and gallery must be instance-paired, got {n} and {len(b)}")
-    if n == 0 or n > chunk_size:  # retrieval_ranks' gallery blocks are never smaller than its query chunk
-        return (retrieval_ranks(a, b, cosine_scores, chunk_size, gallery_chunk_size),
-                retrieval_ranks(b, a, cosine_scores, chunk_size, gallery_chunk_size))
+    # retrieval_ranks' gallery blocks are never smaller than its query chunk: n <= chunk_size is one block
+    if score is not cosine_scores or n == 0 or n > chunk_size:
+        return (retrieval_ranks(a, b, score, chunk_size, gallery_chunk_size),
+                retrieval_ranks(b, a, score, chunk_size, gallery_chunk_size))
     scores = cosine_scores(a, b)
     positive = scores.diagonal()
     forward = torch.count_nonzero(scores >= positive[:, None], dim=1)  # each includes the positive itself
@@ -129,17 +134,12 @@ def pairwise_ranks(
     chunk_size: int = QUERY_CHUNK,
     gallery_chunk_size: int | None = None,
 ) -> dict[str, torch.Tensor]:
-    """``{"a->b": ranks}`` (one per query) for every ordered pair of modalities. Cosine scores are symmetric, so
-    each unordered pair is scored once for both of its directions."""
-    if score is not cosine_scores:
-        return {
-            f"{q}->{g}": retrieval_ranks(embeddings[q], embeddings[g], score, chunk_size, gallery_chunk_size)
-            for q, g in itertools.permutations(embeddings, 2)
-        }
+    """``{"a->b": ranks}`` (one per query) for every ordered pair of modalities, each unordered pair scored by
+    :func:`retrieval_ranks_both_ways`."""
     ranks = {}
     for a, b in itertools.combinations(embeddings, 2):
-        ranks[f"{a}->{b}"], ranks[f"{b}->{a}"] = retrieval_ranks_both_ways(embeddings[a], embeddings[b], chunk_size,
-                                                                           gallery_chunk_size)
+        ranks[f"{a}->{b}"], ranks[f"{b}->{a}"] = retrieval_ranks_both_ways(embeddings[a], embeddings[b], score,
+                                                                           chunk_size, gallery_chunk_size)
     return {f"{q}->{g}": ranks[f"{q}->{g}"] for q, g in itertools.permutations(embeddings, 2)}
 
 

@@ -29,7 +29,7 @@ from torch import nn
 from pmrl_bench.evaluation.classification import probe_accuracies
 from pmrl_bench.evaluation.embedding import EMBED_BATCH
 from pmrl_bench.evaluation.multimodal import multimodal_retrieval
-from pmrl_bench.evaluation.retrieval import pairwise_ranks, recall_at_1_both_ways, recall_metrics
+from pmrl_bench.evaluation.retrieval import pairwise_retrieval, recall_at_1_both_ways
 
 NOISE_LEVELS = (0.0, 0.1, 0.5, 1.0)
 
@@ -44,7 +44,7 @@ def fusion_retrieval(
         return multimodal_retrieval(embeddings)
     a, b = embeddings
     if pairwise is None:
-        pairwise = {d: recall_metrics(r) for d, r in pairwise_ranks(embeddings).items()}
+        pairwise = pairwise_retrieval(embeddings)
     return {f"{b}->{a}": dict(pairwise[f"{b}->{a}"]), f"{a}->{b}": dict(pairwise[f"{a}->{b}"])}
 
 

@@ -28,6 +28,12 @@ def _legend(label: str) -> str:
     return label.replace("$", r"\$")
 
 
+# matplotlib's tab10 then the darker half of tab20b: 20 colours a reader can tell apart
+_PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+            "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354",
+            "#756bb1", "#636363")
+
+
 def _styles(labels: Sequence[str]) -> dict[str, dict[str, object]]:
     """Line style per row label: one colour per objective (the label's first word), and a solid, dashed, dotted …
     line per configuration of that objective (default and tuned, say), so 18 configurations stay tellable apart."""
@@ -40,12 +46,6 @@ def _styles(labels: Sequence[str]) -> dict[str, dict[str, object]]:
         for j, label in enumerate(sorted(group, key=lambda label: (len(label), label))):  # the plainest is solid
             styles[label] = {"color": _PALETTE[i % len(_PALETTE)], "linestyle": lines[j % len(lines)]}
     return styles
-
-
-# matplotlib's tab10 then the darker half of tab20b: 20 colours a reader can tell apart
-_PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
-            "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354",
-            "#756bb1", "#636363")
 
 
 def _legend_below(figure, axes, title_height: float = 0.0) -> None:  # noqa: ANN001 - matplotlib objects
