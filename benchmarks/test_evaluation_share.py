@@ -17,6 +17,11 @@ run does (``runner.train.evaluate_trained``), with the torch probes (the default
 The printed ``x baseline time`` of each row is its share of the run. The baseline also times, in every round, the
 evaluation inside that very run, and prints the median of those shares: the machine's speed cannot drift between
 the numerator and the denominator there, which on a shared machine makes it the steadier figure. Target: at most 5 %.
+
+Group ``mfeat sweep``: what ``pmrl-bench run --tasks mfeat`` does for each seed, every built-in objective from one
+starting state (two rounds of nine runs, a few minutes in all). The sweep evaluates that starting state once and
+hands its metrics to every run (``runner.start_state``); the baseline row turns that off, so each run evaluates its
+own. Each row prints the share of the sweep spent in evaluation, timed inside the sweep.
 """
 
 from __future__ import annotations
@@ -33,8 +38,10 @@ from pmrl_bench.evaluation.robustness import robustness_views
 from pmrl_bench.evaluation.embedding import embed, split_tensors
 from pmrl_bench.evaluation.suite import evaluate
 from pmrl_bench.plugins import get_registry
+from pmrl_bench.results import ResultStore
 from pmrl_bench.runner.parallel import run_threads
-from pmrl_bench.runner.sweep import SweepConfig, plan_sweep
+from pmrl_bench.runner.start_state import StartEvaluations
+from pmrl_bench.runner.sweep import SweepConfig, collect_versions, execute_sweep, plan_sweep
 from pmrl_bench.runner import train as train_module
 from pmrl_bench.runner.train import build_encoders, evaluate_trained, train, train_and_evaluate
 from pmrl_bench.stability import default_monitors
@@ -65,8 +72,8 @@ def _timed(benchmark, fn, **info):
         return benchmark.pedantic(fn, **ROUNDS)
 
 
-def test_whole_run(benchmark, run, monkeypatch):
-    spec, data, registry = run
+def _time_evaluations(monkeypatch) -> list[float]:
+    """Process seconds of every ``evaluate_trained`` call from now on, in order."""
     evaluation_seconds = []
 
     def timed_evaluation(*args, **kwargs):
@@ -77,6 +84,12 @@ def test_whole_run(benchmark, run, monkeypatch):
             evaluation_seconds.append(time.process_time() - started)
 
     monkeypatch.setattr(train_module, "evaluate_trained", timed_evaluation)
+    return evaluation_seconds
+
+
+def test_whole_run(benchmark, run, monkeypatch):
+    spec, data, registry = run
+    evaluation_seconds = _time_evaluations(monkeypatch)
     shares = []
 
     def one_run():
@@ -128,3 +141,31 @@ def test_part_starting_state(benchmark, run, trained):
     metrics = _timed(benchmark, lambda: evaluate(encoders, trained.objective, data, CPU, spec.seed,
                                                  probe_views=("fused",)), part="starting state")
     assert set(metrics["classification"]) == {"linear:fused", "knn:fused"}
+
+
+@pytest.mark.parametrize("shared_start", [False, True], ids=["each run evaluates its start", "start evaluated once"])
+def test_default_sweep(benchmark, tmp_path, monkeypatch, shared_start):
+    registry = get_registry()
+    objectives = [n for n in registry.names("objective") if registry.get("objective", n).distribution == "pmrl-bench"]
+    config = SweepConfig(objectives=objectives, tasks=["mfeat"], seeds=1, progress=False, device="cpu", threads=1)
+    plan = plan_sweep(config, registry)
+    if not shared_start:
+        monkeypatch.setattr(StartEvaluations, "key", lambda *args, **kwargs: None)
+    evaluation_seconds = _time_evaluations(monkeypatch)
+    shares, rounds = [], iter(range(1000))
+
+    def sweep():
+        del evaluation_seconds[:]
+        store = ResultStore(tmp_path / f"results-{next(rounds)}")  # nothing done yet, every round
+        started = time.process_time()
+        summary = execute_sweep(plan, config, registry, store, collect_versions({}))
+        shares.append(sum(evaluation_seconds) / (time.process_time() - started))
+        return summary
+
+    benchmark.group = "mfeat sweep"
+    benchmark.extra_info.update(runs=len(plan.specs), threads=config.threads, shared_start=shared_start)
+    if not shared_start:
+        benchmark.extra_info["role"] = "baseline"
+    summary = benchmark.pedantic(sweep, rounds=2, warmup_rounds=0, iterations=1)
+    benchmark.extra_info["shares"] = {"evaluation inside the sweep": shares}
+    assert summary.ok == len(plan.specs) == len(objectives) and len(evaluation_seconds) == len(objectives)

@@ -24,7 +24,7 @@ from pmrl_bench.evaluation.robustness import robustness_views
 
 def evaluate(
     encoders: nn.ModuleDict,
-    objective: nn.Module,
+    objective: nn.Module | None,
     data: TaskData,
     device: torch.device,
     seed: int,
@@ -35,7 +35,8 @@ def evaluate(
     """Retrieval (cosine, multimodal, native), per-query ranks and classification probes on ``split``.
 
     The probes are fitted on the train split and scored on ``split`` (``"test"`` or ``"validation"``);
-    ``probe_views`` limits them (e.g. ``("fused",)``).
+    ``probe_views`` limits them (e.g. ``("fused",)``). ``objective=None`` leaves out ``retrieval_native``, the
+    only view that depends on the objective.
     """
     return evaluate_with_robustness(encoders, objective, data, device, seed, split, probe, robustness=False,
                                     probe_views=probe_views)[0]
@@ -43,7 +44,7 @@ def evaluate(
 
 def evaluate_with_robustness(
     encoders: nn.ModuleDict,
-    objective: nn.Module,
+    objective: nn.Module | None,
     data: TaskData,
     device: torch.device,
     seed: int,
@@ -68,10 +69,7 @@ def evaluate_with_robustness(
     if fused:
         metrics["retrieval_multimodal"] = fused
     metrics[PER_QUERY_KEY] = {"retrieval": {direction: encode_ranks(r) for direction, r in ranks.items()}}
-    native = native_ranks(objective, queries)  # the objective's own score (e.g. -volume), when it has one
-    if native is not None:
-        metrics["retrieval_native"] = {direction: recall_metrics(r) for direction, r in native.items()}
-        metrics[PER_QUERY_KEY]["retrieval_native"] = {direction: encode_ranks(r) for direction, r in native.items()}
+    add_native_retrieval(metrics, objective, queries)
     train = None
     labelled = data.train.labels is not None and target.labels is not None
     if labelled:
@@ -84,6 +82,34 @@ def evaluate_with_robustness(
                                  data.train.labels if labelled else None, target.labels if labelled else None,
                                  backend=probe, pairwise=metrics["retrieval"])
     return metrics, views
+
+
+def has_native_score(objective: nn.Module | None) -> bool:
+    """Whether ``objective`` ranks by a score of its own (``native_score``), so its evaluation has a
+    ``retrieval_native`` view; every other view depends on the encoders alone."""
+    return callable(getattr(objective, "native_score", None))
+
+
+def add_native_retrieval(metrics: dict[str, Any], objective: nn.Module | None, queries: Mapping[str, torch.Tensor]) -> None:
+    """Add ``retrieval_native`` (and its per-query ranks) to ``metrics``: retrieval by the objective's own score
+    (e.g. -volume) on the split's embeddings ``queries``; nothing when it has none."""
+    native = native_ranks(objective, queries)
+    if native is None:
+        return
+    metrics["retrieval_native"] = {direction: recall_metrics(r) for direction, r in native.items()}
+    metrics.setdefault(PER_QUERY_KEY, {})["retrieval_native"] = {direction: encode_ranks(r) for direction, r in native.items()}
+
+
+def evaluate_native(
+    metrics: dict[str, Any], encoders: nn.ModuleDict, objective: nn.Module | None, data: TaskData,
+    device: torch.device, split: str = "test",
+) -> dict[str, Any]:
+    """``metrics`` (computed without the objective, e.g. shared by several runs) with the objective's
+    ``retrieval_native`` view on ``split`` added, as :func:`evaluate` would have; unchanged when it has none."""
+    if has_native_score(objective):
+        names = [m.name for m in data.modalities]
+        add_native_retrieval(metrics, objective, embed(encoders, split_tensors(getattr(data, split), names, device)))
+    return metrics
 
 
 def mean_cosine_r1(metrics: Mapping[str, Any]) -> float:

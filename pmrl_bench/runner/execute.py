@@ -172,6 +172,9 @@ class _RunExecutor:
         from pmrl_bench.runner.init_stage import InitStages
 
         self.inits = InitStages(store, registry, device, plan.fingerprints, config.precision, config.progress, world)
+        from pmrl_bench.runner.start_state import StartEvaluations
+
+        self.start_evaluations = StartEvaluations(plan.fingerprints)  # the runs of a seed share their starting state
 
     def _reusable(self, spec: RunSpec) -> RunResult | None:
         """A stored result that counts as this run being done, or None if the run must (re)train."""
@@ -261,7 +264,7 @@ class _RunExecutor:
                 spec, data, self.registry, self.device, monitors,
                 probe_every=self.config.probe_every, progress=self.config.progress,
                 precision=self.config.precision, world=self.world, init_state=init_state,
-                compiled=self.config.compile,
+                compiled=self.config.compile, start_evaluations=self.start_evaluations,
             )
             synchronize(self.device)  # duration_s must count finished kernels, not launched ones
         except InitStageFailed as exc:  # every run of this seed needs the stage: each is recorded as failed

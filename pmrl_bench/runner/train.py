@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from pmrl_bench.components import Split, TaskData
 from pmrl_bench.evaluation.embedding import embed, split_tensors
-from pmrl_bench.evaluation.suite import evaluate, evaluate_with_robustness
+from pmrl_bench.evaluation.suite import evaluate, evaluate_native, evaluate_with_robustness
 from pmrl_bench.registry import Registry
 from pmrl_bench.runner.cost import CostMeter
 from pmrl_bench.runner.device import BatchSource, autocast_dtype
@@ -31,6 +31,7 @@ from pmrl_bench.runner.distributed import (
 )
 from pmrl_bench.runner.monitor import StepRecord, TrainContext, TrainingMonitor
 from pmrl_bench.runner.spec import DEFAULT_SELECTION_METRIC, RunSpec
+from pmrl_bench.runner.start_state import StartEvaluations
 from pmrl_bench.splits import with_validation
 from pmrl_bench.stability.probe_retrieval import mean_r1
 
@@ -320,6 +321,7 @@ def train_and_evaluate(
     init_state: State | None = None,
     evaluate_on: str = "test",
     compiled: bool = False,
+    start_evaluations: StartEvaluations | None = None,
 ) -> RunOutcome:
     """Train (see :func:`train`), then evaluate on ``evaluate_on`` the state kept by the selection rule and the
     state the run started from (``metrics_at_init``). ``evaluate_on="validation"`` is what tuning uses."""
@@ -331,16 +333,20 @@ def train_and_evaluate(
                           error=f"non-finite loss or gradient at step {trained.diverged_step}", cost=trained.cost)
     if not world.is_main:  # rank 0 evaluates and writes; the other ranks only helped train
         return RunOutcome("ok", stability=trained.stability)
-    metrics, robustness, at_init = evaluate_trained(trained, data, device, spec, evaluate_on)
+    metrics, robustness, at_init = evaluate_trained(trained, data, device, spec, evaluate_on, start_evaluations)
     return RunOutcome("ok", metrics, trained.stability, metrics_at_init=at_init, selection=trained.selection,
                       robustness=robustness, cost=trained.cost)
 
 
 def evaluate_trained(trained: Trained, data: TaskData, device: torch.device, spec: RunSpec, evaluate_on: str = "test",
+                     start_evaluations: StartEvaluations | None = None,
                      ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]:
     """``(metrics, robustness, metrics_at_init)``: the state the selection rule kept, with every view and the
     robustness views, and the state the run started from, with retrieval and the fused probes (what the step-0
-    row and the change from step 0 need, at a fraction of the cost). The modules end in the kept state."""
+    row and the change from step 0 need, at a fraction of the cost). The modules end in the kept state.
+
+    ``start_evaluations``: the sweep's memo of starting states (``runner.start_state``), which the runs of a seed
+    share; without it the starting state is evaluated here."""
     if trained.selected is not None:
         trained.encoders.load_state_dict(trained.selected[0])
         trained.objective.load_state_dict(trained.selected[1])
@@ -351,11 +357,24 @@ def evaluate_trained(trained: Trained, data: TaskData, device: torch.device, spe
         kept = trained.selected or (snapshot(trained.encoders), snapshot(trained.objective))
         trained.encoders.load_state_dict(trained.initial[0])
         trained.objective.load_state_dict(trained.initial[1])
-        at_init = evaluate(trained.encoders, trained.objective, data, device, spec.seed, evaluate_on, spec.probe,
-                           probe_views=("fused",))
+        at_init = _evaluate_start(trained, data, device, spec, evaluate_on, start_evaluations)
         trained.encoders.load_state_dict(kept[0])
         trained.objective.load_state_dict(kept[1])
     return metrics, robustness, at_init
+
+
+def _evaluate_start(trained: Trained, data: TaskData, device: torch.device, spec: RunSpec, split: str,
+                    start_evaluations: StartEvaluations | None) -> dict[str, Any]:
+    """The loaded starting state's metrics: from the sweep's memo when there is one, plus the objective's own
+    ``retrieval_native`` view, the only one that depends on the objective."""
+    if start_evaluations is None:
+        return evaluate(trained.encoders, trained.objective, data, device, spec.seed, split, spec.probe,
+                        probe_views=("fused",))
+    assert trained.initial is not None
+    key = start_evaluations.key(spec, trained.initial[0], split, device)
+    metrics = start_evaluations.metrics(key, lambda: evaluate(trained.encoders, None, data, device, spec.seed, split,
+                                                              spec.probe, probe_views=("fused",)))
+    return evaluate_native(metrics, trained.encoders, trained.objective, data, device, split)
 
 
 def evaluate_encoders(spec: RunSpec, data: TaskData, registry: Registry, device: torch.device, state: State,
