@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from pmrl_bench import hookimpl
 from pmrl_bench.components import VECTOR, Modality, Split, TaskData
+from pmrl_bench.evaluation.retrieval import pairwise_retrieval
 from pmrl_bench.evaluation.robustness import NOISE_LEVELS, missing_modality, noisy_modality
 
 N_TEST = 64
@@ -122,3 +123,17 @@ def test_noise_is_seeded_and_skips_token_ids():
     other = noisy_modality(encoders, inputs, train, queries, seed=4)
     assert other["R@1"]["a"][0] == first["R@1"]["a"][0]  # level 0 adds nothing, whatever the seed
     assert other != first
+
+
+def test_level_0_read_from_the_pairwise_metrics_is_the_level_0_computed_here():
+    torch.manual_seed(1)
+    encoders = torch.nn.ModuleDict({m: torch.nn.Linear(4, 8) for m in ("a", "b", "c")})
+    inputs = {m: torch.randn(60, 4) for m in encoders}
+    with torch.no_grad():
+        queries = {m: F.normalize(encoders[m](x), dim=-1) for m, x in inputs.items()}
+    train = {m: x.numpy() for m, x in inputs.items()}
+    computed = noisy_modality(encoders, inputs, train, queries, seed=0)
+    read = noisy_modality(encoders, inputs, train, queries, seed=0, pairwise=pairwise_retrieval(queries))
+    assert read == computed
+    wrong = {d: {**scores, "R@1": 0.0} for d, scores in pairwise_retrieval(queries).items()}
+    assert noisy_modality(encoders, inputs, train, queries, seed=0, pairwise=wrong)["R@1"]["a"][0] == 0.0

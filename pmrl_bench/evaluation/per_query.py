@@ -14,7 +14,7 @@ PER_QUERY_KEY = "per_query_ranks"
 
 
 def encode_ranks(ranks: torch.Tensor | np.ndarray) -> str:
-    return " ".join(str(int(r)) for r in np.asarray(ranks).reshape(-1))
+    return " ".join(map(str, np.asarray(ranks).reshape(-1).astype(np.int64).tolist()))
 
 
 def decode_ranks(text: str) -> np.ndarray:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Mapping
 
+import numpy as np
 import torch
 
 RECALL_KS = (1, 5, 10)
@@ -121,10 +122,10 @@ def retrieval_ranks_both_ways(
 
 
 def recall_metrics(ranks: torch.Tensor) -> dict[str, float]:
-    ranks = ranks.double()
-    metrics = {f"R@{k}": float((ranks <= k).double().mean()) for k in RECALL_KS}
-    # torch.median returns the lower middle value; use the usual mean of the two middles instead.
-    metrics["MdR"] = float(ranks.quantile(0.5))
+    """R@K (the share of ranks <= K) and MdR (the median rank, the mean of the two middle ones for an even count)."""
+    values = ranks.cpu().numpy()  # a few hundred integers: numpy does this in a fraction of torch's dispatch time
+    metrics = {f"R@{k}": float(np.mean(values <= k)) for k in RECALL_KS}
+    metrics["MdR"] = float(np.median(values))
     return metrics
 
 
