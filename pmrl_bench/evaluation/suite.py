@@ -90,14 +90,17 @@ def has_native_score(objective: nn.Module | None) -> bool:
     return callable(getattr(objective, "native_score", None))
 
 
-def add_native_retrieval(metrics: dict[str, Any], objective: nn.Module | None, queries: Mapping[str, torch.Tensor]) -> None:
+def add_native_retrieval(
+    metrics: dict[str, Any], objective: nn.Module | None, queries: Mapping[str, torch.Tensor]
+) -> None:
     """Add ``retrieval_native`` (and its per-query ranks) to ``metrics``: retrieval by the objective's own score
     (e.g. -volume) on the split's embeddings ``queries``; nothing when it has none."""
     native = native_ranks(objective, queries)
     if native is None:
         return
     metrics["retrieval_native"] = {direction: recall_metrics(r) for direction, r in native.items()}
-    metrics.setdefault(PER_QUERY_KEY, {})["retrieval_native"] = {direction: encode_ranks(r) for direction, r in native.items()}
+    per_query = metrics.setdefault(PER_QUERY_KEY, {})
+    per_query["retrieval_native"] = {direction: encode_ranks(r) for direction, r in native.items()}
 
 
 def evaluate_native(

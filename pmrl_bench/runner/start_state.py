@@ -23,7 +23,6 @@ from pmrl_bench.runner.checkpoints import tensors_sha256
 from pmrl_bench.runner.spec import RunSpec
 
 State = dict[str, torch.Tensor]
-Metrics = dict[str, Any]
 # Starting states kept at once: a sweep meets one per task, seed and protocol, usually in a row; the metrics of one
 # are a few kilobytes (the per-query ranks of the test split).
 CAPACITY = 32
@@ -40,7 +39,7 @@ class StartEvaluations:
         self.capacity = capacity
         self.computed = 0  # evaluations done here
         self.reused = 0  # evaluations handed out again
-        self._metrics: OrderedDict[str, Metrics] = OrderedDict()
+        self._metrics: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
     def key(self, spec: RunSpec, state: State, split: str, device: torch.device) -> str | None:
         """What the starting state's objective-independent evaluation depends on; None when the task has no
@@ -56,7 +55,7 @@ class StartEvaluations:
         }, sort_keys=True, default=repr)
         return hashlib.sha256(canonical.encode()).hexdigest()
 
-    def metrics(self, key: str | None, evaluate: Callable[[], Metrics]) -> Metrics:
+    def metrics(self, key: str | None, evaluate: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         """A copy of the metrics stored under ``key``, or of ``evaluate()``'s, which are stored."""
         if key is None:
             return evaluate()

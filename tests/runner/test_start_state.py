@@ -21,7 +21,8 @@ SWEEP = ["--objectives", "infonce,gram,pmrl", "--seeds", "2"]  # gram ranks by a
 
 def _at_init(tmp_path, name: str) -> dict[tuple[str, int], dict]:
     results = tmp_path / name
-    assert main(["run", "--results", str(results), "--leaderboard", str(tmp_path / f"{name}-boards"), *TINY, *SWEEP]) == 0
+    boards = tmp_path / f"{name}-boards"
+    assert main(["run", "--results", str(results), "--leaderboard", str(boards), *TINY, *SWEEP]) == 0
     found, problems = ResultStore(results).scan()
     assert not problems and len(found) == 6
     return {(r.objective, r.seed): r.metrics_at_init.model_dump() for r in found}
