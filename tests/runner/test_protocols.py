@@ -182,9 +182,9 @@ def test_the_test_split_is_untouched_before_the_final_evaluation(tmp_path, monke
         _PoisonedInputs.armed = True
         return original_train(*args, **kwargs)
 
-    def final_evaluation(original, split_at: int):
+    def final_evaluation(original):
         def evaluation(*args, **kwargs):
-            split = args[split_at] if len(args) > split_at else kwargs.get("split", "test")
+            split = args[5] if len(args) > 5 else kwargs.get("split", "test")
             evaluated.append(split)
             _PoisonedInputs.armed = split != "test"
             try:
@@ -195,10 +195,10 @@ def test_the_test_split_is_untouched_before_the_final_evaluation(tmp_path, monke
         return evaluation
 
     monkeypatch.setattr(train_module, "train", armed_train)
-    # the final evaluations (and where their split argument sits): nothing else may read test
-    for name, split_at in (("evaluate", 5), ("evaluate_with_robustness", 5), ("evaluate_native", 5)):
+    # the final evaluations, each with its split sixth: nothing else may read test
+    for name in ("evaluate", "evaluate_with_robustness", "evaluate_native"):
         assert getattr(train_module, name) is getattr(suite, name)
-        monkeypatch.setattr(train_module, name, final_evaluation(getattr(suite, name), split_at))
+        monkeypatch.setattr(train_module, name, final_evaluation(getattr(suite, name)))
     try:
         code = main(["run", "--objectives", "infonce,pmrl", "--tasks", "poisoned", "--seeds", "1", "--steps", "30",
                      "--batch-size", "16", "--dim", "8", "--select", selection, "--no-progress",
