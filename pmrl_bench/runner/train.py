@@ -350,8 +350,9 @@ def evaluate_trained(trained: Trained, data: TaskData, device: torch.device, spe
     if trained.selected is not None:
         trained.encoders.load_state_dict(trained.selected[0])
         trained.objective.load_state_dict(trained.selected[1])
+    # The robustness views belong to a test result; a tuning trial (validation) keeps only its metric.
     metrics, robustness = evaluate_with_robustness(trained.encoders, trained.objective, data, device, spec.seed,
-                                                   evaluate_on, spec.probe)
+                                                   evaluate_on, spec.probe, robustness=evaluate_on == "test")
     at_init = None
     if trained.initial is not None:  # the state the run was handed, scored like the final one
         kept = trained.selected or (snapshot(trained.encoders), snapshot(trained.objective))

@@ -210,6 +210,22 @@ class _PoisonedTask:
                         labels[:150]), test, num_classes=2)
 
 
+def test_trials_compute_no_robustness_views_and_runs_still_do(tmp_path, monkeypatch):
+    from pmrl_bench.evaluation import suite
+
+    computed = []
+    original = suite.robustness_views
+    monkeypatch.setattr(suite, "robustness_views", lambda *args, **kwargs: computed.append(1) or original(*args, **kwargs))
+    root = tmp_path / "results"
+    assert main(["tune", "--objectives", "infonce", "--trials", "2", "--results", str(root), *TINY]) == 0
+    assert computed == []  # a trial keeps one validation metric
+    assert main(["run", "--objectives", "infonce", "--seeds", "1", "--results", str(root),
+                 "--leaderboard", str(tmp_path / "boards"), *TINY]) == 0
+    assert len(computed) == 1
+    results, _ = ResultStore(root).scan()
+    assert results[0].robustness and "noise" in results[0].robustness
+
+
 def test_tune_never_reads_the_test_split(tmp_path, monkeypatch, pmrl_register_plugin):
     class Plugin:
         @hookimpl
