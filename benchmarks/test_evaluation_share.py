@@ -26,9 +26,9 @@ own. Each row prints the share of the sweep spent in evaluation, timed inside th
 
 from __future__ import annotations
 
-from dataclasses import replace
-
+import itertools
 import time
+from dataclasses import replace
 
 import pytest
 import torch
@@ -152,7 +152,7 @@ def test_default_sweep(benchmark, tmp_path, monkeypatch, shared_start):
     if not shared_start:
         monkeypatch.setattr(StartEvaluations, "key", lambda *args, **kwargs: None)
     evaluation_seconds = _time_evaluations(monkeypatch)
-    shares, rounds = [], iter(range(1000))
+    shares, rounds = [], itertools.count()
 
     def sweep():
         del evaluation_seconds[:]
