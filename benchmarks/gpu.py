@@ -5,13 +5,17 @@
 
 1. **Default suite, GPU against this machine's CPU.** ``pmrl,infonce`` on the default tasks with the default
    budget, as ``pmrl-bench run`` would: on the CPU with ``--jobs auto`` (physical cores // 1 thread per run), on
-   the device with ``--jobs 1`` and with ``--jobs 4`` (four runs sharing it). Target: the device at least 5x faster.
+   the device with ``--jobs 1`` and with ``--jobs 4`` (four runs sharing it); ``--also jobs8,fp32,compile`` adds
+   ``--jobs 8``, and ``--jobs 4`` with ``--precision fp32`` and with ``--compile``. Target: the device at least 5x faster.
 2. **Evaluation's share of a large-batch run on the device**: ``infonce`` on ``mfeat`` at batch 1024, the time in
    the evaluation of the final and of the starting state over the whole run, with the torch probes (the default)
    and, for comparison, scikit-learn's. Target: at most 10 %.
 3. **Runner against a hand-written loop** on the device (``benchmarks/test_runner_throughput.py``'s loop: same
-   encoders, data, batches and optimiser; the runner without monitors or evaluation), median of 5 rounds each.
-   Target: at most 1.05x the hand-written loop's time.
+   encoders, data, batches and optimiser, in float32; the runner without monitors or evaluation, in float32 too,
+   and at its default precision for comparison), median of 5 rounds each. Target: at most 1.05x the hand-written
+   loop's time.
+4. **Where the GPU pays**: one ``infonce`` run at 20 000 training instances, batch 1024 and dimension 256, on the
+   device against the CPU with all its threads.
 
 Clocks are read after synchronising the device. ``--json PATH`` also writes every figure to a file.
 """
@@ -44,11 +48,13 @@ from test_runner_throughput import hand_written_loop  # noqa: E402 - the same lo
 SUITE_OBJECTIVES = ["pmrl", "infonce"]
 
 
-def sweep_seconds(device: str, jobs: int | str, args: argparse.Namespace, scratch: Path) -> tuple[float, int]:
+def sweep_seconds(device: str, jobs: int | str, args: argparse.Namespace, scratch: Path, precision: str = "auto",
+                  compile: bool = False) -> tuple[float, int]:
     """Wall-clock seconds of one fresh sweep of the default suite on ``device``, and its number of workers."""
     registry = get_registry()
     config = SweepConfig(objectives=SUITE_OBJECTIVES, tasks=args.tasks or registry.default_tasks(), seeds=args.seeds,
-                         budget=Budget(steps=args.steps), device=device, progress=False, jobs=jobs, threads=1)
+                         budget=Budget(steps=args.steps), device=device, progress=False, jobs=jobs, threads=1,
+                         precision=precision, compile=compile)
     plan = plan_sweep(config, registry)
     workers = resolve_jobs(jobs, resolve_device(device), len(plan.specs), 1)
     store = ResultStore(Path(tempfile.mkdtemp(dir=scratch)))
@@ -93,7 +99,9 @@ def evaluation_share(device: torch.device, probe: str, args: argparse.Namespace)
 
 
 def runner_vs_hand(device: torch.device, objective: str, rounds: int = 5) -> dict[str, float]:
-    """Median seconds of the runner's training loop and of the hand-written loop (100 steps, batch 128)."""
+    """Median seconds of the hand-written loop (float32) and of the runner's training loop (100 steps, batch 128),
+    the runner in float32 as the hand-written loop (``runner_s``: what the runner itself costs) and at its default
+    precision (``runner_default_s``: bfloat16 autocast on a GPU, which adds casts to every step)."""
     registry = get_registry()
     config = SweepConfig(objectives=[objective], tasks=["synthetic"], seeds=1, progress=False,
                          budget=Budget(steps=100, batch_size=128))
@@ -102,11 +110,12 @@ def runner_vs_hand(device: torch.device, objective: str, rounds: int = 5) -> dic
     real_evaluate = train_module.evaluate_trained
     train_module.evaluate_trained = lambda *a, **k: ({}, {}, None)  # the training loop only, as in the pytest benchmark
     try:
-        loops = {
-            "hand": lambda: hand_written_loop(spec, data, registry, device),
-            "runner": lambda: train_module.train_and_evaluate(spec, data, registry, device, [],
-                                                              probe_every=config.probe_every, progress=False),
-        }
+        def runner(precision: str) -> Any:
+            return train_module.train_and_evaluate(spec, data, registry, device, [], probe_every=config.probe_every,
+                                                   progress=False, precision=precision)
+
+        loops = {"hand": lambda: hand_written_loop(spec, data, registry, device),
+                 "runner": lambda: runner("fp32"), "runner_default": lambda: runner("auto")}
         times: dict[str, list[float]] = {name: [] for name in loops}
         for _ in range(rounds + 1):  # the first round warms up (allocator, kernels)
             for name, loop in loops.items():
@@ -117,8 +126,26 @@ def runner_vs_hand(device: torch.device, objective: str, rounds: int = 5) -> dic
                 times[name].append(time.perf_counter() - started)
     finally:
         train_module.evaluate_trained = real_evaluate
-    hand, runner = statistics.median(times["hand"][1:]), statistics.median(times["runner"][1:])
-    return {"hand_s": hand, "runner_s": runner, "ratio": runner / hand}
+    median = {name: statistics.median(seconds[1:]) for name, seconds in times.items()}
+    return {"hand_s": median["hand"], "runner_s": median["runner"], "ratio": median["runner"] / median["hand"],
+            "runner_default_s": median["runner_default"], "default_ratio": median["runner_default"] / median["hand"]}
+
+
+def large_run_seconds(device: torch.device, args: argparse.Namespace) -> dict[str, float]:
+    """Seconds of one ``infonce`` run on ``synthetic`` with 20 000 training instances at batch 1024 and dimension 256:
+    a configuration where the arithmetic, not the launches, sets the pace."""
+    registry = get_registry()
+    config = SweepConfig(objectives=["infonce"], tasks=["synthetic"], seeds=1, progress=False, device=str(device),
+                         budget=Budget(steps=args.steps, batch_size=1024, dim=256),
+                         overrides={("task", "synthetic"): {"n_train": "20000"}})
+    plan = plan_sweep(config, registry)
+    synchronize(device)
+    started = time.perf_counter()
+    outcome = train_module.train_and_evaluate(plan.specs[0], plan.data["synthetic"], registry, device,
+                                              default_monitors(), progress=False)
+    synchronize(device)
+    assert outcome.status == "ok", outcome.error
+    return {"run_s": time.perf_counter() - started, "ms_per_step": outcome.cost["ms_per_step"]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=300, help="steps of every run (default 300)")
     parser.add_argument("--tasks", type=lambda s: s.split(","), help="tasks of the suite sweep (default: the default suite)")
     parser.add_argument("--large-batch", type=int, default=1024, help="batch of the evaluation-share run (default 1024)")
+    parser.add_argument("--also", type=lambda s: s.split(","), default=[], metavar="jobs8,fp32,compile",
+                        help="also time the suite with --jobs 8, with --jobs 4 --precision fp32, with --jobs 4 --compile")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
@@ -136,16 +165,27 @@ def main(argv: list[str] | None = None) -> int:
           f"{torch.get_num_threads()} CPU threads available to torch")
     figures: dict[str, Any] = {"device": str(device), "device_name": name, "torch": torch.__version__}
 
+    def save() -> None:  # after every section, so a run cut short keeps what it measured
+        if args.json:
+            args.json.write_text(json.dumps(figures, indent=2) + "\n")
+
     with tempfile.TemporaryDirectory() as scratch:
         cpu_s, cpu_workers = sweep_seconds("cpu", "auto", args, Path(scratch))
         print(f"1. default suite ({'+'.join(SUITE_OBJECTIVES)}, {args.seeds} seeds, {args.steps} steps): "
               f"cpu --jobs auto ({cpu_workers} workers) {cpu_s:.1f} s")
         suite = {"cpu_s": cpu_s, "cpu_workers": cpu_workers}
-        for jobs in (1, 4):
-            device_s, _ = sweep_seconds(str(device), jobs, args, Path(scratch))
-            suite[f"device_jobs{jobs}_s"] = device_s
-            print(f"   {device} --jobs {jobs}: {device_s:.1f} s = {cpu_s / device_s:.2f}x the CPU (target >= 5x)")
+        rows = [("jobs1", 1, "auto", False), ("jobs4", 4, "auto", False)]
+        rows += [("jobs8", 8, "auto", False)] if "jobs8" in args.also else []
+        rows += [("jobs4_fp32", 4, "fp32", False)] if "fp32" in args.also else []
+        rows += [("jobs4_compile", 4, "auto", True)] if "compile" in args.also else []
+        for key, jobs, precision, compiled in rows:
+            device_s, _ = sweep_seconds(str(device), jobs, args, Path(scratch), precision, compiled)
+            suite[f"device_{key}_s"] = device_s
+            flags = f"--jobs {jobs}" + (f" --precision {precision}" if precision != "auto" else "")
+            flags += " --compile" if compiled else ""
+            print(f"   {device} {flags}: {device_s:.1f} s = {cpu_s / device_s:.2f}x the CPU (target >= 5x)")
         figures["default_suite"] = suite
+        save()
 
     with run_threads(1):
         figures["evaluation_share"] = {}
@@ -155,14 +195,23 @@ def main(argv: list[str] | None = None) -> int:
             print(f"2. evaluation's share of a batch-{args.large_batch} mfeat run on {device}, {probe} probes: "
                   f"{share['evaluation_s']:.2f} s of {share['run_s']:.2f} s = {100 * share['share']:.1f} %"
                   f"{' (target <= 10 %)' if probe == 'torch' else ''}")
+        save()
         figures["runner_vs_hand"] = {}
         for objective in ("infonce", "pmrl"):
             result = runner_vs_hand(device, objective)
             figures["runner_vs_hand"][objective] = result
-            print(f"3. runner vs hand-written loop on {device}, {objective}: {result['runner_s'] * 1e3:.0f} ms vs "
-                  f"{result['hand_s'] * 1e3:.0f} ms = {result['ratio']:.3f}x (target <= 1.05x)")
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+            print(f"3. runner vs hand-written loop on {device}, {objective}, both float32: {result['runner_s'] * 1e3:.0f} ms"
+                  f" vs {result['hand_s'] * 1e3:.0f} ms = {result['ratio']:.3f}x (target <= 1.05x); the runner at its "
+                  f"default precision: {result['runner_default_s'] * 1e3:.0f} ms = {result['default_ratio']:.3f}x")
+        save()
+    large = {}
+    for where in dict.fromkeys((device, torch.device("cpu"))):  # the CPU with all its threads, as one run uses it
+        large[where.type] = large_run_seconds(where, args)
+    figures["large_run"] = large
+    print(f"4. one large run (synthetic, 20 000 instances, batch 1024, dim 256, {args.steps} steps): "
+          f"{device} {large[device.type]['run_s']:.1f} s against cpu ({torch.get_num_threads()} threads) "
+          f"{large['cpu']['run_s']:.1f} s = {large['cpu']['run_s'] / large[device.type]['run_s']:.1f}x")
+    save()
     return 0
 
 

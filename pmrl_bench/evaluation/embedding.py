@@ -16,9 +16,9 @@ EMBED_BATCH = 1024
 
 def split_tensors(split: Split, names: Sequence[str], device: torch.device) -> dict[str, torch.Tensor]:
     """The inputs of ``names`` in ``split``, as tensors on ``device``."""
-    from pmrl_bench.runner.device import stage
+    from pmrl_bench.runner.device import upload
 
-    return {m: stage(split.inputs[m], device) for m in names}
+    return {m: upload(split.inputs[m], device) for m in names}
 
 
 @torch.no_grad()
