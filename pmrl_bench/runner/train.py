@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from pmrl_bench.components import Split, TaskData
+from pmrl_bench.components import TaskData
 from pmrl_bench.evaluation.embedding import embed, split_tensors
 from pmrl_bench.evaluation.suite import evaluate, evaluate_native, evaluate_with_robustness
 from pmrl_bench.registry import Registry
@@ -90,10 +90,6 @@ def parameter_groups(encoders: nn.Module, objective: nn.Module, weight_decay: fl
     no_decay = [p for p in encoders.parameters() if p.requires_grad and p.ndim < 2]
     no_decay += [p for p in objective.parameters() if p.requires_grad]
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def to_tensors(split: Split, names: Sequence[str], device: torch.device) -> dict[str, torch.Tensor]:
-    return split_tensors(split, names, device)
 
 
 def snapshot(module: nn.Module) -> State:

@@ -56,7 +56,7 @@ def _first_step(spec, data, registry, device, objective_params):
     output = model(batch)
     output.loss.backward()
     grads = {n: p.grad.detach().cpu() for n, p in model.named_parameters() if p.grad is not None}
-    terms = {k: float(v) for k, v in output.terms.items()}
+    terms = {k: float(v.detach()) for k, v in output.terms.items()}
     return float(output.loss), terms, grads
 
 
