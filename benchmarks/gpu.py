@@ -6,7 +6,8 @@
 1. **Default suite, GPU against this machine's CPU.** ``pmrl,infonce`` on the default tasks with the default
    budget, as ``pmrl-bench run`` would: on the CPU with ``--jobs auto`` (physical cores // 1 thread per run), on
    the device with ``--jobs 1`` and with ``--jobs 4`` (four runs sharing it); ``--also jobs8,fp32,compile`` adds
-   ``--jobs 8``, and ``--jobs 4`` with ``--precision fp32`` and with ``--compile``. Target: the device at least 5x faster.
+   ``--jobs 8``, and ``--jobs 4`` with ``--precision fp32`` and with ``--compile``. Target: the device at least 5x
+   faster.
 2. **Evaluation's share of a large-batch run on the device**: ``infonce`` on ``mfeat`` at batch 1024, the time in
    the evaluation of the final and of the starting state over the whole run, with the torch probes (the default)
    and, for comparison, scikit-learn's. Target: at most 10 %.
@@ -49,12 +50,12 @@ SUITE_OBJECTIVES = ["pmrl", "infonce"]
 
 
 def sweep_seconds(device: str, jobs: int | str, args: argparse.Namespace, scratch: Path, precision: str = "auto",
-                  compile: bool = False) -> tuple[float, int]:
+                  compiled: bool = False) -> tuple[float, int]:
     """Wall-clock seconds of one fresh sweep of the default suite on ``device``, and its number of workers."""
     registry = get_registry()
     config = SweepConfig(objectives=SUITE_OBJECTIVES, tasks=args.tasks or registry.default_tasks(), seeds=args.seeds,
                          budget=Budget(steps=args.steps), device=device, progress=False, jobs=jobs, threads=1,
-                         precision=precision, compile=compile)
+                         precision=precision, compile=compiled)
     plan = plan_sweep(config, registry)
     workers = resolve_jobs(jobs, resolve_device(device), len(plan.specs), 1)
     store = ResultStore(Path(tempfile.mkdtemp(dir=scratch)))
@@ -156,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", type=lambda s: s.split(","), help="tasks of the suite sweep (default: the default suite)")
     parser.add_argument("--large-batch", type=int, default=1024, help="batch of the evaluation-share run (default 1024)")
     parser.add_argument("--also", type=lambda s: s.split(","), default=[], metavar="jobs8,fp32,compile",
-                        help="also time the suite with --jobs 8, with --jobs 4 --precision fp32, with --jobs 4 --compile")
+                        help="also time the suite with --jobs 8, --jobs 4 --precision fp32, --jobs 4 --compile")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
@@ -200,8 +201,9 @@ def main(argv: list[str] | None = None) -> int:
         for objective in ("infonce", "pmrl"):
             result = runner_vs_hand(device, objective)
             figures["runner_vs_hand"][objective] = result
-            print(f"3. runner vs hand-written loop on {device}, {objective}, both float32: {result['runner_s'] * 1e3:.0f} ms"
-                  f" vs {result['hand_s'] * 1e3:.0f} ms = {result['ratio']:.3f}x (target <= 1.05x); the runner at its "
+            print(f"3. runner vs hand-written loop on {device}, {objective}, both float32: "
+                  f"{result['runner_s'] * 1e3:.0f} ms vs {result['hand_s'] * 1e3:.0f} ms = {result['ratio']:.3f}x "
+                  f"(target <= 1.05x); the runner at its "
                   f"default precision: {result['runner_default_s'] * 1e3:.0f} ms = {result['default_ratio']:.3f}x")
         save()
     large = {}
