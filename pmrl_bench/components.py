@@ -95,6 +95,8 @@ class Objective(Protocol):
       so one side may be a tuple of modalities (GRAM: an anchor vs the other modalities of an instance).
     * ``native_directions(names) -> [(query modalities, gallery modalities), ...]``: the directions the native
       score is reported for, keyed ``"m0->m1+m2"``; default: every ordered pair of single modalities.
+    * ``native_score_symmetric = True`` (an attribute): the reversed direction's score is the transpose of the
+      direction's, so a direction and its reverse are ranked from one score matrix.
       See ``pmrl_bench.evaluation.native``.
     """
 

@@ -8,6 +8,9 @@ Protocol (optional methods of an objective, see ``components.Objective``):
   the other modalities of another instance), which a (Nq, D) × (Ng, D) signature cannot express.
 * ``native_directions(modalities) -> [(query modalities, gallery modalities), ...]``: which directions the
   score is meant for, given the task's modalities in order. Without it, every ordered pair of single modalities.
+* ``native_score_symmetric = True``: the score of a reversed direction is the transpose of the direction's
+  (``native_score(g, q) == native_score(q, g).T``), as for a volume, whichever side is the query. A direction and
+  its reverse are then ranked from one score matrix (its rows, then its columns) instead of two.
 
 Results are keyed ``"m0->m1+m2"`` (query modalities -> gallery modalities, joined by "+") with R@1, R@5,
 R@10 and MdR, ranked by ``retrieval.retrieval_ranks`` (pessimistic: ties count against the query).
@@ -21,7 +24,9 @@ from typing import Any
 
 import torch
 
-from pmrl_bench.evaluation.retrieval import recall_metrics, retrieval_ranks
+from pmrl_bench.evaluation.retrieval import (
+    gallery_block, ranks_both_ways_from_one_matrix, recall_metrics, retrieval_ranks,
+)
 
 Direction = tuple[tuple[str, ...], tuple[str, ...]]
 # Queries per score call: a volume score holds (chunk x gallery chunk x (k-1)) float64 intermediates.
@@ -60,21 +65,32 @@ def native_ranks(
 
     Ranking goes through ``retrieval.retrieval_ranks`` over instance *indices* (the score looks the rows up), so
     the tie rule and the query/gallery chunking (bounded memory for large galleries) are those of cosine retrieval.
-    None when the objective has no native score.
+    A score declared ``native_score_symmetric`` ranks a direction and its reverse from one matrix while the split
+    fits in one gallery block (the ranks are the same; half the scores are computed). None when the objective has no
+    native score.
     """
     score = getattr(objective, "native_score", None)
     if not callable(score):
         return None
+    symmetric = getattr(objective, "native_score_symmetric", False) is True
     n = len(next(iter(embeddings.values())))
     index = torch.arange(n)
-    ranks = {}
-    for q, g in native_directions(objective, list(embeddings)):
+    directions = native_directions(objective, list(embeddings))
+    ranks: dict[str, torch.Tensor] = {}
+    for q, g in directions:
+        key = direction_key(q, g)
+        if key in ranks:  # already ranked as the reverse of an earlier direction
+            continue
 
         def indexed_score(qi: torch.Tensor, gi: torch.Tensor, q: tuple[str, ...] = q, g: tuple[str, ...] = g) -> torch.Tensor:
             return score(_rows(embeddings, q, qi), _rows(embeddings, g, gi))
 
-        ranks[direction_key(q, g)] = retrieval_ranks(index, index, indexed_score, chunk_size=chunk_size)
-    return ranks
+        if symmetric and (g, q) in directions and n <= gallery_block(chunk_size):
+            ranks[key], ranks[direction_key(g, q)] = ranks_both_ways_from_one_matrix(index, index, indexed_score,
+                                                                                     chunk_size)
+        else:
+            ranks[key] = retrieval_ranks(index, index, indexed_score, chunk_size=chunk_size)
+    return {direction_key(q, g): ranks[direction_key(q, g)] for q, g in directions}
 
 
 def native_retrieval(

@@ -30,6 +30,13 @@ def cosine_scores(queries: torch.Tensor, gallery: torch.Tensor) -> torch.Tensor:
     return queries.float() @ gallery.float().T
 
 
+def gallery_block(chunk_size: int = QUERY_CHUNK, gallery_chunk_size: int | None = None) -> int:
+    """The gallery block of :func:`retrieval_ranks`: ``gallery_chunk_size`` (default ``GALLERY_CHUNK``) rounded up
+    to a multiple of the query chunk."""
+    g_chunk = max(gallery_chunk_size or GALLERY_CHUNK, chunk_size)
+    return -(-g_chunk // chunk_size) * chunk_size
+
+
 def retrieval_ranks(
     queries: torch.Tensor,
     gallery: torch.Tensor,
@@ -49,8 +56,7 @@ def retrieval_ranks(
     if chunk_size < 1 or (gallery_chunk_size is not None and gallery_chunk_size < 1):
         raise ValueError(f"chunk sizes must be >= 1, got {chunk_size} and {gallery_chunk_size}")
     n = len(queries)
-    g_chunk = max(gallery_chunk_size or GALLERY_CHUNK, chunk_size)
-    g_chunk = -(-g_chunk // chunk_size) * chunk_size  # round up to a multiple of the query chunk
+    g_chunk = gallery_block(chunk_size, gallery_chunk_size)
     ranks = []
     for q_start in range(0, n, chunk_size):
         q = queries[q_start : q_start + chunk_size]
@@ -114,7 +120,22 @@ def retrieval_ranks_both_ways(
     if score is not cosine_scores or n == 0 or n > chunk_size:
         return (retrieval_ranks(a, b, score, chunk_size, gallery_chunk_size),
                 retrieval_ranks(b, a, score, chunk_size, gallery_chunk_size))
-    scores = cosine_scores(a, b)
+    return ranks_both_ways_from_one_matrix(a, b, score, chunk_size)
+
+
+def ranks_both_ways_from_one_matrix(
+    a: torch.Tensor, b: torch.Tensor, score: ScoreFn, chunk_size: int = QUERY_CHUNK
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(ranks a->b, ranks b->a)`` of a score whose reverse is its transpose (``score(b, a) == score(a, b).T``),
+    from one matrix: its rows, then its columns, so both directions read the very same floats.
+
+    The matrix is scored query chunk by query chunk against the whole gallery, which must fit in one gallery block
+    (``len(b) <= gallery_block(chunk_size)``): then these are the blocks :func:`retrieval_ranks` scores, and the
+    ranks a->b are exactly its ranks."""
+    n = len(a)
+    if len(b) != n or n > gallery_block(chunk_size):
+        raise ValueError(f"one matrix needs instance-paired sets within one gallery block, got {n} and {len(b)}")
+    scores = torch.cat([score(a[start : start + chunk_size], b) for start in range(0, n, chunk_size)])
     positive = scores.diagonal()
     forward = torch.count_nonzero(scores >= positive[:, None], dim=1)  # each includes the positive itself
     backward = torch.count_nonzero(scores >= positive[None, :], dim=0)

@@ -216,7 +216,8 @@ def check_objective_native_score(
     seed: int = 0,
 ) -> bool:
     """If the objective has ``native_score(queries, gallery)`` (see ``pmrl_bench.evaluation.native``), it returns a
-    finite ``(Nq, Ng)`` tensor for each of its ``native_directions``. Returns whether a native score exists."""
+    finite ``(Nq, Ng)`` tensor for each of its ``native_directions``; if it declares ``native_score_symmetric``, a
+    direction's reverse scores its transpose. Returns whether a native score exists."""
     import torch
 
     from pmrl_bench.evaluation.native import direction_key, native_directions
@@ -248,6 +249,22 @@ def check_objective_native_score(
             )
         if not bool(torch.isfinite(scores).all()):
             raise ContractViolation(f"{component_label(component)}: {shown} returned non-finite scores")
+    symmetric = getattr(objective, "native_score_symmetric", False)
+    if not isinstance(symmetric, bool):
+        raise ContractViolation(f"{component_label(component)}: native_score_symmetric must be True or False, got "
+                                f"{symmetric!r}")
+    for queries, gallery in directions if symmetric else []:
+        if (gallery, queries) not in directions:
+            continue
+        with torch.no_grad():
+            forward = native({m: embeddings[m][:5] for m in queries}, {m: embeddings[m] for m in gallery})
+            reverse = native({m: embeddings[m] for m in gallery}, {m: embeddings[m][:5] for m in queries})
+        if tuple(reverse.shape) != (7, 5) or not torch.allclose(reverse, forward.T, rtol=1e-5, atol=1e-6):
+            raise ContractViolation(
+                f"{component_label(component)}: declares native_score_symmetric, but native_score for "
+                f"{direction_key(gallery, queries)} is not the transpose of {direction_key(queries, gallery)}'s; "
+                "set it to False (each direction is then scored on its own)"
+            )
     return True
 
 

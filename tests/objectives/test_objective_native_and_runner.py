@@ -12,6 +12,8 @@ from pmrl_bench.cli import main
 from pmrl_bench.errors import UsageError
 from pmrl_bench.evaluation.native import native_directions, native_ranks, native_retrieval
 from pmrl_bench.plugins import get_registry
+from pmrl_bench.components import ObjectiveOutput
+from pmrl_bench.registry import Component
 from pmrl_bench.runner.spec import Budget
 from pmrl_bench.runner.sweep import SweepConfig, plan_sweep
 
@@ -59,6 +61,59 @@ def test_gram_native_score_both_ways_is_one_matrix_transposed():
     assert forward.shape == (5, 7) and torch.equal(forward, backward.T)
     with pytest.raises(ValueError, match="anchor alone"):
         gram.native_score({"a": a, "b": a}, {"v": v, "t": t})
+
+
+class Counted:
+    """Wraps an objective: counts the score entries its native score computes."""
+
+    def __init__(self, objective, symmetric):
+        self.objective, self.native_score_symmetric, self.entries = objective, symmetric, 0
+        self.native_directions = objective.native_directions
+
+    def native_score(self, queries, gallery):
+        scores = self.objective.native_score(queries, gallery)
+        self.entries += scores.numel()
+        return scores
+
+
+@pytest.mark.parametrize("name", ["gram", "volume", "triangle"])
+@pytest.mark.parametrize("n, chunk_size", [(300, 64), (41, 7), (1100, 256)])
+def test_a_symmetric_native_score_ranks_a_direction_and_its_reverse_from_one_matrix(name, n, chunk_size):
+    """Same ranks as two separate passes, for half the score entries, while the gallery fits in one block
+    (1100 instances do not: both passes, as without the declaration)."""
+    objective = pmrl_bench.create_objective(name)
+    assert objective.native_score_symmetric is True
+    emb = {m: unit(n, 6, seed=i, dtype=torch.float32) for i, m in enumerate(["a", "b", "c"])}
+    emb["b"][5] = emb["b"][6]  # a tie in the gallery
+    one, two = Counted(objective, True), Counted(objective, False)
+    ranks_one, ranks_two = native_ranks(one, emb, chunk_size), native_ranks(two, emb, chunk_size)
+    assert list(ranks_one) == list(ranks_two) and all(torch.equal(ranks_one[k], ranks_two[k]) for k in ranks_two)
+    assert one.entries == (two.entries if n > 1024 else two.entries // 2)
+
+
+class QueryBiasedScore(torch.nn.Module):
+    """A score that depends on which side is the query, so it may not declare itself symmetric."""
+
+    def __init__(self, symmetric: bool = True) -> None:
+        super().__init__()
+        self.native_score_symmetric = symmetric
+
+    def forward(self, embeddings):  # never trained: only its native score is checked
+        return ObjectiveOutput(loss=sum(z.sum() for z in embeddings.values()), terms={})
+
+    def native_score(self, queries, gallery):
+        (q,), (g,) = queries.values(), gallery.values()
+        return q @ g.T + q.sum(1, keepdim=True)
+
+
+def test_the_contract_check_refuses_a_wrong_symmetry_declaration():
+    lying = Component("objective", "query-biased", QueryBiasedScore, plugin="tests")
+    with pytest.raises(testing.ContractViolation, match="declares native_score_symmetric, but native_score for"):
+        testing.check_objective_native_score(lying)
+    honest = Component("objective", "query-biased", lambda: QueryBiasedScore(symmetric=False), plugin="tests")
+    assert testing.check_objective_native_score(honest)
+    for name in ("gram", "volume", "triangle"):  # the built-ins that declare it
+        assert testing.check_objective_native_score(get_registry().get("objective", name))
 
 
 def test_bad_native_directions_are_a_clear_error():

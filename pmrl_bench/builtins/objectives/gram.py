@@ -87,6 +87,7 @@ class VolumeScore:
     """Native retrieval score ``-Vol`` between one modality (the anchor side) and a tuple of the others."""
 
     precision: str
+    native_score_symmetric = True  # tuple -> anchor is anchor -> tuple transposed: one matrix ranks both
 
     @torch.no_grad()
     def native_score(self, queries: Mapping[str, torch.Tensor], gallery: Mapping[str, torch.Tensor]) -> torch.Tensor:
