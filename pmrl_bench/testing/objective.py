@@ -256,10 +256,15 @@ def check_objective_native_score(
     for queries, gallery in directions if symmetric else []:
         if (gallery, queries) not in directions:
             continue
+        shown = f"native_score for {direction_key(gallery, queries)} (7 queries, 5 candidates, dim {dim})"
         with torch.no_grad():
             forward = native({m: embeddings[m][:5] for m in queries}, {m: embeddings[m] for m in gallery})
-            reverse = native({m: embeddings[m] for m in gallery}, {m: embeddings[m][:5] for m in queries})
-        if tuple(reverse.shape) != (7, 5) or not torch.allclose(reverse, forward.T, rtol=1e-5, atol=1e-6):
+            try:
+                reverse = native({m: embeddings[m] for m in gallery}, {m: embeddings[m][:5] for m in queries})
+            except Exception as exc:
+                raise ContractViolation(f"{component_label(component)}: {shown} raised {type(exc).__name__}: {exc}") from exc
+        if (not isinstance(reverse, torch.Tensor) or tuple(reverse.shape) != (7, 5)
+                or not torch.allclose(reverse, forward.T, rtol=1e-5, atol=1e-6)):
             raise ContractViolation(
                 f"{component_label(component)}: declares native_score_symmetric, but native_score for "
                 f"{direction_key(gallery, queries)} is not the transpose of {direction_key(queries, gallery)}'s; "

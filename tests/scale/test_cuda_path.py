@@ -40,7 +40,8 @@ def _plan(objectives, task="synthetic", steps=30, **config):
 
 # PMRL's default keeps the eigensolver's sign of each leading vector (as the official code keeps the SVD's), and
 # LAPACK and cuSOLVER pick different signs, so its inter term legitimately differs between the CPU and the GPU;
-# with the sign fixed, the two must agree. Every other built-in is sign-free.
+# with the sign fixed, the two must agree. Every other built-in is sign-free at its defaults (volume's inter term,
+# off by default, is not).
 SAME_ON_EVERY_SOLVER = {"pmrl": {"sign_fix": True}}
 
 
