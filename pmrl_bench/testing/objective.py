@@ -234,13 +234,20 @@ def check_objective_native_score(
     except Exception as exc:
         raise ContractViolation(f"{component_label(component)}: native_directions({names}) failed: {exc}") from exc
     embeddings = unit_embeddings(names, 7, dim, seed)
-    for queries, gallery in directions:
-        shown = f"native_score for {direction_key(queries, gallery)} (5 queries, 7 candidates, dim {dim})"
+
+    def scored(queries: tuple[str, ...], gallery: tuple[str, ...], n_queries: int, n_gallery: int) -> Any:
+        shown = (f"native_score for {direction_key(queries, gallery)} ({n_queries} queries, {n_gallery} candidates, "
+                 f"dim {dim})")
         with torch.no_grad():
             try:
-                scores = native({m: embeddings[m][:5] for m in queries}, {m: embeddings[m] for m in gallery})
+                return shown, native({m: embeddings[m][:n_queries] for m in queries},
+                                     {m: embeddings[m][:n_gallery] for m in gallery})
             except Exception as exc:
                 raise ContractViolation(f"{component_label(component)}: {shown} raised {type(exc).__name__}: {exc}") from exc
+
+    forward: dict[tuple[tuple[str, ...], tuple[str, ...]], Any] = {}
+    for queries, gallery in directions:
+        shown, scores = scored(queries, gallery, 5, 7)
         if not isinstance(scores, torch.Tensor) or tuple(scores.shape) != (5, 7):
             got = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
             raise ContractViolation(
@@ -249,22 +256,17 @@ def check_objective_native_score(
             )
         if not bool(torch.isfinite(scores).all()):
             raise ContractViolation(f"{component_label(component)}: {shown} returned non-finite scores")
+        forward[(queries, gallery)] = scores
     symmetric = getattr(objective, "native_score_symmetric", False)
     if not isinstance(symmetric, bool):
         raise ContractViolation(f"{component_label(component)}: native_score_symmetric must be True or False, got "
                                 f"{symmetric!r}")
     for queries, gallery in directions if symmetric else []:
-        if (gallery, queries) not in directions:
+        if (gallery, queries) not in forward:
             continue
-        shown = f"native_score for {direction_key(gallery, queries)} (7 queries, 5 candidates, dim {dim})"
-        with torch.no_grad():
-            forward = native({m: embeddings[m][:5] for m in queries}, {m: embeddings[m] for m in gallery})
-            try:
-                reverse = native({m: embeddings[m] for m in gallery}, {m: embeddings[m][:5] for m in queries})
-            except Exception as exc:
-                raise ContractViolation(f"{component_label(component)}: {shown} raised {type(exc).__name__}: {exc}") from exc
+        _, reverse = scored(gallery, queries, 7, 5)
         if (not isinstance(reverse, torch.Tensor) or tuple(reverse.shape) != (7, 5)
-                or not torch.allclose(reverse, forward.T, rtol=1e-5, atol=1e-6)):
+                or not torch.allclose(reverse, forward[(queries, gallery)].T, rtol=1e-5, atol=1e-6)):
             raise ContractViolation(
                 f"{component_label(component)}: declares native_score_symmetric, but native_score for "
                 f"{direction_key(gallery, queries)} is not the transpose of {direction_key(queries, gallery)}'s; "
