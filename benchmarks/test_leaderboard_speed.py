@@ -62,14 +62,14 @@ def _every_seed_in_every_slot(per_seed_ranks: list[np.ndarray], statistic) -> st
 def test_bootstrap_cell(benchmark, kind, metric, schedule):
     assert QUERIES * stats.N_BOOTSTRAP <= stats.CACHED_WEIGHTS  # both read the same cached weights
     ranks = _ranks(kind)
+    reference_statistic = _sorted_median_rank if metric == "MdR" else stats.recall_at(1)
+    reference = lambda: _every_seed_in_every_slot(ranks, reference_statistic)  # noqa: E731
     if schedule == "harness":
         statistic = stats.median_rank if metric == "MdR" else stats.recall_at(1)
         run = lambda: stats.bootstrap_over_seeds_and_queries(ranks, statistic)  # noqa: E731
+        assert run() == reference()
     else:
-        statistic = _sorted_median_rank if metric == "MdR" else stats.recall_at(1)
-        run = lambda: _every_seed_in_every_slot(ranks, statistic)  # noqa: E731
+        run = reference
         benchmark.extra_info["role"] = "baseline"
-    reference_statistic = _sorted_median_rank if metric == "MdR" else stats.recall_at(1)
-    assert run() == _every_seed_in_every_slot(ranks, reference_statistic)
     benchmark.group = f"bootstrap {metric}, {kind} ranks"
     benchmark.pedantic(run, **ROUNDS)
