@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -41,16 +42,70 @@ def resolve_anchor(anchor: str | None, modalities: Sequence[str]) -> str:
     return anchor
 
 
+def check_positive(*, note: str = "", **values: float | None) -> None:
+    """Raise ``ValueError`` unless every value is > 0: ``"tau1 and tau2 must be > 0, got tau1=-1.0, tau2=0.1"``."""
+    _check_values(values, lambda value: value > 0, "> 0", note)
+
+
+def check_at_least(low: float, /, *, note: str = "", **values: float | None) -> None:
+    """Raise ``ValueError`` unless every value is >= ``low``: ``"grad_guard must be >= 0 (note), got -1"``."""
+    _check_values(values, lambda value: value >= low, f">= {low:g}", note)
+
+
+def check_in_range(
+    low: float, high: float, /, *, high_open: bool = False, note: str = "", **values: float | None
+) -> None:
+    """Raise ``ValueError`` unless every value is in [low, high] (``high_open``: [low, high)).
+
+    The message reads ``"label_smoothing must be in [0, 1), got 1.0"``.
+    """
+    if high_open:
+        _check_values(values, lambda value: low <= value < high, f"in [{low:g}, {high:g})", note)
+    else:
+        _check_values(values, lambda value: low <= value <= high, f"in [{low:g}, {high:g}]", note)
+
+
+def check_choice(choices: Collection[str], /, **values: str) -> None:
+    """Raise ``ValueError`` unless every value is one of ``choices``: ``"precision must be one of a, b, got 'c'"``."""
+    _check_values(values, lambda value: value in choices, f"one of {', '.join(choices)}", "", show=repr)
+
+
+def _check_values(
+    values: Mapping[str, Any],
+    valid: Callable[[Any], bool],
+    valid_range: str,
+    note: str,
+    show: Callable[[Any], str] = str,
+) -> None:
+    """The one parameter check of the built-in objectives: a one-line ``ValueError`` naming the parameters and
+    the valid range when any value is None or out of range (NaN included: every comparison with NaN is false).
+
+    One value: ``"<name> must be <range> (<note>), got <value>"``; several, checked together:
+    ``"<a> and <b> must be <range>, got a=<value>, b=<value>"``. The checks take the values as keywords (named as
+    the parameters) after positional-only bounds, so only their options, ``note`` and ``high_open``, are not
+    available as parameter names.
+    """
+    if all(value is not None and valid(value) for value in values.values()):
+        return
+    names = " and ".join(values)
+    if len(values) == 1:
+        got = show(next(iter(values.values())))
+    else:
+        got = ", ".join(f"{name}={show(value)}" for name, value in values.items())
+    suffix = f" ({note})" if note else ""
+    raise ValueError(f"{names} must be {valid_range}{suffix}, got {got}")
+
+
 def check_temperature(temperature: float, learnable: bool) -> None:
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    if learnable and not 0.01 <= temperature <= 1.0:
-        raise ValueError(f"a learnable temperature must start in [0.01, 1] (open_clip's clamp), got {temperature}")
+    """A temperature > 0; a learnable one must start within open_clip's clamp, [0.01, 1]."""
+    check_positive(temperature=temperature)
+    if learnable:
+        check_in_range(0.01, 1.0, note="a learnable one must start within open_clip's clamp", temperature=temperature)
 
 
 def check_label_smoothing(label_smoothing: float) -> None:
-    if not 0.0 <= label_smoothing < 1.0:
-        raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+    """Label smoothing in [0, 1)."""
+    check_in_range(0.0, 1.0, high_open=True, label_smoothing=label_smoothing)
 
 
 class LogitScaleObjective(nn.Module):

@@ -18,8 +18,13 @@ from __future__ import annotations
 
 import torch
 
+from pmrl_bench.builtins.objectives._common import check_at_least
+
 # Largest matrix the cofactor expansion handles: an n×n determinant costs n! products per matrix.
 MAX_COFACTOR_SIZE = 7
+# Floor of a determinant before its square root (volumes, areas): roots below sqrt(DET_FLOOR) = 1e-6 count as 0,
+# since sqrt has an infinite slope at 0.
+DET_FLOOR = 1e-12
 
 
 class _LeadingEigh(torch.autograd.Function):
@@ -68,8 +73,7 @@ def leading_eigh(gram: torch.Tensor, guard: float = 0.0) -> tuple[torch.Tensor, 
     differentiable there); ``guard > 0`` bounds every ``1/(λ1 − λj)`` factor by ``1/(2·guard)``. The forward
     value does not depend on the guard. The sign of the eigenvector is whatever LAPACK/cuSOLVER returns.
     """
-    if guard < 0:
-        raise ValueError(f"guard must be >= 0, got {guard}")
+    check_at_least(0, guard=guard)
     return _LeadingEigh.apply(gram, float(guard))
 
 
@@ -84,7 +88,8 @@ def det_small(matrix: torch.Tensor) -> torch.Tensor:
     """Determinant of (..., n, n) by cofactor expansion: a polynomial, so finite gradients even when singular."""
     n = matrix.shape[-1]
     if n > MAX_COFACTOR_SIZE:
-        raise ValueError(f"cofactor determinants support matrices up to {MAX_COFACTOR_SIZE}x{MAX_COFACTOR_SIZE}, got {n}x{n}")
+        size = f"{MAX_COFACTOR_SIZE}x{MAX_COFACTOR_SIZE}"
+        raise ValueError(f"cofactor determinants support matrices up to {size}, got {n}x{n}")
     if n == 1:
         return matrix[..., 0, 0]
     if n == 2:

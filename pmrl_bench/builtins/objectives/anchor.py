@@ -19,6 +19,7 @@ import torch
 
 from pmrl_bench.builtins.objectives._common import (
     LogitScaleObjective,
+    check_choice,
     check_label_smoothing,
     clip_loss,
     resolve_anchor,
@@ -48,8 +49,7 @@ class AnchorBinding(LogitScaleObjective):
         label_smoothing: float = 0.0,
     ) -> None:
         super().__init__(temperature, learnable)
-        if reduction not in REDUCTIONS:
-            raise ValueError(f"reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}")
+        check_choice(REDUCTIONS, reduction=reduction)
         check_label_smoothing(label_smoothing)
         self.anchor = anchor
         self.reduction = reduction

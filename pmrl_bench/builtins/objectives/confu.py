@@ -42,6 +42,8 @@ from torch import nn
 
 from pmrl_bench.builtins.objectives._common import (
     LogitScaleObjective,
+    check_at_least,
+    check_in_range,
     check_label_smoothing,
     clip_loss,
     loss_dtype,
@@ -101,18 +103,11 @@ class ConFu(LogitScaleObjective):
     ) -> None:
         super().__init__(temperature, learnable)
         check_label_smoothing(label_smoothing)
-        if dim is None or dim < 1:
-            raise ValueError(f"dim must be the embedding dimension (>= 1; the runner passes --dim), got {dim}")
-        if not 3 <= modalities <= MAX_MODALITIES:
-            raise ValueError(
-                f"modalities must be in [3, {MAX_MODALITIES}] (a fused pair is contrasted with a third), got {modalities}"
-            )
-        if not 0.0 <= fusion_weight <= 1.0:
-            raise ValueError(f"fusion_weight (λ) must be in [0, 1], got {fusion_weight}")
-        if hidden < 1 or layers < 1:
-            raise ValueError(f"hidden and layers must be >= 1, got hidden={hidden}, layers={layers}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        check_at_least(1, note="the embedding dimension; the runner passes --dim", dim=dim)
+        check_in_range(3, MAX_MODALITIES, note="a fused pair is contrasted with a third", modalities=modalities)
+        check_in_range(0.0, 1.0, note="λ, the weight of the fused-pair terms", fusion_weight=fusion_weight)
+        check_at_least(1, hidden=hidden, layers=layers)
+        check_in_range(0.0, 1.0, high_open=True, dropout=dropout)
         self.dim, self.modalities = int(dim), int(modalities)
         self.fusion_weight = float(fusion_weight)
         self.label_smoothing = float(label_smoothing)
@@ -131,9 +126,12 @@ class ConFu(LogitScaleObjective):
         self._positions = {m: i for i, m in enumerate(modalities)}
 
     def fuse(self, a: str, b: str, za: torch.Tensor, zb: torch.Tensor, training: bool = False) -> torch.Tensor:
-        """The normalised fusion of modalities ``a`` and ``b`` (their task order decides the head and the input order)."""
+        """The normalised fusion of modalities ``a`` and ``b`` (their task order decides the head and the input
+        order)."""
         if a not in self._positions or b not in self._positions:
-            raise ValueError(f"unknown modalities {a!r}, {b!r}: call forward or native_directions with the task's first")
+            raise ValueError(
+                f"unknown modalities {a!r}, {b!r}: call forward or native_directions with the task's first"
+            )
         (i, za), (j, zb) = sorted([(self._positions[a], za), (self._positions[b], zb)], key=lambda t: t[0])
         return self.fusions[self.pairs.index((i, j))](za, zb, training)
 
@@ -160,7 +158,9 @@ class ConFu(LogitScaleObjective):
         """Each fused pair (query) retrieving each remaining modality."""
         self.check_modalities(modalities)
         names = list(modalities)
-        return [((names[i], names[j]), (names[c],)) for i, j in self.pairs for c in range(len(names)) if c not in (i, j)]
+        return [
+            ((names[i], names[j]), (names[c],)) for i, j in self.pairs for c in range(len(names)) if c not in (i, j)
+        ]
 
     @torch.no_grad()
     def native_score(self, queries: Mapping[str, torch.Tensor], gallery: Mapping[str, torch.Tensor]) -> torch.Tensor:

@@ -39,20 +39,8 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from pmrl_bench.builtins.objectives._common import (
-    LogitScaleObjective,
-    check_label_smoothing,
-    loss_dtype,
-    resolve_anchor,
-    symmetric_cross_entropy,
-)
-from pmrl_bench.builtins.objectives._linalg import MAX_COFACTOR_SIZE, adjugate_small, det_small
-from pmrl_bench.components import ObjectiveOutput
-
-# Volumes below sqrt(DET_FLOOR) = 1e-6 count as 0: sqrt has an infinite slope at 0.
-DET_FLOOR = 1e-12
-PRECISIONS = {"float64": torch.float64, "float32": torch.float32}
-MAX_MODALITIES = MAX_COFACTOR_SIZE + 1
+from pmrl_bench.builtins.objectives._linalg import DET_FLOOR, adjugate_small, det_small
+from pmrl_bench.builtins.objectives.anchor_tuple import MAX_MODALITIES, AnchorTupleObjective
 
 
 def volume_determinants(anchor: torch.Tensor, others: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -83,31 +71,7 @@ def volume_matrix(
     return det.clamp_min(DET_FLOOR).sqrt(), det < 0
 
 
-class VolumeScore:
-    """Native retrieval score ``-Vol`` between one modality (the anchor side) and a tuple of the others."""
-
-    precision: str
-    native_score_symmetric = True  # tuple -> anchor is anchor -> tuple transposed: one matrix ranks both
-
-    @torch.no_grad()
-    def native_score(self, queries: Mapping[str, torch.Tensor], gallery: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """``-Vol`` (Nq, Ng) between the single-modality (anchor) side and the tuple side, whichever is the query.
-
-        The volume does not depend on the order of the tuple's modalities, and for k = 2 it is symmetric.
-        """
-        if len(queries) == 1:
-            return -self._volumes(next(iter(queries.values())), gallery)
-        if len(gallery) == 1:
-            return -self._volumes(next(iter(gallery.values())), queries).T
-        raise ValueError(f"one side must be the anchor alone, got {list(queries)} -> {list(gallery)}")
-
-    def _volumes(self, anchor: torch.Tensor, tuples: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        with torch.autocast(device_type=anchor.device.type, enabled=False):
-            V, _ = volume_matrix(anchor, list(tuples.values()), PRECISIONS[self.precision])
-        return V
-
-
-class GRAMLoss(VolumeScore, LogitScaleObjective):
+class GRAMLoss(AnchorTupleObjective):
     """GRAM: contrast the volume spanned by an anchor and another instance's other modalities (both directions).
 
     Args:
@@ -118,49 +82,12 @@ class GRAMLoss(VolumeScore, LogitScaleObjective):
         precision: dtype of the volume computation, "float64" or "float32".
     """
 
-    def __init__(
-        self,
-        anchor: str | None = None,
-        temperature: float = 0.07,
-        learnable: bool = True,
-        label_smoothing: float = 0.1,
-        precision: str = "float64",
-    ) -> None:
-        super().__init__(temperature, learnable)
-        check_label_smoothing(label_smoothing)
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-        self.anchor = anchor
-        self.label_smoothing = float(label_smoothing)
-        self.precision = precision
-        self.negative_det_fraction = torch.zeros(())  # of the last forward; 0 in exact arithmetic
+    label = "gram"
+    term_order = ("d2a", "a2d")
 
-    def check_modalities(self, modalities: Sequence[str]) -> None:
-        """Raise a usage error when the anchor is not one of the task's modalities, or there are too many."""
-        resolve_anchor(self.anchor, list(modalities))
-        if len(modalities) > MAX_MODALITIES:
-            raise ValueError(f"gram supports up to {MAX_MODALITIES} modalities, got {len(modalities)}")
-
-    def _split(self, modalities: Sequence[str]) -> tuple[str, list[str]]:
-        anchor = resolve_anchor(self.anchor, list(modalities))
-        return anchor, [m for m in modalities if m != anchor]
+    def _measure(self, anchor: torch.Tensor, others: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        return volume_matrix(anchor, others, self.measure_dtype)
 
     def volumes(self, embeddings: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """(B, B) volumes: row i = anchor of instance i, column j = the other modalities of instance j."""
-        anchor, others = self._split(list(embeddings))
-        with torch.autocast(device_type=embeddings[anchor].device.type, enabled=False):
-            V, negative = volume_matrix(embeddings[anchor], [embeddings[m] for m in others], PRECISIONS[self.precision])
-        self.negative_det_fraction = negative.float().mean()  # no float(): no host sync per step
-        return V
-
-    def forward(self, embeddings: Mapping[str, torch.Tensor]) -> ObjectiveOutput:
-        V = self.volumes(embeddings)
-        dtype = loss_dtype(*embeddings.values())
-        logits = -V.to(dtype) * self.logit_scale().to(dtype)
-        a2d, d2a = symmetric_cross_entropy(logits, self.label_smoothing)
-        return ObjectiveOutput(loss=0.5 * (a2d + d2a), terms={"d2a": d2a, "a2d": a2d})
-
-    def native_directions(self, modalities: Sequence[str]) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
-        """Anchor against the tuple of the others, and back."""
-        anchor, others = self._split(modalities)
-        return [((anchor,), tuple(others)), (tuple(others), (anchor,))]
+        return self.measures(embeddings)

@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pmrl_bench.builtins.objectives._common import stack_modalities
+from pmrl_bench.builtins.objectives._common import check_at_least, check_positive, stack_modalities
 from pmrl_bench.builtins.objectives._linalg import leading_eigh_grad
 from pmrl_bench.components import ObjectiveOutput
 
@@ -103,8 +103,7 @@ class _StackSpectrum(torch.autograd.Function):
 
 def instance_spectrum(E: torch.Tensor, grad_guard: float = 0.0, sign_fix: bool = False) -> Spectrum:
     """Singular values and leading left singular vectors of every instance of ``E`` (B, k, D) (rows z_i^m)."""
-    if grad_guard < 0:
-        raise ValueError(f"grad_guard must be >= 0, got {grad_guard}")
+    check_at_least(0, grad_guard=grad_guard)
     sigma, u = _StackSpectrum.apply(E, float(grad_guard), bool(sign_fix))
     return Spectrum(sigma, u)
 
@@ -146,12 +145,6 @@ def inter_term(u: torch.Tensor, tau2: float) -> torch.Tensor:
     return F.cross_entropy(_SelfSimilarity.apply(u) / tau2, torch.arange(len(u), device=u.device))
 
 
-def _check_positive(**values: float) -> None:
-    for name, value in values.items():
-        if not value > 0:
-            raise ValueError(f"{name} must be > 0, got {value}")
-
-
 class PMRLLoss(nn.Module):
     """PMRL: softmax over singular values toward the largest, plus contrast of leading singular vectors (no ITM).
 
@@ -164,10 +157,8 @@ class PMRLLoss(nn.Module):
 
     def __init__(self, tau1: float = 0.05, tau2: float = 0.1, sign_fix: bool = False, grad_guard: float = 0.0) -> None:
         super().__init__()
-        if not (tau1 > 0 and tau2 > 0):
-            raise ValueError(f"tau1 and tau2 must be > 0, got tau1={tau1}, tau2={tau2}")
-        if grad_guard < 0:
-            raise ValueError(f"grad_guard must be >= 0 (0 = exact gradient), got {grad_guard}")
+        check_positive(tau1=tau1, tau2=tau2)
+        check_at_least(0, note="0 = exact gradient", grad_guard=grad_guard)
         self.tau1, self.tau2 = float(tau1), float(tau2)
         self.sign_fix, self.grad_guard = bool(sign_fix), float(grad_guard)
 
@@ -190,7 +181,7 @@ class PMRLIntra(nn.Module):
 
     def __init__(self, tau1: float = 0.05) -> None:
         super().__init__()
-        _check_positive(tau1=tau1)
+        check_positive(tau1=tau1)
         self.tau1 = float(tau1)
 
     def forward(self, embeddings: Mapping[str, torch.Tensor]) -> ObjectiveOutput:

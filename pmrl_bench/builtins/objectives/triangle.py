@@ -6,8 +6,8 @@ negative area of the triangle with vertices t, v, a: with u = t − v and w = t 
 modalities of instance j, and ``loss = ½ (a2d + d2a)``: anchor→data (rows of the (B, B) matrix toward the
 diagonal) and data→anchor (columns), the official ``area`` and ``areaT`` cross-entropies. Unlike GRAM's volume,
 spanned from the origin, the area is spanned from the anchor's tip: it is 0 only when the three points coincide
-or are collinear, not when the vectors are parallel or anti-parallel. The official ITM/DTM cross-encoder term (``itm_ratio``) needs modules the
-harness does not have and is left out.
+or are collinear, not when the vectors are parallel or anti-parallel. The official ITM/DTM cross-encoder term
+(``itm_ratio``) needs modules the harness does not have and is left out.
 
 Where the paper and the code disagree (the default follows the official training code):
 
@@ -47,18 +47,8 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from pmrl_bench.builtins.objectives._common import (
-    LogitScaleObjective,
-    check_label_smoothing,
-    loss_dtype,
-    resolve_anchor,
-    symmetric_cross_entropy,
-)
-from pmrl_bench.builtins.objectives._linalg import MAX_COFACTOR_SIZE, det_small
-from pmrl_bench.builtins.objectives.gram import DET_FLOOR, PRECISIONS, VolumeScore
-from pmrl_bench.components import ObjectiveOutput
-
-MAX_MODALITIES = MAX_COFACTOR_SIZE + 1
+from pmrl_bench.builtins.objectives._linalg import DET_FLOOR, det_small
+from pmrl_bench.builtins.objectives.anchor_tuple import MAX_MODALITIES, AnchorTupleObjective
 
 
 def simplex_determinants(anchor: torch.Tensor, others: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -96,7 +86,7 @@ def area_matrix(
     return measure * scale, det < 0
 
 
-class TriangleLoss(VolumeScore, LogitScaleObjective):
+class TriangleLoss(AnchorTupleObjective):
     """TRIANGLE: contrast the area of the triangle between an anchor and another instance's other modalities.
 
     Args:
@@ -108,6 +98,8 @@ class TriangleLoss(VolumeScore, LogitScaleObjective):
         precision: dtype of the Gram determinants, "float64" (exact near collinearity) or "float32".
     """
 
+    label = "triangle"
+
     def __init__(
         self,
         anchor: str | None = None,
@@ -117,50 +109,13 @@ class TriangleLoss(VolumeScore, LogitScaleObjective):
         sqrt: bool = False,
         precision: str = "float64",
     ) -> None:
-        super().__init__(temperature, learnable)
-        check_label_smoothing(label_smoothing)
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-        self.anchor = anchor
-        self.label_smoothing = float(label_smoothing)
+        super().__init__(anchor, temperature, learnable, label_smoothing, precision)
         self.sqrt = bool(sqrt)
-        self.precision = precision
-        self.negative_det_fraction = torch.zeros(())  # of the last forward; 0 in exact arithmetic
 
-    def check_modalities(self, modalities: Sequence[str]) -> None:
-        """Raise a usage error when the anchor is not one of the task's modalities, or there are too many."""
-        resolve_anchor(self.anchor, list(modalities))
-        if len(modalities) > MAX_MODALITIES:
-            raise ValueError(f"triangle supports up to {MAX_MODALITIES} modalities, got {len(modalities)}")
-
-    def _split(self, modalities: Sequence[str]) -> tuple[str, list[str]]:
-        anchor = resolve_anchor(self.anchor, list(modalities))
-        return anchor, [m for m in modalities if m != anchor]
-
-    def _volumes(self, anchor: torch.Tensor, tuples: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """The measure for the native score (VolumeScore calls it with the anchor side first)."""
-        with torch.autocast(device_type=anchor.device.type, enabled=False):
-            A, _ = area_matrix(anchor, list(tuples.values()), self.sqrt, PRECISIONS[self.precision])
-        return A
+    def _measure(self, anchor: torch.Tensor, others: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The area (or the simplex's measure for k != 3), with the root or without it (``sqrt``)."""
+        return area_matrix(anchor, others, self.sqrt, self.measure_dtype)
 
     def areas(self, embeddings: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """(B, B) measures: row i = anchor of instance i, column j = the other modalities of instance j."""
-        anchor, others = self._split(list(embeddings))
-        with torch.autocast(device_type=embeddings[anchor].device.type, enabled=False):
-            A, negative = area_matrix(
-                embeddings[anchor], [embeddings[m] for m in others], self.sqrt, PRECISIONS[self.precision]
-            )
-        self.negative_det_fraction = negative.float().mean()  # no float(): no host sync per step
-        return A
-
-    def forward(self, embeddings: Mapping[str, torch.Tensor]) -> ObjectiveOutput:
-        A = self.areas(embeddings)
-        dtype = loss_dtype(*embeddings.values())
-        logits = -A.to(dtype) * self.logit_scale().to(dtype)
-        a2d, d2a = symmetric_cross_entropy(logits, self.label_smoothing)
-        return ObjectiveOutput(loss=0.5 * (a2d + d2a), terms={"a2d": a2d, "d2a": d2a})
-
-    def native_directions(self, modalities: Sequence[str]) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
-        """Anchor against the tuple of the others, and back."""
-        anchor, others = self._split(modalities)
-        return [((anchor,), tuple(others)), (tuple(others), (anchor,))]
+        return self.measures(embeddings)

@@ -21,9 +21,10 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from pmrl_bench.builtins.objectives._common import stack_modalities
-from pmrl_bench.builtins.objectives._linalg import MAX_COFACTOR_SIZE, det_small
-from pmrl_bench.builtins.objectives.gram import DET_FLOOR, VolumeScore
+from pmrl_bench.builtins.objectives._common import check_at_least, check_positive, stack_modalities
+from pmrl_bench.builtins.objectives._linalg import DET_FLOOR, MAX_COFACTOR_SIZE, det_small
+from pmrl_bench.builtins.objectives.anchor_tuple import AnchorTupleScore
+from pmrl_bench.builtins.objectives.gram import volume_matrix
 from pmrl_bench.builtins.objectives.pmrl import instance_spectrum, inter_term
 from pmrl_bench.components import ObjectiveOutput
 
@@ -36,7 +37,7 @@ def instance_volumes(E: torch.Tensor) -> torch.Tensor:
     return det_small(E64 @ E64.mT).clamp_min(DET_FLOOR).sqrt()
 
 
-class VolumeLoss(VolumeScore, nn.Module):
+class VolumeLoss(AnchorTupleScore, nn.Module):
     """Ablation: mean volume of each instance's own modality stack (product of its singular values).
 
     Args:
@@ -47,12 +48,9 @@ class VolumeLoss(VolumeScore, nn.Module):
 
     def __init__(self, inter: bool = False, tau2: float = 0.1, grad_guard: float = 0.0) -> None:
         super().__init__()
-        if not tau2 > 0:
-            raise ValueError(f"tau2 must be > 0, got {tau2}")
-        if grad_guard < 0:
-            raise ValueError(f"grad_guard must be >= 0 (0 = exact gradient), got {grad_guard}")
+        check_positive(tau2=tau2)
+        check_at_least(0, note="0 = exact gradient", grad_guard=grad_guard)
         self.inter, self.tau2, self.grad_guard = bool(inter), float(tau2), float(grad_guard)
-        self.precision = "float64"  # of the native score
 
     def forward(self, embeddings: Mapping[str, torch.Tensor]) -> ObjectiveOutput:
         device_type = next(iter(embeddings.values())).device.type
@@ -62,6 +60,10 @@ class VolumeLoss(VolumeScore, nn.Module):
             if self.inter:
                 terms["inter"] = inter_term(instance_spectrum(E, self.grad_guard).u, self.tau2)
         return ObjectiveOutput(loss=sum(terms.values()), terms=terms)  # type: ignore[arg-type]
+
+    def _measure(self, anchor: torch.Tensor, others: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The native score's measure: GRAM's volume, always in float64."""
+        return volume_matrix(anchor, others, torch.float64)
 
     def native_directions(self, modalities: Sequence[str]) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
         """Every modality against the tuple of the others, and back (the volume singles out no modality)."""

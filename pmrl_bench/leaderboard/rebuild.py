@@ -1,0 +1,48 @@
+"""Rebuild (or check) the pages of a results directory from its result files, under the output lock, stopping
+cleanly on Ctrl-C, SIGTERM or SIGHUP: what ``pmrl-bench leaderboard`` does, and ``run`` after its sweep."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+from pmrl_bench.console import PROG, say
+from pmrl_bench.errors import RunFailed
+from pmrl_bench.leaderboard.build import Skipped, build_leaderboards, check_leaderboards, write_leaderboards
+from pmrl_bench.results import ResultStore
+from pmrl_bench.results.locks import output_lock
+from pmrl_bench.runner.interrupt import interruptible
+from pmrl_bench.tuning.records import scan_records
+
+
+def rebuild_leaderboards(results_dir: Path, out_dir: Path, check: bool = False, after: str = "") -> list[Path]:
+    """Write the pages of ``results_dir`` into ``out_dir`` (the files written), or with ``check`` raise
+    :class:`~pmrl_bench.errors.RunFailed` naming the stale ones. ``after``: what finished before, for the line an
+    interrupted rebuild prints. Result and tuning files that cannot be read are skipped with a warning each."""
+    rebuild = f"{PROG} leaderboard {shlex.quote(str(results_dir))} --out {shlex.quote(str(out_dir))}"
+
+    def stopped(signal_name: str) -> str:
+        return (f"interrupted by {signal_name} while {'checking' if check else 'rebuilding'} the leaderboards in "
+                f"{out_dir}/{f' ({after})' if after else ''}: the result files are intact and each page is the "
+                f"previous one or the new one; rebuild them with '{rebuild}'")
+
+    with interruptible(stopped):
+        return _rebuild(results_dir, out_dir, check, rebuild)
+
+
+def _rebuild(results_dir: Path, out_dir: Path, check: bool, rebuild: str) -> list[Path]:
+    results, problems = ResultStore(results_dir).scan()
+    for problem in problems:
+        say(f"warning: skipped {problem.path}: {problem.reason}")
+    shown = [Skipped(p.path.relative_to(results_dir).as_posix(), p.reason.split(":")[0]) for p in problems]
+    tuning, bad_tuning = scan_records(results_dir)
+    for path, reason in bad_tuning:
+        say(f"warning: skipped {path}: {reason}")
+    pages = build_leaderboards(results, shown, tuning=tuning)
+    if check:
+        stale = check_leaderboards(out_dir, pages)
+        if stale:
+            raise RunFailed(f"leaderboards in {out_dir}/ are stale: {', '.join(stale)}; rerun '{rebuild}'")
+        return []
+    with output_lock(out_dir):  # two sweeps finishing at once must not interleave their page writes
+        return write_leaderboards(out_dir, pages)
