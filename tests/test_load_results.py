@@ -16,7 +16,7 @@ import pytest
 import pmrl_bench
 from pmrl_bench.errors import UsageError
 from pmrl_bench.results import RunResult
-from pmrl_bench.results.frame import ID_COLUMNS, LONG_COLUMNS
+from pmrl_bench.analysis import ID_COLUMNS, LONG_COLUMNS
 from pmrl_bench.results.schema import RETRIEVAL_KEYS, is_retrieval_view
 
 ROOT = Path(__file__).resolve().parents[1]
