@@ -37,10 +37,12 @@ import torch
 from pmrl_bench.plugins import get_registry
 from pmrl_bench.results import ResultStore
 from pmrl_bench.runner import train as train_module
-from pmrl_bench.runner.device import resolve_device, synchronize
-from pmrl_bench.runner.parallel import resolve_jobs, run_threads
+from pmrl_bench.device import resolve_device, synchronize
+from pmrl_bench.runner.jobs import resolve_jobs, run_threads
 from pmrl_bench.runner.spec import Budget
-from pmrl_bench.runner.sweep import SweepConfig, collect_versions, execute_sweep, plan_sweep
+from pmrl_bench.runner.executor import collect_versions
+from pmrl_bench.runner.sweep import execute_sweep
+from pmrl_bench.runner.sweep_plan import SweepConfig, plan_sweep
 from pmrl_bench.stability import default_monitors
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -60,7 +62,8 @@ def sweep_seconds(device: str, jobs: int | str, args: argparse.Namespace, scratc
     workers = resolve_jobs(jobs, resolve_device(device), len(plan.specs), 1)
     store = ResultStore(Path(tempfile.mkdtemp(dir=scratch)))
     started = time.perf_counter()
-    summary = execute_sweep(plan, config, registry, store, collect_versions({}))  # each run synchronises its device
+    # each run synchronises its device
+    summary = execute_sweep(plan, config, registry, store, collect_versions({}), default_monitors)
     elapsed = time.perf_counter() - started
     if not summary.all_ok:
         raise SystemExit(f"the sweep on {device} did not finish cleanly: {summary}")
@@ -89,8 +92,9 @@ def evaluation_share(device: torch.device, probe: str, args: argparse.Namespace)
     try:
         synchronize(device)
         started = time.perf_counter()
-        outcome = train_module.train_and_evaluate(spec, plan.data["mfeat"], registry, device, default_monitors(),
-                                                  progress=False)
+        outcome = train_module.train_and_evaluate(
+            spec, plan.data["mfeat"], registry,
+            train_module.TrainOptions(device=device, monitors=default_monitors(), progress=False))
         synchronize(device)
         total = time.perf_counter() - started
     finally:
@@ -112,8 +116,10 @@ def runner_vs_hand(device: torch.device, objective: str, rounds: int = 5) -> dic
     train_module.evaluate_trained = lambda *a, **k: ({}, {}, None)  # the training loop only, as in the pytest benchmark
     try:
         def runner(precision: str) -> Any:
-            return train_module.train_and_evaluate(spec, data, registry, device, [], probe_every=config.probe_every,
-                                                   progress=False, precision=precision)
+            return train_module.train_and_evaluate(
+                spec, data, registry,
+                train_module.TrainOptions(device=device, probe_every=config.probe_every, progress=False,
+                                          precision=precision))
 
         loops = {"hand": lambda: hand_written_loop(spec, data, registry, device),
                  "runner": lambda: runner("fp32"), "runner_default": lambda: runner("auto")}
@@ -142,8 +148,9 @@ def large_run_seconds(device: torch.device, args: argparse.Namespace) -> dict[st
     plan = plan_sweep(config, registry)
     synchronize(device)
     started = time.perf_counter()
-    outcome = train_module.train_and_evaluate(plan.specs[0], plan.data["synthetic"], registry, device,
-                                              default_monitors(), progress=False)
+    outcome = train_module.train_and_evaluate(
+        plan.specs[0], plan.data["synthetic"], registry,
+        train_module.TrainOptions(device=device, monitors=default_monitors(), progress=False))
     synchronize(device)
     assert outcome.status == "ok", outcome.error
     return {"run_s": time.perf_counter() - started, "ms_per_step": outcome.cost["ms_per_step"]}
@@ -154,8 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cuda", help="the device to measure (default cuda; cpu checks the script)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds of the default-suite sweep (default 3)")
     parser.add_argument("--steps", type=int, default=300, help="steps of every run (default 300)")
-    parser.add_argument("--tasks", type=lambda s: s.split(","), help="tasks of the suite sweep (default: the default suite)")
-    parser.add_argument("--large-batch", type=int, default=1024, help="batch of the evaluation-share run (default 1024)")
+    parser.add_argument("--tasks", type=lambda s: s.split(","),
+                        help="tasks of the suite sweep (default: the default suite)")
+    parser.add_argument("--large-batch", type=int, default=1024,
+                        help="batch of the evaluation-share run (default 1024)")
     parser.add_argument("--also", type=lambda s: s.split(","), default=[], metavar="jobs8,fp32,compile",
                         help="also time the suite with --jobs 8, --jobs 4 --precision fp32, --jobs 4 --compile")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")

@@ -39,11 +39,13 @@ from pmrl_bench.evaluation.embedding import embed, split_tensors
 from pmrl_bench.evaluation.suite import evaluate
 from pmrl_bench.plugins import get_registry
 from pmrl_bench.results import ResultStore
-from pmrl_bench.runner.parallel import run_threads
+from pmrl_bench.runner.jobs import run_threads
 from pmrl_bench.runner.start_state import StartEvaluations
-from pmrl_bench.runner.sweep import SweepConfig, collect_versions, execute_sweep, plan_sweep
+from pmrl_bench.runner.executor import collect_versions
+from pmrl_bench.runner.sweep import execute_sweep
+from pmrl_bench.runner.sweep_plan import SweepConfig, plan_sweep
 from pmrl_bench.runner import train as train_module
-from pmrl_bench.runner.train import build_encoders, evaluate_trained, train, train_and_evaluate
+from pmrl_bench.runner.train import TrainOptions, build_encoders, evaluate_trained, train, train_and_evaluate
 from pmrl_bench.stability import default_monitors
 
 CPU = torch.device("cpu")
@@ -62,7 +64,7 @@ def run():
 @pytest.fixture(scope="module")
 def trained(run):
     spec, data, registry = run
-    return train(spec, data, registry, CPU, default_monitors(), progress=False)
+    return train(spec, data, registry, TrainOptions(device=CPU, monitors=default_monitors(), progress=False))
 
 
 def _timed(benchmark, fn, **info):
@@ -94,7 +96,8 @@ def test_whole_run(benchmark, run, monkeypatch):
 
     def one_run():
         started = time.process_time()
-        outcome = train_and_evaluate(spec, data, registry, CPU, default_monitors(), progress=False)
+        outcome = train_and_evaluate(spec, data, registry,
+                                     TrainOptions(device=CPU, monitors=default_monitors(), progress=False))
         shares.append(evaluation_seconds[-1] / (time.process_time() - started))
         return outcome
 
@@ -158,7 +161,7 @@ def test_default_sweep(benchmark, tmp_path, monkeypatch, shared_start):
         del evaluation_seconds[:]
         store = ResultStore(tmp_path / f"results-{next(rounds)}")  # nothing done yet, every round
         started = time.process_time()
-        summary = execute_sweep(plan, config, registry, store, collect_versions({}))
+        summary = execute_sweep(plan, config, registry, store, collect_versions({}), default_monitors)
         shares.append(sum(evaluation_seconds) / (time.process_time() - started))
         return summary
 

@@ -29,7 +29,10 @@ import pytest
 
 from pmrl_bench.plugins import get_registry
 from pmrl_bench.results import ResultStore
-from pmrl_bench.runner.sweep import SweepConfig, collect_versions, execute_sweep, plan_sweep
+from pmrl_bench.runner.executor import collect_versions
+from pmrl_bench.runner.sweep import execute_sweep
+from pmrl_bench.stability import default_monitors
+from pmrl_bench.runner.sweep_plan import SweepConfig, plan_sweep
 
 SWEEP = {"objectives": ["infonce", "anchor"], "tasks": ["synthetic"], "seeds": 6}
 _rounds = itertools.count()
@@ -43,7 +46,7 @@ def test_sweep_throughput(benchmark, tmp_path, jobs):
 
     def sweep():
         store = ResultStore(tmp_path / f"results-{next(_rounds)}")  # nothing done yet, every round
-        return execute_sweep(plan, config, registry, store, collect_versions({}))
+        return execute_sweep(plan, config, registry, store, collect_versions({}), default_monitors)
 
     benchmark.group = "sweep of 12 runs"
     benchmark.extra_info.update(jobs=jobs, runs=len(plan.specs), threads_per_run=config.threads)

@@ -19,7 +19,7 @@ import torch
 from pmrl_bench.plugins import get_registry
 from pmrl_bench.runner import train
 from pmrl_bench.runner.spec import Budget
-from pmrl_bench.runner.sweep import SweepConfig, plan_sweep
+from pmrl_bench.runner.sweep_plan import SweepConfig, plan_sweep
 from pmrl_bench.stability import default_monitors
 
 STEPS = Budget().steps  # the default budget, at the default probe cadence
@@ -45,9 +45,10 @@ def test_training_loop_with_and_without_monitors(benchmark, plan, monkeypatch, m
 
     def run():
         outcome = train.train_and_evaluate(
-            spec, data, registry, torch.device(device), default_monitors() if monitors == "default" else [],
-            probe_every=SweepConfig.probe_every, progress=False,
-        )
+            spec, data, registry,
+            train.TrainOptions(device=torch.device(device),
+                               monitors=default_monitors() if monitors == "default" else [],
+                               probe_every=SweepConfig.probe_every, progress=False))
         if device == "cuda":
             torch.cuda.synchronize()
         return outcome

@@ -22,9 +22,9 @@ import torch.nn.functional as F
 
 from pmrl_bench.plugins import get_registry
 from pmrl_bench.runner import train
-from pmrl_bench.runner.device import synchronize
+from pmrl_bench.device import synchronize
 from pmrl_bench.runner.spec import Budget
-from pmrl_bench.runner.sweep import SweepConfig, plan_sweep
+from pmrl_bench.runner.sweep_plan import SweepConfig, plan_sweep
 
 STEPS = 100
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -69,8 +69,9 @@ def test_runner_vs_hand_written_loop(benchmark, plan, monkeypatch, loop, device)
         if loop == "hand":
             result = hand_written_loop(spec, data, registry, target)
         else:
-            result = train.train_and_evaluate(spec, data, registry, target, [], probe_every=SweepConfig.probe_every,
-                                              progress=False).status
+            result = train.train_and_evaluate(
+                spec, data, registry,
+                train.TrainOptions(device=target, probe_every=SweepConfig.probe_every, progress=False)).status
         synchronize(target)
         return result
 

@@ -71,7 +71,8 @@ def build(out: Path, n_train: int = 2400, n_test: int = 500) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description="Write frozen features of trifeatures as train/validation/test parquet")
+    parser = argparse.ArgumentParser(
+        description="Write frozen features of trifeatures as train/validation/test parquet")
     parser.add_argument("out", type=Path, help="output directory")
     parser.add_argument("--n-train", type=int, default=2400)
     parser.add_argument("--n-test", type=int, default=500)

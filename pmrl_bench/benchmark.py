@@ -3,16 +3,16 @@ the pages of the results directory. Nothing here prints tables or chooses exit s
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from pmrl_bench.device import resolve_device
 from pmrl_bench.errors import Interrupted
 from pmrl_bench.leaderboard.build import ensure_writable
 from pmrl_bench.leaderboard.rebuild import rebuild_leaderboards
-from pmrl_bench.plugins import MANAGER
+from pmrl_bench import plugins
 from pmrl_bench.registry import Registry
 from pmrl_bench.results import ResultStore, RunResult
 from pmrl_bench.runner import distributed
@@ -47,15 +47,16 @@ def run_benchmark(config: SweepConfig, results_dir: Path, leaderboard_dir: Path,
     ``tuned``/``params_from``: train each objective with its tuned parameters (``run --tuned``,
     ``--params-from``); ``log``: the reporters to send training curves and results to (``run --log``).
     """
-    registry = registry if registry is not None else MANAGER.registry
-    opener = ReporterOpener(log, MANAGER.reporters(), results_dir) if log else None  # before anything trains
+    manager = plugins.MANAGER  # looked up per call: tests and embedders may swap it
+    registry = registry if registry is not None else manager.registry
+    opener = ReporterOpener(log, manager.reporters(), results_dir) if log else None  # before anything trains
     try:
         plan = plan_sweep(config, registry)
         if tuned or params_from:
             plan = apply_tuned(plan, results_dir, list(params_from), use_results=tuned)
         store = ResultStore(results_dir)
         ensure_writable(leaderboard_dir, "--leaderboard")  # like the results directory: before training
-        summary = execute_sweep(plan, config, registry, store, collect_versions(MANAGER.versions()),
+        summary = execute_sweep(plan, config, registry, store, collect_versions(manager.versions()),
                                 default_monitors, opener)
     finally:
         if opener is not None:
@@ -73,7 +74,7 @@ def tune_benchmark(config: SweepConfig, settings: TuneSettings, results_dir: Pat
                    registry: Registry | None = None) -> list[tuple[Path, TunedParams]]:
     """One study per (task, objective, protocol), each resumed to exactly ``settings.trials`` completed trials;
     the tuned-parameter files written, with their records."""
-    registry = registry if registry is not None else MANAGER.registry
+    registry = registry if registry is not None else plugins.MANAGER.registry
     store = ResultStore(results_dir)
     studies, plan = plan_tuning(config, settings, registry, store.root)
     store.ensure_writable()
@@ -84,12 +85,7 @@ def tune_benchmark(config: SweepConfig, settings: TuneSettings, results_dir: Pat
             return run_studies(studies, plan.data, registry, store, device, config.precision, plan.fingerprints,
                                settings.progress, jobs=jobs, threads=config.threads)
     except KeyboardInterrupt as exc:
-        signum = _signum(exc)
+        signum = getattr(exc, "signum", signal.SIGINT)
         raise Interrupted(signum, f"tuning interrupted by {signal_name(signum)}: completed trials are stored in "
                                   "the study; run the same command again to resume to exactly --trials") from None
 
-
-def _signum(exc: BaseException) -> Any:
-    import signal
-
-    return getattr(exc, "signum", signal.SIGINT)

@@ -6,7 +6,7 @@ never on a particular objective, encoder or task.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -110,6 +110,3 @@ class EncoderFactory(Protocol):
 
     def __call__(self, *, modality: Modality, dim: int, **params: Any) -> torch.nn.Module: ...
 
-
-def modality_names(modalities: Sequence[Modality]) -> list[str]:
-    return [m.name for m in modalities]

@@ -62,7 +62,8 @@ def parse(name: str, registered: Collection[str]) -> list[Part]:
     seen: set[str] = set()
     for part in parts:
         if part.name in seen:
-            raise UsageError(f"composite objective {name!r}: {part.name!r} appears twice; add its weights into one part")
+            raise UsageError(f"composite objective {name!r}: {part.name!r} appears twice; "
+                             "add its weights into one part")
         seen.add(part.name)
     if not any(part.weight > 0 for part in parts):
         raise UsageError(f"composite objective {name!r}: every weight is 0, so there is nothing to train")
@@ -105,7 +106,8 @@ def format_weight(weight: float) -> str:
 
 def canonical_name(parts: Sequence[Part]) -> str:
     """The stored, path-safe name: ``infonce+0.1xpmrl``."""
-    return SEPARATOR.join(p.name if p.weight == 1 else f"{format_weight(p.weight)}{STORED_TIMES}{p.name}" for p in parts)
+    return SEPARATOR.join(p.name if p.weight == 1 else f"{format_weight(p.weight)}{STORED_TIMES}{p.name}"
+                          for p in parts)
 
 
 def display_name(name: str) -> str:
@@ -155,8 +157,8 @@ class CompositeComponent(Component):
                                        "--set objective.PART.KEY=VALUE):", key, ("weights", "parts"))
         weights = params.get("weights")
         if weights is not None and {k: float(v) for k, v in dict(weights).items()} != self.weights:
-            raise UsageError(f"composite objective {self.name!r} has weights {self.weights}, got {weights}; the weights "
-                             "are part of the name")
+            raise UsageError(f"composite objective {self.name!r} has weights {self.weights}, got {weights}; "
+                             "the weights are part of the name")
         given = dict(params.get("parts") or {})
         for part in given:
             if part not in self.weights:
@@ -172,6 +174,14 @@ class CompositeComponent(Component):
         return CompositeObjective(modules)
 
 
+def resolve(registry: Registry, name: str) -> CompositeComponent | None:
+    """The registry's resolver for objective names: the composite a name such as ``infonce+0.1*pmrl`` spells,
+    or None when the name is not a composite (the registry then reports it unknown)."""
+    if not looks_composite(name, registry.names("objective")):
+        return None
+    return composite_component(registry, name)
+
+
 def composite_component(registry: Registry, name: str) -> CompositeComponent:
     """The component behind a composite name, built from the registry's objectives."""
     registered = registry.names("objective")
@@ -179,8 +189,8 @@ def composite_component(registry: Registry, name: str) -> CompositeComponent:
     canonical = canonical_name(parts)
     if not NAME_PATTERN.match(canonical):
         raise UsageError(
-            f"composite objective {name!r} is stored as {canonical!r} ({len(canonical)} characters), which does not fit "
-            "a results path (at most 64 characters); use fewer parts or shorter weights"
+            f"composite objective {name!r} is stored as {canonical!r} ({len(canonical)} characters), "
+            "which does not fit a results path (at most 64 characters); use fewer parts or shorter weights"
         )
     components = tuple(registry.get("objective", p.name) for p in parts)
     return CompositeComponent(

@@ -25,7 +25,8 @@ def resolve_device(spec: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if spec.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise UsageError(f"--device {spec} asked for CUDA, but no CUDA device is available; use --device cpu or auto")
+            raise UsageError(f"--device {spec} asked for CUDA, but no CUDA device is available; "
+                             "use --device cpu or auto")
         device = torch.device(spec)
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise UsageError(f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s) are visible")

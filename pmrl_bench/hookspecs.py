@@ -53,7 +53,8 @@ class RegisterEncoder(Protocol):
 
 class RegisterReporter(Protocol):
     def __call__(self, name: str, factory: Factory, *, description: str = "") -> None:
-        """Register an experiment-tracking reporter: ``factory()`` returns a reporter (see ``reporting.Reporter``).
+        """Register an experiment-tracking reporter: ``factory()`` returns a reporter
+        (see ``pmrl_bench.tracking.Reporter``).
 
         ``pmrl-bench run --log NAME`` builds it once per sweep, before anything trains: raise
         ``pmrl_bench.errors.UsageError`` there when a dependency or setting is missing.

@@ -98,6 +98,16 @@ def _allowed_external() -> set[str] | None:
     return {part.strip() for part in raw.split(",") if part.strip()}
 
 
+def composite_objectives(registry: Registry, name: str) -> Component | None:
+    """The registry's resolver for weighted sums of objectives (``infonce+0.1*pmrl``); it imports the composite
+    module, and with it torch, only when a name could be one."""
+    if not any(c in name for c in "+*x"):
+        return None
+    from pmrl_bench import composite
+
+    return composite.resolve(registry, name)
+
+
 class PluginManager:
     """Loads plugins once and builds the :class:`Registry` on demand."""
 
@@ -115,7 +125,7 @@ class PluginManager:
         if self._loaded:
             return
         self._loaded = True
-        from pmrl_bench import __version__
+        from pmrl_bench._version import __version__
 
         for module_name in DEFAULT_PLUGINS:
             module = importlib.import_module(module_name)
@@ -190,6 +200,7 @@ class PluginManager:
 
     def _collect(self) -> Registry:
         registry = Registry()
+        registry.add_resolver("objective", composite_objectives)
         for hook_name, kind in _HOOK_KIND.items():
             hook = getattr(self.pm.hook, hook_name)
             for impl in hook.get_hookimpls():  # registration order: built-ins first
@@ -248,7 +259,8 @@ class PluginManager:
                 continue
             for component in pending:
                 if not NAME_PATTERN.match(component.name):
-                    raise PluginError(f"plugin {component.plugin!r} registered an invalid reporter name {component.name!r}")
+                    raise PluginError(f"plugin {component.plugin!r} registered an invalid reporter name "
+                                      f"{component.name!r}")
                 if component.name in found:
                     raise PluginError(f"reporter {component.name!r} is registered twice: by plugin "
                                       f"{found[component.name].plugin!r} and by plugin {component.plugin!r}")

@@ -13,6 +13,8 @@ from pmrl_bench.errors import PluginError, UnknownNameError, UsageError
 from pmrl_bench.hookspecs import Factory
 
 Kind = Literal["objective", "encoder", "task"]
+# Builds the component behind a name nobody registered (e.g. a weighted sum of objectives), or returns None.
+Resolver = Callable[["Registry", str], "Component | None"]
 KINDS: tuple[Kind, ...] = ("objective", "encoder", "task")
 
 # Component names become directory names in the results tree, so keep them path-safe.
@@ -114,6 +116,7 @@ class Registry:
 
     def __init__(self) -> None:
         self._components: dict[Kind, dict[str, Component]] = {kind: {} for kind in KINDS}
+        self._resolvers: dict[Kind, list[Resolver]] = {kind: [] for kind in KINDS}
 
     def add(self, component: Component) -> None:
         if not NAME_PATTERN.match(component.name):
@@ -129,17 +132,20 @@ class Registry:
             )
         self._components[component.kind][component.name] = component
 
+    def add_resolver(self, kind: Kind, resolver: Resolver) -> None:
+        """Let ``resolver`` build components for names of ``kind`` that nobody registered (tried in order)."""
+        self._resolvers[kind].append(resolver)
+
     def get(self, kind: Kind, name: str) -> Component:
-        """The component registered as ``name``; for an objective, also a weighted sum such as ``infonce+0.1*pmrl``
-        (see :mod:`pmrl_bench.composite`), synthesised from the registered objectives."""
+        """The component registered as ``name``, or the one a resolver builds for it (for an objective, a weighted
+        sum such as ``infonce+0.1*pmrl``: see :mod:`pmrl_bench.composite`)."""
         found = self._components[kind].get(name)
         if found is not None:
             return found
-        if kind == "objective" and any(c in name for c in "+*x"):
-            from pmrl_bench import composite  # imports torch: only when a composite is named
-
-            if composite.looks_composite(name, self._components[kind]):
-                return composite.composite_component(self, name)
+        for resolver in self._resolvers[kind]:
+            built = resolver(self, name)
+            if built is not None:
+                return built
         raise UnknownNameError(kind, name, self._components[kind])
 
     def names(self, kind: Kind) -> list[str]:

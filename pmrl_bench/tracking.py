@@ -33,9 +33,9 @@ from pmrl_bench.registry import Component
 from pmrl_bench.results import RunResult
 from pmrl_bench.runner.monitor import StepRecord
 from pmrl_bench.runner.spec import RunSpec
-from pmrl_bench.stability.compact import to_cpu64
+from pmrl_bench.stability.tensors import to_cpu64
 from pmrl_bench.stability.probe import ProbeMonitor
-from pmrl_bench.stability.probe_retrieval import mean_r1
+from pmrl_bench.evaluation.retrieval import mean_r1
 from pmrl_bench.stability.singular import instance_stack, singular_value_stats
 
 LOGS_DIR = "_logs"  # under the results directory; "_" directories hold no result files
@@ -167,3 +167,28 @@ class SweepReporters:
             print(f"pmrl-bench: warning: reporter {name!r} failed in {method}: {type(exc).__name__}: {exc}; it is "
                   "switched off for the rest of this sweep (the runs and their result files are unaffected)",
                   file=sys.stderr)
+
+
+class ReporterOpener:
+    """Opens the reporters ``--log`` names, once per process that trains: a picklable factory for the sweep.
+
+    Built before anything trains, it opens them at once, so an unknown or broken reporter is bad input then; the
+    first call in this process returns those, and a worker process (``--jobs``) opens its own.
+    """
+
+    def __init__(self, names: Sequence[str], available: Mapping[str, Component], results_dir: Path) -> None:
+        self.names, self.available, self.results_dir = list(names), dict(available), Path(results_dir)
+        self._opened: SweepReporters | None = SweepReporters.build(self.names, self.available, self.results_dir)
+
+    def __call__(self) -> SweepReporters:
+        opened, self._opened = self._opened, None
+        return opened if opened is not None else SweepReporters.build(self.names, self.available, self.results_dir)
+
+    def close_unused(self) -> None:
+        """Close the reporters opened for the check when no run in this process took them."""
+        if self._opened is not None:
+            self._opened.close()
+            self._opened = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_opened": None}  # a worker opens its own

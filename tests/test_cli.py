@@ -83,5 +83,6 @@ def test_run_writes_results_and_leaderboards_then_check_passes(tmp_path, monkeyp
 
 
 def test_module_entry_point_is_the_cli_twin():
-    done = subprocess.run([sys.executable, "-m", "pmrl_bench", "--version"], capture_output=True, text=True, check=False)
+    done = subprocess.run([sys.executable, "-m", "pmrl_bench", "--version"], capture_output=True, text=True,
+                          check=False)
     assert done.returncode == 0 and done.stdout.startswith("pmrl-bench ")

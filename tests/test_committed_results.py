@@ -15,7 +15,7 @@ from pmrl_bench.results import ResultStore
 from pmrl_bench.runner.fingerprint import data_fingerprint
 from pmrl_bench.runner.init_stage import InitStages
 from pmrl_bench.runner.spec import spec_from_params
-from pmrl_bench.runner.train import train_and_evaluate
+from pmrl_bench.runner.train import TrainOptions, train_and_evaluate
 from pmrl_bench.splits import with_validation
 from pmrl_bench.stability import default_monitors
 
@@ -50,15 +50,19 @@ def test_a_committed_run_reproduces_from_its_result_file(objective, protocol, tm
     # a warm start retrains its init stage from what the result records (its step-0 scores are compared below)
     inits = InitStages(ResultStore(tmp_path), registry, torch.device("cpu"), {spec.task: stored.data_fingerprint})
     init_state, _ = inits.starting_state(spec, data)
-    outcome = train_and_evaluate(spec, data, registry, torch.device("cpu"), default_monitors(), progress=False,
-                                 init_state=init_state)
+    outcome = train_and_evaluate(spec, data, registry,
+                                 TrainOptions(device=torch.device("cpu"), monitors=default_monitors(), progress=False,
+                                              init_state=init_state))
     assert outcome.status == "ok"
     for direction, scores in stored.metrics.retrieval.items():
         assert outcome.metrics["retrieval"][direction]["R@1"] == pytest.approx(scores["R@1"], abs=R_AT_1_TOLERANCE)
     for direction, scores in stored.metrics_at_init.retrieval.items():
-        assert outcome.metrics_at_init["retrieval"][direction]["R@1"] == pytest.approx(scores["R@1"], abs=R_AT_1_TOLERANCE)
-    for stored_metrics, metrics in ((stored.metrics, outcome.metrics), (stored.metrics_at_init, outcome.metrics_at_init)):
-        assert stored_metrics.classification and metrics["classification"].keys() == stored_metrics.classification.keys()
+        assert (outcome.metrics_at_init["retrieval"][direction]["R@1"]
+                == pytest.approx(scores["R@1"], abs=R_AT_1_TOLERANCE))
+    for stored_metrics, metrics in ((stored.metrics, outcome.metrics),
+                                    (stored.metrics_at_init, outcome.metrics_at_init)):
+        assert (stored_metrics.classification
+                and metrics["classification"].keys() == stored_metrics.classification.keys())
         for view, accuracy in stored_metrics.classification.items():
             assert metrics["classification"][view] == pytest.approx(accuracy, abs=PROBE_TOLERANCE), view
     share = stored.stability["singular"]["sigma1_share"]

@@ -28,7 +28,8 @@ def _one_line_error(capsys) -> str:
 
 def test_one_changed_configuration_is_exactly_what_is_reported(tmp_path, capsys):
     old, new = tmp_path / "old", tmp_path / "new"
-    assert main(["run", "--objectives", "infonce,anchor", *TINY, "--results", str(old), "--leaderboard", str(tmp_path / "lb")]) == 0
+    assert main(["run", "--objectives", "infonce,anchor", *TINY, "--results", str(old),
+                 "--leaderboard", str(tmp_path / "lb")]) == 0
     shutil.copytree(old, new)
     shutil.rmtree(new / "synthetic" / "infonce")
     assert main(["run", "--objectives", "infonce", *TINY, "--set", "objective.infonce.temperature=0.05",
@@ -71,7 +72,8 @@ def _result(objective: str, seed: int, r1: float, n: int = 300) -> RunResult:
     return RunResult(
         run_id=f"t/{objective}/c0-seed{seed}", config_id="c0", task="t", objective=objective,
         params={"objective": {}, "task": {}, "encoders": {}, "budget": {"steps": 10}}, seed=seed, status="ok",
-        metrics={"retrieval": {d: {"R@1": float((r == 1).mean()), "R@5": 1.0, "R@10": 1.0, "MdR": 1.0} for d, r in ranks.items()},
+        metrics={"retrieval": {d: {"R@1": float((r == 1).mean()), "R@5": 1.0, "R@10": 1.0, "MdR": 1.0}
+                               for d, r in ranks.items()},
                  "per_query_ranks": {"retrieval": {d: encode_ranks(r) for d, r in ranks.items()}}},
         versions={"pmrl_bench": "0.1.0"}, data_fingerprint="f",
     )

@@ -21,7 +21,8 @@ def test_a_result_records_parameters_step_time_and_memory(tmp_path, pmrl_plugin_
     assert spent["timed_steps"] == 35
     assert 0 < spent["ms_per_step"] < 60_000
     assert spent["memory"] == "process_rss"
-    assert 20 * 1024**2 < spent["peak_memory_bytes"] < 1024**4  # a Python process with torch loaded holds tens of MB at least
+    # a Python process with torch loaded holds tens of MB at least
+    assert 20 * 1024**2 < spent["peak_memory_bytes"] < 1024**4
 
 
 def test_frozen_parameters_are_not_counted(pmrl_plugin_manager):

@@ -33,4 +33,5 @@ def test_frozen_features_table_trains_heads_through_the_table_task(tmp_path, mon
     assert code == 0
     (result,) = ResultStore(tmp_path / "results").scan()[0]
     assert result.status == "ok" and result.splits.model_dump() == {"train": 204, "val": 36, "test": 100}
-    assert {m: e["name"] for m, e in result.params["encoders"].items()} == {"image1": "mlp", "image2": "mlp", "caption": "mlp"}
+    assert {m: e["name"] for m, e in result.params["encoders"].items()} == {"image1": "mlp", "image2": "mlp",
+                                                                             "caption": "mlp"}

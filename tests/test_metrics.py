@@ -80,7 +80,8 @@ def test_recall_at_1_matches_the_ranks_rule_ties_included():
         assert recall_at_1(queries, gallery, chunk) == recall_metrics(retrieval_ranks(queries, gallery))["R@1"]
     for chunk in (64, 1024):  # one score matrix for both directions, or two passes
         assert recall_at_1_both_ways(queries, gallery, chunk) == (
-            recall_metrics(retrieval_ranks(queries, gallery))["R@1"], recall_metrics(retrieval_ranks(gallery, queries))["R@1"])
+            recall_metrics(retrieval_ranks(queries, gallery))["R@1"],
+            recall_metrics(retrieval_ranks(gallery, queries))["R@1"])
 
 
 def test_both_directions_from_one_score_matrix_match_two_passes_ties_included():

@@ -46,4 +46,5 @@ def test_ci_runs_the_readme_test_command_which_installs_every_plugin():
     command = _readme_test_command()
     assert command in (ROOT / ".ci" / "run").read_text()
     assert "plugins/*/" in command  # a glob, so a new package under plugins/ is installed without editing CI
-    assert "plugins" in tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]["testpaths"]
+    assert "plugins" in (
+        tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]["testpaths"])

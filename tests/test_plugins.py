@@ -146,7 +146,8 @@ from pmrl_bench import hookimpl
 
 @hookimpl
 def register_objectives(register):
-    register("ep-objective", "pmrl_bench.builtins.objectives.infonce:PairwiseInfoNCE", description="from an entry point")
+    register("ep-objective", "pmrl_bench.builtins.objectives.infonce:PairwiseInfoNCE",
+             description="from an entry point")
 """
 
 

@@ -50,7 +50,10 @@ def trained_result(tmp_path_factory):
     from pmrl_bench import plugins
     from pmrl_bench.results import ResultStore
     from pmrl_bench.runner.spec import Budget
-    from pmrl_bench.runner.sweep import SweepConfig, collect_versions, execute_sweep, plan_sweep
+    from pmrl_bench.runner.executor import collect_versions
+    from pmrl_bench.runner.sweep import execute_sweep
+    from pmrl_bench.stability import default_monitors
+    from pmrl_bench.runner.sweep_plan import SweepConfig, plan_sweep
 
     threads = torch.get_num_threads()
     with pytest.MonkeyPatch.context() as patch:
@@ -64,7 +67,7 @@ def trained_result(tmp_path_factory):
         torch.set_num_threads(1)
         try:
             summary = execute_sweep(plan_sweep(config, manager.registry), config, manager.registry, store,
-                                    collect_versions({}))
+                                    collect_versions({}), default_monitors)
         finally:
             torch.set_num_threads(threads)
     assert summary.ok == 1

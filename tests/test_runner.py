@@ -9,7 +9,10 @@ import pytest
 from pmrl_bench.plugins import get_registry
 from pmrl_bench.results import ResultStore
 from pmrl_bench.runner.spec import Budget
-from pmrl_bench.runner.sweep import SweepConfig, collect_versions, execute_sweep, plan_sweep
+from pmrl_bench.runner.executor import collect_versions
+from pmrl_bench.runner.sweep import execute_sweep
+from pmrl_bench.stability import default_monitors
+from pmrl_bench.runner.sweep_plan import SweepConfig, plan_sweep
 
 TINY_TASK = {("task", "synthetic"): {"n_train": "256", "n_test": "128"}}
 
@@ -23,7 +26,7 @@ def _sweep(tmp_path, objectives=("infonce",), seeds=1, steps=60, **kwargs):
     registry = get_registry()
     plan = plan_sweep(config, registry)
     store = ResultStore(tmp_path / "results")
-    summary = execute_sweep(plan, config, registry, store, collect_versions({}))
+    summary = execute_sweep(plan, config, registry, store, collect_versions({}), default_monitors)
     return plan, store, summary
 
 

@@ -18,7 +18,8 @@ def test_the_pytest11_entry_point_loads_the_package():
 def test_every_public_name_is_importable_from_the_package_and_lives_in_a_contract_module():
     for name in testing.__all__:
         assert getattr(testing, name) is not None, name
-    homes = {name: getattr(testing, name).__module__ for name in ("ObjectiveContract", "EncoderContract", "TaskContract")}
+    homes = {name: getattr(testing, name).__module__
+             for name in ("ObjectiveContract", "EncoderContract", "TaskContract")}
     assert homes == {"ObjectiveContract": "pmrl_bench.testing.objective",
                      "EncoderContract": "pmrl_bench.testing.encoder", "TaskContract": "pmrl_bench.testing.task"}
 

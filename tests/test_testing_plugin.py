@@ -143,7 +143,8 @@ def test_contract_suite_names_what_is_wrong_with_broken_objectives(pytester: pyt
     failed("TestWrongType::test_one_step_through_the_runner", "ended 'failed'", "has no attribute 'loss'")
 
     builtin = {k: v[0] for k, v in outcomes.items() if k.startswith("TestBuiltinInfoNCE::")}
-    assert set(builtin.values()) == {"passed", "skipped"} and builtin["TestBuiltinInfoNCE::test_native_score"] == "skipped"
+    assert (set(builtin.values()) == {"passed", "skipped"}
+            and builtin["TestBuiltinInfoNCE::test_native_score"] == "skipped")
     assert len(builtin) == 8
 
 
@@ -248,7 +249,8 @@ def test_unregistered_afterwards():
 '''
 
 
-def test_contract_suite_names_what_is_wrong_with_broken_encoders_and_tasks_and_fixtures_isolate(pytester: pytest.Pytester):
+def test_contract_suite_names_what_is_wrong_with_broken_encoders_and_tasks_and_fixtures_isolate(
+        pytester: pytest.Pytester):
     outcomes = _run(pytester, BROKEN_ENCODERS_AND_TASKS)
 
     def text(test: str) -> str:

@@ -64,7 +64,8 @@ def test_actionlint_catches_a_broken_workflow(actionlint: Lint, tmp_path: Path):
     assert done.returncode == 1, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     assert any(line.startswith(f"{broken}:3:") and '"build"' in line and "[job-needs]" in line for line in lines), lines
-    assert any(line.startswith(f"{broken}:7:") and '"shard"' in line and "[expression]" in line for line in lines), lines
+    assert any(line.startswith(f"{broken}:7:") and '"shard"' in line and "[expression]" in line
+               for line in lines), lines
 
 
 def test_the_runner_rejects_bad_usage():

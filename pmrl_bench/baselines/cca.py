@@ -43,11 +43,13 @@ def fit_cca(train_a: np.ndarray, train_b: np.ndarray, n_components: int) -> CCA:
         return CCA(n_components=n_components, max_iter=500).fit(_flat(train_a), _flat(train_b))
 
 
-def cca_variates(cca: CCA, test_a: np.ndarray, test_b: np.ndarray, n_components: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def cca_variates(cca: CCA, test_a: np.ndarray, test_b: np.ndarray,
+                 n_components: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Unit-norm canonical variates of test rows of both views: the first ``n_components`` (default: all)."""
     za, zb = cca.transform(_flat(test_a), _flat(test_b))
     return tuple(
-        torch.nn.functional.normalize(torch.as_tensor(z[:, :n_components], dtype=torch.float32), dim=-1) for z in (za, zb)
+        torch.nn.functional.normalize(torch.as_tensor(z[:, :n_components], dtype=torch.float32), dim=-1)
+        for z in (za, zb)
     )
 
 
@@ -105,7 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pmrl_bench.baselines.cca", description=__doc__.splitlines()[0])
     parser.add_argument("--task", default="mfeat", help="a registered task (default: mfeat)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a task parameter (repeatable)")
-    parser.add_argument("--components", type=int, default=None, help="fixed number of components (default: chosen on validation)")
+    parser.add_argument("--components", type=int, default=None,
+                        help="fixed number of components (default: chosen on validation)")
     parser.add_argument("--json", type=Path, default=None, help="also write the result as JSON here")
     args = parser.parse_args(argv)
     from pmrl_bench.params import coerce
@@ -131,7 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     print(_markdown(args.task, result))
     if args.json:
-        args.json.write_text(json.dumps({"task": args.task, "task_params": params, **result}, indent=2, default=str) + "\n")
+        args.json.write_text(
+            json.dumps({"task": args.task, "task_params": params, **result}, indent=2, default=str) + "\n")
     return 0
 
 

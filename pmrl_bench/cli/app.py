@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from pmrl_bench import __version__
+from pmrl_bench._version import __version__
 from pmrl_bench.cli import catalog, results, training
 from pmrl_bench.cli.output import PROG, say
 from pmrl_bench.errors import Interrupted, PmrlBenchError, RunFailed, UsageError

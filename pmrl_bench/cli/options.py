@@ -13,7 +13,7 @@ from pmrl_bench.errors import UsageError
 
 if TYPE_CHECKING:
     from pmrl_bench.registry import Registry
-    from pmrl_bench.runner.plan import SweepConfig
+    from pmrl_bench.runner.sweep_plan import SweepConfig
 
 
 def names(value: str) -> list[str]:
@@ -28,7 +28,7 @@ def shard(value: str):  # noqa: ANN202 - a runner.shard.Shard; imported lazily t
 
 
 def jobs(value: str) -> int | str:
-    from pmrl_bench.runner.parallel import parse_jobs
+    from pmrl_bench.runner.jobs import parse_jobs
 
     return parse_jobs(value)
 
@@ -42,14 +42,16 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (default 1e-3)")
     parser.add_argument("--dim", type=int, default=64, help="shared embedding dimension (default 64)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    parser.add_argument("--results", type=Path, default=Path("results"), help="result files directory (default results/)")
+    parser.add_argument("--results", type=Path, default=Path("results"),
+                        help="result files directory (default results/)")
     parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KIND.NAME.KEY=VALUE",
                         help="a component parameter, e.g. objective.pmrl.tau1=0.05 (repeatable)")
     parser.add_argument("--encoder", dest="encoders", action="append", default=[], metavar="MODALITY=NAME",
                         help="encoder for one modality instead of its kind's default (repeatable)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
-                        help="encoders' autocast: auto = bf16 (fp16 if unsupported) on CUDA, fp32 on CPU (default auto)")
+                        help="encoders' autocast: auto = bf16 (fp16 if unsupported) on CUDA, fp32 on CPU "
+                             "(default auto)")
     parser.add_argument("--probe", default="torch", choices=["torch", "sklearn"],
                         help="classification probes: torch (on the run's device) or scikit-learn, the reference "
                              "(default torch)")
@@ -81,7 +83,7 @@ def sweep_config(args: argparse.Namespace, argv: Sequence[str], registry: Regist
     """The SweepConfig that ``run`` and ``tune`` share, from their common options."""
     from pmrl_bench.params import parse_set_options
     from pmrl_bench.runner.spec import Budget
-    from pmrl_bench.runner.sweep import SweepConfig
+    from pmrl_bench.runner.sweep_plan import SweepConfig
 
     encoders = {}
     for item in args.encoders:

@@ -25,7 +25,8 @@ KNN_NEIGHBOURS = 10
 PROBE_C = 1.0  # inverse L2 strength, scikit-learn's default
 PROBE_BACKENDS = ("torch", "sklearn")
 # L-BFGS stops when the largest gradient entry of the (mean) loss, in the fit's preconditioned coordinates, is below
-# this, or after LBFGS_MAX_ITER iterations (scikit-learn's lbfgs: ``gtol=tol=1e-4`` on the raw weights, ``max_iter=1000``).
+# this, or after LBFGS_MAX_ITER iterations (scikit-learn's lbfgs: ``gtol=tol=1e-4`` on the raw weights,
+# ``max_iter=1000``).
 LBFGS_TOLERANCE = 1e-3
 LBFGS_MAX_ITER = 1000
 # The k-NN scores QUERY_CHUNK test rows against TRAIN_CHUNK train rows at a time (64 MiB of float32 per block)

@@ -82,7 +82,8 @@ def native_ranks(
         if key in ranks:  # already ranked as the reverse of an earlier direction
             continue
 
-        def indexed_score(qi: torch.Tensor, gi: torch.Tensor, q: tuple[str, ...] = q, g: tuple[str, ...] = g) -> torch.Tensor:
+        def indexed_score(qi: torch.Tensor, gi: torch.Tensor, q: tuple[str, ...] = q,
+                          g: tuple[str, ...] = g) -> torch.Tensor:
             return score(_rows(embeddings, q, qi), _rows(embeddings, g, gi))
 
         if symmetric and (g, q) in directions and n <= gallery_block(chunk_size):

@@ -173,3 +173,15 @@ def pairwise_retrieval(
 ) -> dict[str, dict[str, float]]:
     """``{"a->b": {"R@1", "R@5", "R@10", "MdR"}}`` for every ordered pair of modalities."""
     return {d: recall_metrics(r) for d, r in pairwise_ranks(embeddings, score, chunk_size, gallery_chunk_size).items()}
+
+
+def mean_r1(embeddings: Mapping[str, torch.Tensor]) -> float:
+    """Cosine R@1 averaged over every ordered pair of modalities, with the evaluation's pessimistic rank rule
+    (a query is a hit only when no other gallery item scores >= its positive). One matmul per unordered pair."""
+    hits = []
+    for a, b in itertools.combinations(sorted(embeddings), 2):
+        scores = embeddings[a].float() @ embeddings[b].float().T
+        positive = scores.diagonal()
+        hits.append(((scores >= positive[:, None]).sum(dim=1) == 1).double().mean())  # a -> b
+        hits.append(((scores >= positive[None, :]).sum(dim=0) == 1).double().mean())  # b -> a
+    return float(torch.stack(hits).mean())

@@ -114,8 +114,3 @@ def evaluate_native(
         add_native_retrieval(metrics, objective, embed(encoders, split_tensors(getattr(data, split), names, device)))
     return metrics
 
-
-def mean_cosine_r1(metrics: Mapping[str, Any]) -> float:
-    """The headline: cosine R@1 averaged over every direction of ``metrics["retrieval"]``."""
-    values = [scores["R@1"] for scores in metrics["retrieval"].values()]
-    return float(sum(values) / len(values)) if values else float("nan")

@@ -146,8 +146,9 @@ def comparison_markdown(comparison: Comparison, old_name: str, new_name: str, k:
                    f"Δ R@{k} (points) [95%]", "p (Holm)", "verdict"]
         lines += [markdown(body, headers), "",
                   (f"Mean R@{k} in % over the cosine directions and the seeds that finished. Δ = new − old over the "
-                   "seeds both sides finished, with a paired 95% bootstrap interval (seeds, and test queries within each "
-                   f"seed); p: paired sign-flip test over test queries, Holm-corrected per task; significant at α = {alpha}."),
+                   "seeds both sides finished, with a paired 95% bootstrap interval (seeds, and test queries "
+                   "within each seed); p: paired sign-flip test over test queries, Holm-corrected per task; "
+                   f"significant at α = {alpha}."),
                   ""]
     for title, entries in (("New", comparison.new), ("Vanished", comparison.vanished)):
         if entries:
@@ -160,7 +161,8 @@ def comparison_markdown(comparison: Comparison, old_name: str, new_name: str, k:
 def read_results(directory: Path, side: str) -> tuple[list[RunResult], list[str]]:
     """Every valid result under ``directory``, and one line per file that was skipped."""
     if not directory.is_dir():
-        raise UsageError(f"{side} results directory {str(directory)!r} does not exist; pass a directory of result files")
+        raise UsageError(f"{side} results directory {str(directory)!r} does not exist; "
+                         "pass a directory of result files")
     results, problems = ResultStore(directory).scan()
     return results, [f"skipped {p.path}: {p.reason}" for p in problems]
 

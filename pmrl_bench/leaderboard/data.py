@@ -106,7 +106,8 @@ def protocol_tag(r: RunResult) -> str:
 
 def config_labels(results: Sequence[RunResult]) -> dict[tuple[str, str, str], str]:
     """Row label per (task, objective, config_id): the objective's name, the parameters that tell its configurations
-    apart, and ``[protocol, selection rule(, tuned: ...)]``, e.g. ``infonce (budget.lr=0.0001) [warm:infonce:300, last]``.
+    apart, and ``[protocol, selection rule(, tuned: ...)]``, e.g.
+    ``infonce (budget.lr=0.0001) [warm:infonce:300, last]``.
 
     Objective and budget parameters that vary across the configurations of one objective under one protocol,
     selection rule and tuning come first, so one configuration keeps one label on every task (tuned configurations

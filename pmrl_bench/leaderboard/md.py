@@ -46,7 +46,8 @@ def cell(value: object) -> Markdown:
 
 
 def link(label: object, target: str) -> Markdown:
-    """``[label](target)`` with the label escaped and the target percent-encoded (a file beside the page, optionally with a `#anchor` of ours)."""
+    """``[label](target)`` with the label escaped and the target percent-encoded (a file beside the page,
+    optionally with a `#anchor` of ours)."""
     return Markdown(f"[{cell(label)}]({quote(target, safe='/+#')})")
 
 

@@ -22,7 +22,8 @@ from pmrl_bench.results import RunResult
 
 OVERVIEW = "README.md"
 # Names a task page must not take: the overview's, and names Windows reserves for devices (any extension).
-RESERVED_STEMS = frozenset({"readme", "con", "prn", "aux", "nul", *(f"{p}{i}" for p in ("com", "lpt") for i in range(1, 10))})
+RESERVED_STEMS = frozenset({"readme", "con", "prn", "aux", "nul",
+                            *(f"{p}{i}" for p in ("com", "lpt") for i in range(1, 10))})
 # Below this many test instances a page warns that its retrieval numbers say little.
 SMALL_TEST_SPLIT = 100
 
@@ -65,7 +66,8 @@ def task_page(task: str, stem: str, runs: Sequence[Run], tables: Sequence[Ranked
               tuning: Mapping[str, list[str]]) -> str:
     results = [r.result for r in runs]
     lines = [f"# Leaderboard: {code(task)}", "", *dataset_lines(task, results), "", *provenance(results), "",
-             CI_NOTE, "", "Retrieval rank rule for each query: pessimistic (ties in score count against the query).", ""]
+             CI_NOTE, "", "Retrieval rank rule for each query: pessimistic (ties in score count against the query).",
+             ""]
     if len(tables) > 1:
         lines += ["Protocols on this page: " + ", ".join(
             link(t.group.name, f"#protocol-{_anchor(t.group.name)}") for t in tables) + ".", ""]
@@ -85,24 +87,28 @@ def dataset_lines(task: str, results: Sequence[RunResult]) -> list[str]:
     params = sorted({json.dumps(r.params.get("task", {}), sort_keys=True, default=repr) for r in results})
     fingerprints: dict[str, int] = {}
     for r in results:
-        fingerprints[r.data_fingerprint or "not recorded"] = fingerprints.get(r.data_fingerprint or "not recorded", 0) + 1
+        fingerprints[r.data_fingerprint or "not recorded"] = (
+            fingerprints.get(r.data_fingerprint or "not recorded", 0) + 1)
     splits = sorted({json.dumps(r.splits.model_dump(), sort_keys=True) for r in results if r.splits is not None})
-    lines = [f"- Dataset: task {code(task)} with " + "; or ".join(text(_inline(json.loads(p)) or "its defaults") for p in params)]
+    lines = [f"- Dataset: task {code(task)} with "
+             + "; or ".join(text(_inline(json.loads(p)) or "its defaults") for p in params)]
     lines.append("- Data fingerprint: " + ", ".join(
         f"{code(f)} ({n} results)" for f, n in sorted(fingerprints.items())))
     for s in splits:
         sizes = json.loads(s)
         lines.append(f"- Splits: train {sizes['train']}, validation {sizes['val']}, test {sizes['test']}")
         if 0 < sizes["test"] < SMALL_TEST_SPLIT:
-            lines.append(f"- ⚠ Only {sizes['test']} test instances: chance R@1 is {100 / sizes['test']:.1f}% and chance "
-                         f"R@10 {min(100.0, 1000 / sizes['test']):.0f}%; these retrieval numbers say little.")
+            lines.append(f"- ⚠ Only {sizes['test']} test instances: chance R@1 is {100 / sizes['test']:.1f}% "
+                         f"and chance R@10 {min(100.0, 1000 / sizes['test']):.0f}%; "
+                         "these retrieval numbers say little.")
     return lines
 
 
 def provenance(results: Sequence[RunResult]) -> list[str]:
     commands = sorted({r.command for r in results if r.command})
     budgets = sorted({json.dumps(r.params.get("budget", {}), sort_keys=True) for r in results})
-    versions = sorted({json.dumps({k: v for k, v in r.versions.items() if k != "plugins"}, sort_keys=True) for r in results})
+    versions = sorted({json.dumps({k: v for k, v in r.versions.items() if k != "plugins"}, sort_keys=True)
+                       for r in results})
     plugins = sorted({f"{k} {v}" for r in results for k, v in r.versions.get("plugins", {}).items()})
     seeds = sorted({r.seed for r in results})
     devices = sorted({r.device for r in results})
@@ -140,7 +146,8 @@ def overview(tasks: Mapping[str, list[Run]], tables: Mapping[str, list[Ranked]],
         lines += _rank_table(per_task, stems)
         lines += _friedman(per_task)
     lines += ["## How to read the pages", "", CI_NOTE, "", "Retrieval " + RETRIEVAL_CI[0].lower() + RETRIEVAL_CI[1:],
-              "Where a view stores no per-query ranks, its intervals are a bootstrap over seeds (each page says which).",
+              "Where a view stores no per-query ranks, its intervals are a bootstrap over seeds "
+              "(each page says which).",
               SEED_CI.replace("here ", "for classification "), "",
               "Ranks come from paired tests on the same test queries and seeds (Holm-corrected per table), not from "
               "overlapping intervals.", "",
@@ -166,7 +173,8 @@ def _rank_table(per_task: Mapping[str, Ranked], stems: Mapping[str, str]) -> lis
     headers = ["mean rank", "configuration", *(link(t, f"{stems[t]}.md") for t in per_task)]
     return ["### Rank across tasks", "",
             "Per task: 1 + the number of configurations significantly better on mean cosine R@1 (paired tests, "
-            "Holm-corrected over the task's pairs); equal ranks are ties. Mean rank over the tasks a configuration ran on.",
+            "Holm-corrected over the task's pairs); equal ranks are ties. "
+            "Mean rank over the tasks a configuration ran on.",
             "", markdown(body, headers), ""]
 
 

@@ -72,7 +72,8 @@ def _legend_below(figure, axes, title_height: float = 0.0) -> None:  # noqa: ANN
 def plots_with_data(runs: Sequence[Run]) -> list[str]:
     """The plot kinds the results hold data for (decided without matplotlib, so the markdown never depends on it)."""
     kinds = []
-    if any(curve(r, "singular", "sigma1_share")[0] or curve(r, "optimisation", "grad_norm")[0] for r in runs if r.status == "ok"):
+    if any(curve(r, "singular", "sigma1_share")[0] or curve(r, "optimisation", "grad_norm")[0]
+           for r in runs if r.status == "ok"):
         kinds.append("curves")
     if any(any(_final_spectrum(r)) for r in runs if r.status == "ok"):
         kinds.append("spectrum")

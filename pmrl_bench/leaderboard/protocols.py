@@ -40,7 +40,8 @@ def by_protocol(runs: Sequence[Run]) -> list[ProtocolGroup]:
     keyed: dict[str, list[Run]] = {}
     params: dict[str, dict[str, Any]] = {}
     for run in runs:
-        key = json.dumps(run.result.params.get("protocol") or {"name": run.result.protocol}, sort_keys=True, default=repr)
+        key = json.dumps(run.result.params.get("protocol") or {"name": run.result.protocol}, sort_keys=True,
+                         default=repr)
         keyed.setdefault(key, []).append(run)
         params[key] = {"name": run.result.protocol}
     names: dict[str, list[str]] = {}
@@ -80,9 +81,10 @@ def describe(group: ProtocolGroup) -> str:
         ib = init.get("budget", {})
         settings = ", ".join(f"{k}={v}" for k, v in sorted(init.get("objective_params", {}).items()))
         return (
-            f"Protocol {code(group.name)} (warm start): the encoders are first trained with {code(init.get('objective'))} "
-            f"for {ib.get('steps')} steps at learning rate {ib.get('lr')} (batch {ib.get('batch_size')}; "
-            f"{text(settings) or 'its defaults'}), once per seed; every objective then continues from those exact weights "
+            f"Protocol {code(group.name)} (warm start): the encoders are first trained with "
+            f"{code(init.get('objective'))} for {ib.get('steps')} steps at learning rate {ib.get('lr')} "
+            f"(batch {ib.get('batch_size')}; {text(settings) or 'its defaults'}), once per seed; "
+            "every objective then continues from those exact weights "
             f"for {text(then)}. The row {code(INIT_PREFIX + group.name)} is the init stage itself (the step-0 scores "
             "every objective of a seed started from)."
         )
@@ -146,5 +148,6 @@ def step0_table(rows: Mapping[str, Sequence[Run]], tests: Sequence[PairedTest], 
         initial = [r0 for r0 in (at_init(r) for r in runs) if r0 is not None]
         body.append([code(test.a), seeds_cell(runs), mean(initial), mean(runs), format_delta(test),
                      format_p(test.p_corrected), change_verdict(test, alpha)])
-    headers = ["configuration", "seeds ok", "step 0 mean R@1", "final mean R@1", "Δ (points) [95%]", "p (Holm)", "verdict"]
+    headers = ["configuration", "seeds ok", "step 0 mean R@1", "final mean R@1", "Δ (points) [95%]", "p (Holm)",
+               "verdict"]
     return markdown(body, headers)

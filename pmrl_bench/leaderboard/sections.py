@@ -162,7 +162,8 @@ def classification_section(rows: Mapping[str, Sequence[Run]], level: str = "###"
     if not probes:
         return []
     columns = [
-        Column(p, {label: scalar_cell(rs, lambda r, p=p: r.classification.get(p)) for label, rs in rows.items()}, True, True)
+        Column(p, {label: scalar_cell(rs, lambda r, p=p: r.classification.get(p)) for label, rs in rows.items()},
+               True, True)
         for p in probes
     ]
     table, _ = ranked_table(dict(rows), columns)
@@ -185,7 +186,8 @@ def robustness_section(rows: Mapping[str, Sequence[Run]], stem: str, level: str 
     if not configs:
         return []
     lines = [f"{level} Robustness", "",
-             "Computed on the test split by the final evaluation. Mean ± std over seeds [bootstrap over seeds], in %.", ""]
+             "Computed on the test split by the final evaluation. "
+             "Mean ± std over seeds [bootstrap over seeds], in %.", ""]
     missing = sorted({m for rs in configs.values() for r in rs
                       for m in (_robustness(r).get("missing_modality", {}) or {}).get("mean_R@1", {})})
     if missing:
@@ -251,7 +253,8 @@ def cost_section(rows: Mapping[str, Sequence[Run]], level: str = "###") -> list[
         return format(float(np.median(values)), fmt)
 
     body = []
-    memory = sorted({str(r.result.cost.get("memory", "device")) for rs in configs.values() for r in rs if r.result.cost})
+    memory = sorted({str(r.result.cost.get("memory", "device")) for rs in configs.values() for r in rs
+                     if r.result.cost})
     for label, rs in configs.items():
         body.append([code(label), seeds_cell(rs),
                      plain(rs, lambda r: _part(r, "encoders"), ",.0f"),
@@ -314,7 +317,8 @@ def stability_section(stem: str, rows: Mapping[str, Sequence[Run]], level: str =
         names = plot_names(stem)
         lines += [f"{level}# Plots", "", "PNG files beside this page (built when matplotlib is installed: "
                   "`pip install 'pmrl-bench[plots]'`).", ""]
-        captions = {"curves": "σ1 share and gradient norm per check", "spectrum": "singular values and embedding spectrum at the end"}
+        captions = {"curves": "σ1 share and gradient norm per check",
+                    "spectrum": "singular values and embedding spectrum at the end"}
         lines += [image(captions[k], names[k]) for k in kinds]
         lines.append("")
     return lines

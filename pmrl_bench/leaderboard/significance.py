@@ -334,7 +334,8 @@ class RankComparison:
             better = 0
             if self.p_value < self.alpha:
                 better = sum(1 for o in self.mean_ranks.index
-                             if o != c and self.mean_ranks[o] < self.mean_ranks[c] and self.nemenyi.loc[c, o] < self.alpha)
+                             if o != c and self.mean_ranks[o] < self.mean_ranks[c]
+                             and self.nemenyi.loc[c, o] < self.alpha)
             out[str(c)] = 1 + better
         return out
 
@@ -393,7 +394,8 @@ def critical_difference_table(comparison: RankComparison) -> str:
          *(f"{comparison.scores.loc[t, c] * 100:.1f}" for t in comparison.scores.index)]
         for c in order
     ]
-    headers = ["rank", "configuration", "mean rank", "group", *(f"{t} R@{comparison.k} %" for t in comparison.scores.index)]
+    headers = ["rank", "configuration", "mean rank", "group",
+               *(f"{t} R@{comparison.k} %" for t in comparison.scores.index)]
     verdict = "configurations differ" if significant else "no configuration differs significantly"
     note = (
         f"Friedman test over {tasks} tasks and {configs} configurations: χ² = {comparison.statistic:.2f}, "

@@ -161,7 +161,8 @@ def bootstrap_over_seeds_and_queries(per_seed_ranks: Sequence[np.ndarray], stati
     return _percentiles(total / seeds)
 
 
-def interval_ranks(intervals: Mapping[str, Interval | None], means: Mapping[str, float], higher_is_better: bool) -> dict[str, int]:
+def interval_ranks(intervals: Mapping[str, Interval | None], means: Mapping[str, float],
+                   higher_is_better: bool) -> dict[str, int]:
     """Rank = 1 + the number of rows whose whole interval lies beyond this row's (strictly better).
 
     Rows that no other row beats in this sense share rank 1: they are tied for best. A row without an

@@ -168,7 +168,8 @@ def direction_columns(rows: dict[str, list[Run]], view: str, directions: Sequenc
         for d in directions
     ]
     mean_over = None if own_mean else directions
-    columns.append(Column("mean", {label: retrieval_cell(runs, view, mean_over, metric) for label, runs in rows.items()},
+    columns.append(Column("mean",
+                          {label: retrieval_cell(runs, view, mean_over, metric) for label, runs in rows.items()},
                           HIGHER_IS_BETTER[metric], metric != "MdR"))
     return columns
 
@@ -201,7 +202,8 @@ def _number(value: float, fmt: str) -> str:
 
 
 def _number_pair(mean: float, std: float, fmt: str) -> tuple[str, str]:
-    """Mean and std with the same decimals: fixed by ``fmt`` when it is fixed-point, else 3 significant digits of the mean."""
+    """Mean and std with the same decimals: fixed by ``fmt`` when it is fixed-point, else 3 significant digits of
+    the mean."""
     if fmt.endswith("f"):
         return _number(mean, fmt), _number(std, fmt)
     magnitude = math.floor(math.log10(abs(mean))) if mean != 0 else 0

@@ -26,7 +26,8 @@ def tuning_section(records: Sequence[Record], stem: str, level: str = "###") -> 
     for _, r in sorted(records, key=lambda pr: (pr[1].objective, pr[1].study)):
         best = r.best
         shown = "–" if best is None else ", ".join(
-            f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for part in best.params.values() for k, v in part.items())
+            f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+            for part in best.params.values() for k, v in part.items())
         failed = sum(1 for t in r.trials if t.status != "ok")
         body.append([code(display_name(r.objective)), f"{len(r.trials)}/{r.trials_requested}", str(failed),
                      r.sampler, str(r.sampler_seed), str(r.trial_seed), text(r.metric),
@@ -35,7 +36,8 @@ def tuning_section(records: Sequence[Record], stem: str, level: str = "###") -> 
     samplers = {(r.sampler, r.sampler_seed, r.metric) for _, r in records}
     fairness = ("Every objective had the same tuning budget, sampler, seed and metric."
                 if len(budgets) == 1 and len(samplers) == 1 else
-                "⚠ The studies differ in budget, sampler, seed or metric: their tuned rows are not compared on equal terms.")
+                "⚠ The studies differ in budget, sampler, seed or metric: "
+                "their tuned rows are not compared on equal terms.")
     lines = [f"{level} Tuning", "",
              "Studies of `pmrl-bench tune`: trials scored on the validation split (the test split is never read), "
              "each trial one training run; a trial that diverged or failed scored 0 and counts. "
@@ -49,7 +51,8 @@ def tuning_section(records: Sequence[Record], stem: str, level: str = "###") -> 
 def tuning_plot(task: str, records: Sequence[Record], stem: str) -> dict[str, bytes]:
     if not records:
         return {}
-    studies = {f"{display_name(r.objective)} ({r.study_id[:6]})" if sum(1 for _, o in records if o.objective == r.objective) > 1
+    studies = {f"{display_name(r.objective)} ({r.study_id[:6]})"
+               if sum(1 for _, o in records if o.objective == r.objective) > 1
                else display_name(r.objective): [t.value for t in r.trials] for _, r in records}
     png = tuning_figure(task, studies)
     return {} if png is None else {plot_names(stem)["tuning"]: png}

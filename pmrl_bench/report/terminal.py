@@ -24,7 +24,7 @@ from pmrl_bench.leaderboard.tables import (
 from pmrl_bench.results import RunResult
 
 if TYPE_CHECKING:
-    from pmrl_bench.runner.execute import SweepSummary
+    from pmrl_bench.runner.summary import SweepSummary
 
 FUSED_PROBE = "linear:fused"  # the classification headline: a linear probe on the mean of the modalities
 TABLE_FORMAT = "simple"
@@ -88,7 +88,8 @@ def summarize(results: Sequence[RunResult], full: bool = False) -> list[TaskSumm
             rows.append(Row(label, ranks.get(label), seeds_cell(label_runs), _counts(label_runs), retrieval,
                             classification, label_runs[0].result.objective, label_runs[0].result.protocol))
         order = {name.split("#")[0]: i for i, name in enumerate(protocols)}
-        rows.sort(key=lambda row: (order.get(row.protocol, 0), row.rank if row.rank is not None else math.inf, row.label))
+        rows.sort(key=lambda row: (order.get(row.protocol, 0), row.rank if row.rank is not None else math.inf,
+                                   row.label))
         summaries.append(TaskSummary(task, len(directions), rows))
     return summaries
 

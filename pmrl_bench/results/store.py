@@ -112,7 +112,8 @@ class ResultStore:
         version = raw.get("schema_version")
         if isinstance(version, bool) or version not in READABLE_VERSIONS:
             if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
-                reason = f"schema_version {version} is newer than this pmrl-bench reads ({SCHEMA_VERSION}); upgrade pmrl-bench"
+                reason = (f"schema_version {version} is newer than this pmrl-bench reads ({SCHEMA_VERSION}); "
+                          "upgrade pmrl-bench")
             else:
                 known = ", ".join(map(str, READABLE_VERSIONS))
                 reason = f"schema_version {version!r} is not a known result schema (expected one of {known})"
@@ -137,7 +138,8 @@ class ResultStore:
             raise InvalidResult(path, f"invalid result: {exc}") from None
         if os.path.abspath(expected) != os.path.abspath(path):
             raise InvalidResult(
-                path, f"misplaced result: its content is run {result.run_id!r}, stored at {expected.relative_to(self.root)}"
+                path,
+                f"misplaced result: its content is run {result.run_id!r}, stored at {expected.relative_to(self.root)}"
             )
         return result
 
@@ -173,7 +175,8 @@ class ResultStore:
 
     # -- writing -------------------------------------------------------------------------------------
     def write(self, result: RunResult) -> Path:
-        """Write atomically: a temporary file in the same directory, fsync, rename over the target, fsync the directory."""
+        """Write atomically: a temporary file in the same directory, fsync, rename over the target, fsync the
+        directory."""
         path = self.path_for(result.task, result.objective, result.config_id, result.seed)
         content = json_safe(result.model_dump(mode="json", exclude={"params"}))
         content["params"] = json_params(result.params)  # a non-finite parameter is written as text, never null
@@ -223,7 +226,8 @@ class ResultStore:
 
 
 def _read_text(path: Path) -> str:
-    """The text of a regular file of at most MAX_RESULT_BYTES, else InvalidResult (never blocks, never floods memory)."""
+    """The text of a regular file of at most MAX_RESULT_BYTES, else InvalidResult (never blocks, never floods
+    memory)."""
     try:
         # O_NONBLOCK: opening a FIFO returns at once instead of waiting for a writer; no effect on regular files.
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))

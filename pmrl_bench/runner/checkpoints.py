@@ -85,7 +85,8 @@ def _metadata(data: bytes) -> dict[str, str]:
     return {str(k): str(v) for k, v in metadata.items()}
 
 
-def encoder_shapes(registry: Registry, data: TaskData, encoders: dict[str, EncoderChoice], dim: int) -> dict[str, tuple[int, ...]]:
+def encoder_shapes(registry: Registry, data: TaskData, encoders: dict[str, EncoderChoice],
+                   dim: int) -> dict[str, tuple[int, ...]]:
     """``{key: shape}`` of the encoders a run of this task builds (what a checkpoint must hold)."""
     from torch import nn
 

@@ -34,11 +34,13 @@ def _check_split(task: str, split_name: str, split: Split, data: TaskData) -> No
     for m in data.modalities:
         x = np.asarray(split.inputs[m.name])
         if tuple(x.shape[1:]) != tuple(m.shape):
-            raise DataError(f"{where}: modality {m.name!r} has rows of shape {tuple(x.shape[1:])}, declared {tuple(m.shape)}")
+            raise DataError(f"{where}: modality {m.name!r} has rows of shape {tuple(x.shape[1:])}, "
+                            f"declared {tuple(m.shape)}")
         if np.issubdtype(x.dtype, np.floating):
             bad = ~np.isfinite(x.reshape(n, -1)).all(axis=1)
             if bad.any():
-                raise DataError(f"{where}: modality {m.name!r} has a NaN or infinite value in row {int(np.argmax(bad))}")
+                raise DataError(f"{where}: modality {m.name!r} has a NaN or infinite value in row "
+                                f"{int(np.argmax(bad))}")
     if split.labels is not None:
         labels = np.asarray(split.labels)
         if labels.shape != (n,):

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from pmrl_bench.stability.compact import sig
+from pmrl_bench.rounding import sig
 
 
 def trainable_parameters(module: nn.Module) -> int:

@@ -142,19 +142,23 @@ class InitStages:
 
     def _train(self, spec: RunSpec, data: TaskData, key: str, path: Path | None) -> tuple[State, dict[str, Any]]:
         from pmrl_bench.runner.spec import SCRATCH
-        from pmrl_bench.runner.train import train
+        from pmrl_bench.runner.train import TrainOptions, train
 
         init = spec.protocol.init
         assert init is not None
         stage = RunSpec(spec.task, spec.task_params, init.objective, init.objective_params, spec.encoders, init.budget,
                         spec.seed, protocol=SCRATCH)
         try:
-            trained = train(stage, data, self.registry, self.device, (), progress=self.progress,
-                            precision=self.precision, world=self.world, keep_initial=False)
+            trained = train(stage, data, self.registry,
+                            TrainOptions(device=self.device, progress=self.progress, precision=self.precision,
+                                         world=self.world),
+                            keep_initial=False)
         except Exception as exc:  # noqa: BLE001 - a broken init objective fails the runs that need it
-            raise InitStageFailed(f"init stage {init.objective}:{init.budget.steps} failed: {type(exc).__name__}: {exc}") from None
+            raise InitStageFailed(f"init stage {init.objective}:{init.budget.steps} failed: "
+                                  f"{type(exc).__name__}: {exc}") from None
         if trained.status != "ok":
-            raise InitStageFailed(f"init stage {init.objective}:{init.budget.steps} diverged at step {trained.diverged_step}")
+            raise InitStageFailed(f"init stage {init.objective}:{init.budget.steps} diverged at step "
+                                  f"{trained.diverged_step}")
         state = checkpoints.encoder_state(trained.encoders)
         digest = checkpoints.tensors_sha256(state)
         self.trained += 1

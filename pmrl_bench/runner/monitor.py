@@ -3,7 +3,7 @@
 The training loop hands monitors every step (as a :class:`StepRecord`, at the flush cadence: buffered steps arrive
 in order once per probe interval) and the embeddings of a fixed validation probe batch. Anything that wants to
 follow training without growing the loop is a monitor: the stability metrics, and the forwarder that feeds
-experiment-tracking reporters (``pmrl_bench.reporting``), whose ``summary()`` is None.
+experiment-tracking reporters (``pmrl_bench.tracking``), whose ``summary()`` is None.
 """
 
 from __future__ import annotations

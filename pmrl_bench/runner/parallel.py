@@ -6,12 +6,10 @@ sweeps share), then reports to the parent and asks for the next one. Each worker
 own pipe, not one shared queue, so a worker killed in the middle of a message cannot leave a lock held that
 stalls the others.
 
-* **Threads.** Every run uses ``threads`` torch intra-op threads (and as many BLAS/OpenMP threads, for the
-  scikit-learn probes), in a worker or not: results depend on the thread count (reductions are split
-  differently), so fixing it per run makes ``--jobs 2`` reproduce ``--jobs 1`` bit for bit.
-* **Devices.** On CUDA the workers share the device; with ``--device cuda`` (or ``auto``) and several visible
-  GPUs, worker ``i`` takes GPU ``i mod count``. ``--jobs auto`` is one worker per GPU there, and on a CPU the
-  physical cores available to this process divided by ``threads``; never more than the runs to do.
+* **Threads and devices** are resolved by :mod:`pmrl_bench.runner.jobs`: every run uses the same thread count in
+  a worker or not, and worker ``i`` takes GPU ``i mod count`` when several are visible.
+* **Reporters** (``run --log``): each worker opens its own from the pickled factory it is handed and closes them
+  when it leaves, so every run's curves are written whatever ``--jobs`` is.
 * **Stopping.** Ctrl-C, SIGTERM or SIGHUP reach the parent, which stops every worker (SIGTERM: each abandons
   its run, which is not saved) and says in one line what finished. Workers ignore the terminal's SIGINT and
   SIGHUP; the parent decides.
@@ -22,171 +20,60 @@ stalls the others.
 from __future__ import annotations
 
 import multiprocessing
-import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, wait
 from multiprocessing.reduction import ForkingPickler
-from pathlib import Path
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
 from pmrl_bench.errors import Interrupted, PmrlBenchError, UsageError
+from pmrl_bench.registry import Registry
+from pmrl_bench.results import ResultStore
+from pmrl_bench.runner.executor import MonitorFactory, RunExecutor, RunReporters
+from pmrl_bench.runner.interrupt import stop_signals_interrupt
+from pmrl_bench.runner.jobs import run_threads, worker_device
+from pmrl_bench.runner.summary import SweepSummary, interrupted_message
+from pmrl_bench.runner.sweep_plan import SweepConfig, SweepPlan
 
-AUTO = "auto"
 STOP_TIMEOUT_S = 30.0  # how long stopped workers get to unwind before they are killed
 
 
-def parse_jobs(text: str) -> int | str:
-    """``--jobs`` value: a positive integer or ``auto``."""
-    value = text.strip().lower()
-    if value == AUTO:
-        return AUTO
-    try:
-        jobs = int(value)
-    except ValueError:
-        jobs = 0
-    if jobs < 1:
-        raise UsageError(f"--jobs must be a positive number of worker processes or 'auto', got {text!r}")
-    return jobs
-
-
-def check_threads(threads: int) -> None:
-    if threads < 1:
-        raise UsageError(f"--threads must be >= 1 (torch intra-op threads per run), got {threads}")
-
-
-def physical_cores() -> int:
-    """Physical CPU cores this process may run on: the CPUs in its affinity mask, less hyper-thread siblings."""
-    import psutil
-
-    try:
-        logical = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        logical = psutil.cpu_count(logical=True) or 1
-    threads_per_core = (psutil.cpu_count(logical=True) or 1) // (psutil.cpu_count(logical=False) or 1)
-    return max(1, logical // max(1, threads_per_core))
-
-
-def resolve_jobs(jobs: int | str, device: torch.device, runs: int, threads: int) -> int:
-    """The number of worker processes: ``jobs`` itself, or for ``auto`` one per GPU on CUDA (one for an explicit
-    ``cuda:N``), else physical cores // threads; capped by the runs to do, and at least 1."""
-    if jobs != AUTO:
-        return max(1, min(int(jobs), runs)) if runs else 1
-    if device.type == "cuda":
-        wanted = torch.cuda.device_count() if device.index is None else 1
-    else:
-        wanted = physical_cores() // threads
-    return max(1, min(wanted, runs))
-
-
-def worker_device(device: torch.device, worker: int) -> torch.device:
-    """Worker ``i``'s device: GPU ``i mod count`` when the sweep asked for CUDA without an index, else the same."""
-    if device.type == "cuda" and device.index is None and torch.cuda.device_count() > 1:
-        return torch.device("cuda", worker % torch.cuda.device_count())
-    return device
-
-
-@contextmanager
-def run_threads(threads: int) -> Iterator[None]:
-    """Within the block torch uses ``threads`` intra-op threads and BLAS/OpenMP pools at most as many."""
-    from threadpoolctl import threadpool_limits
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        with threadpool_limits(threads):
-            yield
-    finally:
-        torch.set_num_threads(before)
-
-
-# -- what a worker reports ------------------------------------------------------------------------------------------
-
-@dataclass
-class RunReport:
-    """What one attempt of one run did, as a difference of the worker's summary before and after it."""
-
-    index: int
-    ran: str | None = None  # "ok", "diverged" or "failed" when this worker trained it
-    reused: str | None = None  # the stored status when it was already done
-    written: list[Path] = field(default_factory=list)
-    retrained: list[str] = field(default_factory=list)
-    init_trained: int = 0
-    init_reused: int = 0
-
+# -- a worker ------------------------------------------------------------------------------------------------------
 
 @dataclass
 class _Payload:
-    plan: Any
-    config: Any
-    registry: Any
-    store: Any
+    plan: SweepPlan
+    config: SweepConfig
+    registry: Registry
+    store: ResultStore
     versions: dict[str, Any]
-    monitor_factory: Callable[[], Sequence[Any]]
+    monitor_factory: MonitorFactory
+    reporters: Callable[[], RunReporters] | None  # opened in the worker, closed when it leaves
     started: float  # the sweep's start: a result a sibling wrote after it counts as done, even with --rerun
-    retrained: list[str]  # runs the parent already announced it retrains (on changed data)
-
-
-def _difference(index: int, before: Any, executor: Any) -> RunReport:
-    s = executor.summary
-    report = RunReport(index, written=s.written[len(before["written"]):], retrained=s.retrained[len(before["retrained"]):],
-                       init_trained=executor.inits.trained - before["init_trained"],
-                       init_reused=executor.inits.reused - before["init_reused"])
-    for status in ("ok", "diverged", "failed"):
-        if getattr(s, status) > before[status]:
-            report.ran = status
-    for status, count in s.reused.items():
-        if count > before["reused"].get(status, 0):
-            report.reused = status
-    return report
-
-
-def _state(executor: Any) -> dict[str, Any]:
-    s = executor.summary
-    return {"ok": s.ok, "diverged": s.diverged, "failed": s.failed, "reused": dict(s.reused),
-            "written": list(s.written), "retrained": list(s.retrained),
-            "init_trained": executor.inits.trained, "init_reused": executor.inits.reused}
+    announced: list[str]  # runs the parent already announced it retrains (on changed data)
 
 
 def _worker_main(worker: int, conn: Connection, device: str, threads: int) -> None:
     """A worker: read the sweep, then ask for a run, attempt it, report, until the parent says nothing is left."""
-    from pmrl_bench.runner.execute import _RunExecutor
-    from pmrl_bench.runner.interrupt import stop_signals_interrupt
-
     # Workers draw no progress bars; a thread lock keeps tqdm from creating a multiprocessing semaphore, which a
     # worker killed with SIGKILL would leave behind (and the resource tracker would warn about).
     tqdm.set_lock(threading.RLock())
+    reporters = None
     try:
         with run_threads(threads), stop_signals_interrupt():  # SIGTERM from the parent unwinds like Ctrl-C
             payload: _Payload = ForkingPickler.loads(conn.recv_bytes())  # from our own parent only
-            executor = _RunExecutor(payload.plan, payload.config, payload.registry, payload.store, payload.versions,
-                                    payload.monitor_factory, torch.device(device))
-            executor.started = payload.started
-            executor.summary.retrained = list(payload.retrained)
-            specs = payload.plan.specs
-            deferred = []
-            conn.send(("ready", None))
-            while (index := conn.recv()) is not None:
-                before = _state(executor)
-                if executor.attempt(specs[index], wait=False):
-                    conn.send(("done", _difference(index, before, executor)))
-                else:  # another invocation is training it: wait for it once every other run is handed out
-                    deferred.append(index)
-                    conn.send(("deferred", index))
-            for index in deferred:
-                before = _state(executor)
-                conn.send(("start", index))
-                executor.attempt(specs[index], wait=True)
-                conn.send(("done", _difference(index, before, executor)))
-            conn.send(("bye", None))
+            reporters = payload.reporters() if payload.reporters is not None else None
+            executor = RunExecutor(payload.plan, payload.config, payload.registry, payload.store, payload.versions,
+                                   payload.monitor_factory, torch.device(device), reporters=reporters,
+                                   started=payload.started, announced=payload.announced)
+            _serve(conn, executor, payload.plan)
     except KeyboardInterrupt:  # stopped by the parent: the run in progress is abandoned, nothing partial is kept
         sys.exit(1)
     except PmrlBenchError as exc:  # e.g. the results disk is full: the whole sweep must stop
@@ -194,6 +81,27 @@ def _worker_main(worker: int, conn: Connection, device: str, threads: int) -> No
         sys.exit(1)
     except (BrokenPipeError, EOFError):  # the parent is gone
         sys.exit(1)
+    finally:
+        if reporters is not None:
+            reporters.close()
+
+
+def _serve(conn: Connection, executor: RunExecutor, plan: SweepPlan) -> None:
+    """Attempt each run index the parent sends; those another invocation holds are waited for at the end."""
+    deferred = []
+    conn.send(("ready", None))
+    while (index := conn.recv()) is not None:
+        report = executor.attempt(plan.specs[index], wait=False)
+        if report is not None:
+            conn.send(("done", (index, report)))
+        else:  # another invocation is training it: wait for it once every other run is handed out
+            deferred.append(index)
+            conn.send(("deferred", index))
+    for index in deferred:
+        conn.send(("start", index))
+        report = executor.attempt(plan.specs[index], wait=True)
+        conn.send(("done", (index, report)))
+    conn.send(("bye", None))
 
 
 def _send_quietly(conn: Connection, message: Any) -> None:
@@ -216,27 +124,32 @@ class _Worker:
 
 
 def execute_parallel(
-    plan: Any, config: Any, registry: Any, store: Any, versions: dict[str, Any],
-    monitor_factory: Callable[[], Sequence[Any]], device: torch.device, jobs: int,
-) -> Any:
+    plan: SweepPlan, config: SweepConfig, registry: Registry, store: ResultStore, versions: dict[str, Any],
+    monitor_factory: MonitorFactory, device: torch.device, jobs: int,
+    reporters: Callable[[], RunReporters] | None = None,
+) -> SweepSummary:
     """Run ``plan`` in up to ``jobs`` worker processes; return the sweep's :class:`SweepSummary`.
 
     Runs already done are counted here, in the parent, and never handed out, so a finished sweep starts no worker.
     """
-    from pmrl_bench.runner.execute import _RunExecutor, interrupted_message
-    from pmrl_bench.runner.interrupt import stop_signals_interrupt
-
-    parent = _RunExecutor(plan, config, registry, store, versions, monitor_factory, device)
-    summary = parent.summary
+    parent = RunExecutor(plan, config, registry, store, versions, monitor_factory, device)
+    summary = SweepSummary(planned=len(plan.specs))
     workers: list[_Worker] = []
     bar = tqdm(total=len(plan.specs), desc="sweep", unit="run", disable=not config.progress or None)
     try:
         with stop_signals_interrupt():
             try:
-                todo = [i for i, spec in enumerate(plan.specs) if not parent._skip_if_done(spec)]
+                todo = []
+                for index, spec in enumerate(plan.specs):
+                    report = parent.done(spec)
+                    if report is None:
+                        todo.append(index)
+                    else:
+                        summary.add(report)
+                summary.retrained.extend(parent.announced)
                 bar.update(len(plan.specs) - len(todo))
                 payload = _Payload(plan, replace(config, progress=False), registry, store, versions, monitor_factory,
-                                   parent.started, list(summary.retrained))
+                                   reporters, parent.started, list(parent.announced))
                 _start_workers(payload, device, min(jobs, len(todo)), config.threads, workers)
                 _dispatch(workers, plan, todo, summary, bar)
             except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP via stop_signals_interrupt
@@ -291,7 +204,7 @@ def _start_workers(payload: _Payload, device: torch.device, count: int, threads:
 _TERMINAL_SIGNALS = tuple(s for s in (signal.SIGINT, getattr(signal, "SIGHUP", None)) if s is not None)
 
 
-def _dispatch(workers: list[_Worker], plan: Any, todo: list[int], summary: Any, bar: Any) -> None:
+def _dispatch(workers: list[_Worker], plan: SweepPlan, todo: list[int], summary: SweepSummary, bar: Any) -> None:
     """Hand out ``todo`` until every worker has said goodbye or died; fold their reports into ``summary``."""
     queue = list(reversed(todo))
     pending = set(todo)  # not reported done yet
@@ -316,7 +229,7 @@ def _dispatch(workers: list[_Worker], plan: Any, todo: list[int], summary: Any, 
                 del live[ready]
                 continue
             if kind == "done":
-                pending.discard(body.index)
+                pending.discard(body[0])
             if _handle(worker, kind, body, summary, bar) and not worker.handed_all:
                 if queue:
                     worker.running = queue.pop()  # its own from now on, even if it dies before it says "start"
@@ -332,7 +245,7 @@ def _dispatch(workers: list[_Worker], plan: Any, todo: list[int], summary: Any, 
     summary.lost.extend(plan.specs[i].run_id for i in sorted(pending) if plan.specs[i].run_id not in summary.lost)
 
 
-def _drain(worker: _Worker, summary: Any, bar: Any) -> set[int]:
+def _drain(worker: _Worker, summary: SweepSummary, bar: Any) -> set[int]:
     """Read what a dead worker sent before it ended (its last report may still be in the pipe); the runs it
     reported done."""
     done = set()
@@ -341,21 +254,21 @@ def _drain(worker: _Worker, summary: Any, bar: Any) -> set[int]:
             kind, body = worker.conn.recv()
             _handle(worker, kind, body, summary, bar)
             if kind == "done":
-                done.add(body.index)
+                done.add(body[0])
             worker.finished = worker.finished or kind == "bye"
     except (EOFError, OSError):
         pass
     return done
 
 
-def _handle(worker: _Worker, kind: str, body: Any, summary: Any, bar: Any) -> bool:
+def _handle(worker: _Worker, kind: str, body: Any, summary: SweepSummary, bar: Any) -> bool:
     """Apply one message; True when the worker now waits for its next run index."""
     if kind == "start":
         worker.running = body
         return False
     if kind == "done":
         worker.running = None
-        _fold(body, summary)
+        summary.add(body[1])
         bar.update(1)
         return True
     if kind == "deferred":
@@ -366,19 +279,7 @@ def _handle(worker: _Worker, kind: str, body: Any, summary: Any, bar: Any) -> bo
     return kind == "ready"
 
 
-def _fold(report: RunReport, summary: Any) -> None:
-    if report.ran is not None:
-        setattr(summary, report.ran, getattr(summary, report.ran) + 1)
-    elif report.reused is not None:
-        summary.skipped += 1
-        summary.reused[report.reused] = summary.reused.get(report.reused, 0) + 1
-    summary.written.extend(report.written)
-    summary.retrained.extend(r for r in report.retrained if r not in summary.retrained)
-    summary.init_trained += report.init_trained
-    summary.init_reused += report.init_reused
-
-
-def _lost(worker: _Worker, plan: Any, summary: Any) -> None:
+def _lost(worker: _Worker, plan: SweepPlan, summary: SweepSummary) -> None:
     """A worker ended without saying goodbye: its current run is lost to this invocation."""
     worker.process.join(5)  # its sentinel fired: the exit status is moments away
     code = worker.process.exitcode

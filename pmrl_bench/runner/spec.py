@@ -61,7 +61,8 @@ class InitStage:
     budget: Budget
 
     def params(self) -> dict[str, Any]:
-        return {"objective": self.objective, "objective_params": dict(self.objective_params), "budget": asdict(self.budget)}
+        return {"objective": self.objective, "objective_params": dict(self.objective_params),
+                "budget": asdict(self.budget)}
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,8 @@ def spec_from_params(task: str, objective: str, params: dict[str, Any], seed: in
     protocol_params = params.get("protocol") or {"name": "scratch"}
     init = protocol_params.get("init")
     if init is not None:
-        protocol = Protocol("warm", init=InitStage(init["objective"], dict(init["objective_params"]), Budget(**init["budget"])))
+        protocol = Protocol("warm", init=InitStage(init["objective"], dict(init["objective_params"]),
+                                                   Budget(**init["budget"])))
     elif protocol_params.get("checkpoint_sha256"):
         protocol = Protocol("checkpoint", checkpoint_sha256=protocol_params["checkpoint_sha256"])
     else:

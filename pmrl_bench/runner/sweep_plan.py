@@ -112,7 +112,7 @@ def plan_sweep(config: SweepConfig, registry: Registry) -> SweepPlan:
         raise UsageError(f"--select must be one of {', '.join(SELECTION_RULES)}, got {config.selection!r}")
     if config.probe not in PROBES:
         raise UsageError(f"--probe must be one of {', '.join(PROBES)}, got {config.probe!r}")
-    from pmrl_bench.runner.parallel import check_threads, parse_jobs
+    from pmrl_bench.runner.jobs import check_threads, parse_jobs
 
     parse_jobs(str(config.jobs))
     check_threads(config.threads)
@@ -141,24 +141,7 @@ def plan_sweep(config: SweepConfig, registry: Registry) -> SweepPlan:
         if instance is not None:
             objectives[f"{init_stage.objective} (--init)"] = instance
 
-    data: dict[str, TaskData] = {}
-    task_params: dict[str, dict[str, Any]] = {}
-    encoders: dict[str, dict[str, EncoderChoice]] = {}
-    for name in task_names:
-        task_params[name] = resolved_params(registry, "task", name, config.overrides)
-        loaded = load_task(registry, name, task_params[name])
-        check_task_data(name, loaded)  # before carving a validation split, so errors name the task's own rows
-        data[name] = with_validation(loaded, DEFAULT_VAL_SIZE, seed=0)
-        if config.budget.batch_size > len(data[name].train):
-            raise UsageError(
-                f"--batch-size {config.budget.batch_size} exceeds the {len(data[name].train)} training instances "
-                f"of task {name!r}"
-            )
-        encoders[name] = _choose_encoders(registry, data[name], config)
-        for modality in data[name].modalities:  # range checks of encoder parameters run now, not in each run
-            choice = encoders[name][modality.name]
-            build_encoder_for_checks(registry, choice.name, modality, config.budget.dim, choice.params)
-        warn_small_test_split(name, len(loaded.test))
+    data, task_params, encoders = _load_tasks(config, registry, task_names)
 
     all_modalities = {m.name for d in data.values() for m in d.modalities}
     for modality in config.encoders:
@@ -181,10 +164,35 @@ def plan_sweep(config: SweepConfig, registry: Registry) -> SweepPlan:
                      {task: split_sizes(d) for task, d in data.items()})
 
 
+def _load_tasks(config: SweepConfig, registry: Registry, task_names: list[str],
+                ) -> tuple[dict[str, TaskData], dict[str, dict[str, Any]], dict[str, dict[str, EncoderChoice]]]:
+    """Load and check every task, carve its validation split and choose (and check) its encoders."""
+    data: dict[str, TaskData] = {}
+    task_params: dict[str, dict[str, Any]] = {}
+    encoders: dict[str, dict[str, EncoderChoice]] = {}
+    for name in task_names:
+        task_params[name] = resolved_params(registry, "task", name, config.overrides)
+        loaded = load_task(registry, name, task_params[name])
+        check_task_data(name, loaded)  # before carving a validation split, so errors name the task's own rows
+        data[name] = with_validation(loaded, DEFAULT_VAL_SIZE, seed=0)
+        if config.budget.batch_size > len(data[name].train):
+            raise UsageError(
+                f"--batch-size {config.budget.batch_size} exceeds the {len(data[name].train)} training instances "
+                f"of task {name!r}"
+            )
+        encoders[name] = _choose_encoders(registry, data[name], config)
+        for modality in data[name].modalities:  # range checks of encoder parameters run now, not in each run
+            choice = encoders[name][modality.name]
+            build_encoder_for_checks(registry, choice.name, modality, config.budget.dim, choice.params)
+        warn_small_test_split(name, len(loaded.test))
+    return data, task_params, encoders
+
+
 def warn_small_test_split(task: str, n_test: int) -> None:
     if n_test < SMALL_TEST_SPLIT:
         print(f"pmrl-bench: warning: task {task!r} has {n_test} test instances: chance R@1 is {1 / n_test:.1%} and "
-              f"chance R@10 {min(1.0, 10 / n_test):.0%}; retrieval metrics need at least {SMALL_TEST_SPLIT} to say much",
+              f"chance R@10 {min(1.0, 10 / n_test):.0%}; "
+              f"retrieval metrics need at least {SMALL_TEST_SPLIT} to say much",
               file=sys.stderr)
 
 
@@ -270,7 +278,8 @@ def load_task(registry: Registry, name: str, params: dict[str, Any]) -> TaskData
     except UsageError:
         raise
     except FileNotFoundError as exc:
-        raise DataError(f"task {name!r}: data file {exc.filename or exc} not found; check the task's parameters") from None
+        raise DataError(f"task {name!r}: data file {exc.filename or exc} not found; "
+                        "check the task's parameters") from None
     except OSError as exc:
         raise DataError(f"task {name!r}: cannot read {exc.filename or 'its data'}: {exc.strerror or exc}") from None
     except Exception as exc:  # noqa: BLE001 - any failure of a plugin's loader, reported in one line
@@ -289,7 +298,8 @@ def _choose_encoders(registry: Registry, data: TaskData, config: SweepConfig) ->
         kinds = component.metadata.get("modality_kinds", ())
         if kinds and modality.kind not in kinds:
             raise UsageError(
-                f"encoder {component.name!r} accepts {', '.join(kinds)} modalities, but {modality.name!r} is {modality.kind!r}"
+                f"encoder {component.name!r} accepts {', '.join(kinds)} modalities, "
+                f"but {modality.name!r} is {modality.kind!r}"
             )
         params = resolved_params(registry, "encoder", component.name, config.overrides)
         chosen[modality.name] = EncoderChoice(component.name, params)

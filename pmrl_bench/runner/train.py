@@ -25,7 +25,7 @@ from pmrl_bench.evaluation.embedding import embed, split_tensors
 from pmrl_bench.evaluation.suite import evaluate, evaluate_native, evaluate_with_robustness
 from pmrl_bench.registry import Registry
 from pmrl_bench.runner.cost import CostMeter
-from pmrl_bench.runner.device import BatchSource, autocast_dtype
+from pmrl_bench.device import BatchSource, autocast_dtype
 from pmrl_bench.runner.distributed import (
     SINGLE_PROCESS, DistributedContext, data_parallel, gather_embeddings, local_slice,
 )
@@ -33,7 +33,7 @@ from pmrl_bench.runner.monitor import StepRecord, TrainContext, TrainingMonitor
 from pmrl_bench.runner.spec import DEFAULT_SELECTION_METRIC, RunSpec
 from pmrl_bench.runner.start_state import StartEvaluations
 from pmrl_bench.splits import with_validation
-from pmrl_bench.stability.probe_retrieval import mean_r1
+from pmrl_bench.evaluation.retrieval import mean_r1
 
 PROBE_SIZE = 256
 State = dict[str, torch.Tensor]
@@ -160,176 +160,209 @@ class _Selector:
         if math.isfinite(value) and value > self.value:  # the earliest step wins a tie
             self.best, self.step, self.value = (snapshot(self.encoders), snapshot(self.objective)), step, value
 
+    def record(self, steps: int) -> tuple[tuple[State, State] | None, dict[str, Any]]:
+        """The kept state (None: the last) and the result file's ``selection`` block."""
+        if self.best is None:
+            return None, {"rule": "last", "step": steps}
+        return self.best, {"rule": "best", "metric": f"validation {DEFAULT_SELECTION_METRIC}", "step": self.step,
+                           "value": round(self.value, 6)}
 
-def train(
-    spec: RunSpec,
-    data: TaskData,
-    registry: Registry,
-    device: torch.device,
-    monitors: Sequence[TrainingMonitor] = (),
-    probe_every: int = 25,
-    progress: bool = True,
-    precision: str = "auto",
-    world: DistributedContext = SINGLE_PROCESS,
-    init_state: State | None = None,
-    keep_initial: bool = True,
-    compiled: bool = False,
-) -> Trained:
-    """Train the spec's encoders (from ``init_state`` when given) with its objective for ``budget.steps`` steps.
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """How a run trains, beside what its spec fixes: where, watched by whom, how often, from which weights."""
+
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    monitors: Sequence[TrainingMonitor] = ()
+    probe_every: int = 25  # steps between flushes: monitors, divergence check, selection, cost intervals
+    progress: bool = True
+    precision: str = "auto"  # the encoders' autocast (pmrl_bench.device.autocast_dtype)
+    world: DistributedContext = SINGLE_PROCESS
+    init_state: State | None = None  # the encoders' starting weights (an init stage's or a checkpoint's)
+    compiled: bool = False  # torch.compile each encoder's training forward
+
+
+def step_unless_nonfinite(optimiser: torch.optim.Optimizer, scaler: torch.amp.GradScaler, loss: torch.Tensor,
+                          grad_norm: torch.Tensor) -> None:
+    """One optimiser update, skipped on the device, without a host sync, when the loss or gradient is not finite.
+
+    Under fp16 the GradScaler skips and lowers its scale itself. Otherwise the optimiser gets the flag the GradScaler
+    would hand it, ``found_inf``: fused AdamW reads it in its kernel and leaves parameters and moments as they were
+    when it is 1 (tested in tests/runner/test_training_loop.py, so a torch that changed it would be noticed).
+    """
+    if scaler.is_enabled():
+        scaler.step(optimiser)
+        scaler.update()
+        return
+    optimiser.found_inf = (~(torch.isfinite(loss) & torch.isfinite(grad_norm))).float()  # type: ignore[attr-defined]
+    optimiser.step()
+
+
+class TrainingLoop:
+    """One run's training, in three parts: set-up (``__init__``), a step, and a flush of the buffered steps.
 
     Host syncs: none inside a step. Loss, terms and gradient norm stay on the device and reach the monitors (as
     StepRecords, in order) once per ``probe_every`` steps; a non-finite step's update is skipped on the device
-    (fused AdamW's ``found_inf``), and the run stops as ``diverged`` at that flush, naming the first bad step.
-    Under DDP (``world``) every rank trains its slice of each global batch and only rank 0 monitors and selects.
+    (:func:`step_unless_nonfinite`), and the run stops as ``diverged`` at that flush, naming the first bad step.
+    Under DDP (``options.world``) every rank trains its slice of each global batch and only rank 0 monitors and
+    selects.
     """
-    budget = spec.budget
-    data = with_validation(data)
-    names = [m.name for m in data.modalities]
-    seed_everything(spec.seed)
-    encoders = build_encoders(spec, data, registry)
-    if init_state is not None:
-        encoders.load_state_dict(init_state)
-    encoders = encoders.to(device)
-    objective = registry.get("objective", spec.objective).create(**spec.objective_params).to(device)
-    initial = (snapshot(encoders), snapshot(objective)) if keep_initial and world.is_main else None
-    params = [p for group in parameter_groups(encoders, objective, budget.weight_decay) for p in group["params"]]
-    optimiser = torch.optim.AdamW(
-        parameter_groups(encoders, objective, budget.weight_decay), lr=budget.lr, betas=(0.9, 0.98),
-        fused=True,  # one kernel, and it skips the update on device when found_inf is set: no host sync
-    )
-    amp_dtype = autocast_dtype(device, precision)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype is torch.float16)  # bf16 needs no scaling
-    model = data_parallel(EmbedAndScore(encoders, objective, amp_dtype, world, compiled), world, device)
-    if not world.is_main:
-        monitors = ()
-    warmup_steps = max(1, int(budget.warmup * budget.steps))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: min(1.0, (s + 1) / warmup_steps))
-    after_step = getattr(objective, "after_optimizer_step", None)
 
-    source = BatchSource({m: data.train.inputs[m] for m in names}, device)
-    assert data.validation is not None
-    validation = split_tensors(data.validation, names, device) if world.is_main else {}
-    probe = {m: x[:PROBE_SIZE] for m, x in validation.items()}  # the monitors' fixed batch: validation, never test
-    selector = _Selector(encoders, objective, validation) if spec.selection == "best" and world.is_main else None
-    generator = torch.Generator().manual_seed(spec.seed)
-    context = TrainContext(budget.steps, names, objective)
-    for monitor in monitors:
-        monitor.on_train_start(context)
+    def __init__(self, spec: RunSpec, data: TaskData, registry: Registry, options: TrainOptions,
+                 keep_initial: bool = True) -> None:
+        self.spec, self.budget, self.options = spec, spec.budget, options
+        self.data = data = with_validation(data)
+        device, world = options.device, options.world
+        names = [m.name for m in data.modalities]
+        seed_everything(spec.seed)
+        encoders = build_encoders(spec, data, registry)
+        if options.init_state is not None:
+            encoders.load_state_dict(options.init_state)
+        self.encoders = encoders.to(device)
+        self.objective = registry.get("objective", spec.objective).create(**spec.objective_params).to(device)
+        keep = keep_initial and world.is_main
+        self.initial = (snapshot(self.encoders), snapshot(self.objective)) if keep else None
+        self._build_optimiser(device, options.precision)
+        self.model = data_parallel(EmbedAndScore(self.encoders, self.objective, self.amp_dtype, world,
+                                                 options.compiled), world, device)
+        self.monitors = options.monitors if world.is_main else ()
+        self.after_step = getattr(self.objective, "after_optimizer_step", None)
+        self.source = BatchSource({m: data.train.inputs[m] for m in names}, device)
+        assert data.validation is not None
+        validation = split_tensors(data.validation, names, device) if world.is_main else {}
+        self.probe_batch = {m: x[:PROBE_SIZE] for m, x in validation.items()}  # validation, never test
+        self.selector = (_Selector(self.encoders, self.objective, validation)
+                         if spec.selection == "best" and world.is_main else None)
+        self.generator = torch.Generator().manual_seed(spec.seed)
+        self.pending: list[tuple[int, tuple[str, ...], torch.Tensor]] = []  # steps not yet seen by the host
+        self.amp_skipped = 0
+        self.meter = CostMeter(self.encoders, self.objective, device)
+        context = TrainContext(self.budget.steps, names, self.objective)
+        for monitor in self.monitors:
+            monitor.on_train_start(context)
 
-    def probe_all(step: int) -> None:
-        if monitors:
-            embeddings = embed(encoders, probe)
-            for monitor in monitors:
+    def _build_optimiser(self, device: torch.device, precision: str) -> None:
+        groups = parameter_groups(self.encoders, self.objective, self.budget.weight_decay)
+        self.params = [p for group in groups for p in group["params"]]
+        self.optimiser = torch.optim.AdamW(
+            groups, lr=self.budget.lr, betas=(0.9, 0.98),
+            fused=True,  # one kernel, and it skips the update on device when found_inf is set: no host sync
+        )
+        self.amp_dtype = autocast_dtype(device, precision)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype is torch.float16)  # bf16: no scaling
+        warmup_steps = max(1, int(self.budget.warmup * self.budget.steps))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimiser,
+                                                           lambda s: min(1.0, (s + 1) / warmup_steps))
+
+    def probe(self, step: int) -> None:
+        """Hand the monitors the probe batch's embeddings."""
+        if self.monitors:
+            embeddings = embed(self.encoders, self.probe_batch)
+            for monitor in self.monitors:
                 monitor.on_probe(step, embeddings)
 
-    pending: list[tuple[int, tuple[str, ...], torch.Tensor]] = []  # steps not yet seen by the host
-    amp_skipped = 0
-    meter = CostMeter(encoders, objective, device)
+    def step(self, step: int, index: torch.Tensor) -> None:
+        """One optimiser step on the batch ``index``; its loss, gradient norm and terms stay on the device."""
+        output = self.model(self.source.batch(local_slice(index, self.options.world)))
+        self.optimiser.zero_grad(set_to_none=True)
+        self.scaler.scale(output.loss).backward()
+        self.scaler.unscale_(self.optimiser)  # a no-op unless fp16
+        grad_norm = nn.utils.clip_grad_norm_(self.params, self.budget.grad_clip)  # a device tensor; NaN/inf propagate
+        step_unless_nonfinite(self.optimiser, self.scaler, output.loss, grad_norm)
+        self.scheduler.step()
+        if callable(self.after_step):
+            self.after_step()
+        terms = {k: v.detach().float().reshape(()) for k, v in output.terms.items()}
+        values = torch.stack([output.loss.detach().float(), grad_norm.float(), *terms.values()])
+        self.pending.append((step, tuple(terms), values))
 
-    def flush() -> int | None:
+    def flush(self) -> int | None:
         """Hand buffered steps to the monitors (one host sync); return the first non-finite step, if any."""
-        nonlocal amp_skipped
-        if not pending:
+        if not self.pending:
             return None
-        values = torch.stack([v for _, _, v in pending]).cpu().tolist()
-        meter.end_interval(len(pending))  # right after the sync: the interval's steps are done, monitoring is not
-        done = [(step, keys) for step, keys, _ in pending]
-        pending.clear()
+        values = torch.stack([v for _, _, v in self.pending]).cpu().tolist()
+        self.meter.end_interval(len(self.pending))  # right after the sync: the steps are done, monitoring is not
+        done = [(step, keys) for step, keys, _ in self.pending]
+        self.pending.clear()
         for (step, keys), (loss, grad_norm, *terms) in zip(done, values):
-            if scaler.is_enabled() and math.isfinite(loss) and not math.isfinite(grad_norm):
-                amp_skipped += 1  # fp16 overflow: the GradScaler skipped this update and lowered its scale
+            if self.scaler.is_enabled() and math.isfinite(loss) and not math.isfinite(grad_norm):
+                self.amp_skipped += 1  # fp16 overflow: the GradScaler skipped this update and lowered its scale
                 continue
             finite = math.isfinite(loss) and math.isfinite(grad_norm)
             record = StepRecord(step=step, loss=loss, terms=dict(zip(keys, terms)), grad_norm=grad_norm,
-                                clipped=finite and grad_norm > budget.grad_clip, finite=finite)
-            for monitor in monitors:
+                                clipped=finite and grad_norm > self.budget.grad_clip, finite=finite)
+            for monitor in self.monitors:
                 monitor.on_step(record)
             if not finite:  # divergence is a result, not a crash
                 return step
         return None
 
-    encoders.train()
-    objective.train()
-    diverged_step = None
-    probe_all(0)
-    steps = tqdm(
-        batches(len(data.train), budget.batch_size, budget.steps, generator),
-        total=budget.steps, desc=spec.run_id, leave=False, disable=not progress or not world.is_main or None,
-    )
-    meter.start_interval()
-    for step, index in enumerate(steps, start=1):
-        output = model(source.batch(local_slice(index, world)))
-        optimiser.zero_grad(set_to_none=True)
-        scaler.scale(output.loss).backward()
-        scaler.unscale_(optimiser)  # a no-op unless fp16
-        grad_norm = nn.utils.clip_grad_norm_(params, budget.grad_clip)  # a device tensor; NaN/inf propagate
-        if scaler.is_enabled():
-            scaler.step(optimiser)
-            scaler.update()
+    def run(self) -> Trained:
+        """Every step of the budget, flushing at the probe cadence; stops at the first non-finite step."""
+        steps, every = self.budget.steps, self.options.probe_every
+        self.encoders.train()
+        self.objective.train()
+        diverged_step = None
+        self.probe(0)
+        indices = tqdm(batches(len(self.data.train), self.budget.batch_size, steps, self.generator), total=steps,
+                       desc=self.spec.run_id, leave=False,
+                       disable=not self.options.progress or not self.options.world.is_main or None)
+        self.meter.start_interval()
+        for step, index in enumerate(indices, start=1):
+            self.step(step, index)
+            if step % every == 0 or step == steps:
+                diverged_step = self.flush()
+                if diverged_step is not None:
+                    break
+                if self.selector is not None:
+                    self.selector.observe(step)
+                if step != steps:
+                    self.probe(step)
+                self.meter.start_interval()
+        if diverged_step is None:
+            self.probe(steps)
+        return self.trained(diverged_step)
+
+    def trained(self, diverged_step: int | None) -> Trained:
+        """What training hands evaluation: the modules, the kept state, the monitors' summaries and the cost."""
+        stability = {}
+        for monitor in self.monitors:
+            summary = monitor.summary()
+            if summary is not None:  # a monitor that only forwards (to reporters) stores nothing
+                stability[monitor.name] = summary
+        if self.scaler.is_enabled():
+            stability["amp"] = {"dtype": "float16", "skipped_steps": self.amp_skipped}
+        status = "ok" if diverged_step is None else "diverged"
+        trained = Trained(self.encoders, self.objective, status, stability, diverged_step, initial=self.initial,
+                          cost=self.meter.summary())
+        if self.selector is not None:
+            trained.selected, trained.selection = self.selector.record(self.budget.steps)
         else:
-            optimiser.found_inf = (~(torch.isfinite(output.loss) & torch.isfinite(grad_norm))).float()
-            optimiser.step()
-        scheduler.step()
-        if callable(after_step):
-            after_step()
-        terms = {k: v.detach().float().reshape(()) for k, v in output.terms.items()}
-        pending.append((step, tuple(terms), torch.stack([output.loss.detach().float(), grad_norm.float(), *terms.values()])))
-        if step % probe_every == 0 or step == budget.steps:
-            diverged_step = flush()
-            if diverged_step is not None:
-                break
-            if selector is not None:
-                selector.observe(step)
-            if step != budget.steps:
-                probe_all(step)
-            meter.start_interval()
-
-    stability = {}
-    if diverged_step is None:
-        probe_all(budget.steps)
-    for monitor in monitors:
-        summary = monitor.summary()
-        if summary is not None:  # a monitor that only forwards (to reporters) stores nothing
-            stability[monitor.name] = summary
-    if scaler.is_enabled():
-        stability["amp"] = {"dtype": "float16", "skipped_steps": amp_skipped}
-    trained = Trained(encoders, objective, "ok" if diverged_step is None else "diverged", stability, diverged_step,
-                      initial=initial, cost=meter.summary())
-    if selector is not None and selector.best is not None:
-        trained.selected = selector.best
-        trained.selection = {"rule": "best", "metric": f"validation {DEFAULT_SELECTION_METRIC}", "step": selector.step,
-                             "value": round(selector.value, 6)}
-    else:
-        trained.selection = {"rule": "last", "step": budget.steps}
-    return trained
+            trained.selection = {"rule": "last", "step": self.budget.steps}
+        return trained
 
 
-def train_and_evaluate(
-    spec: RunSpec,
-    data: TaskData,
-    registry: Registry,
-    device: torch.device,
-    monitors: Sequence[TrainingMonitor] = (),
-    probe_every: int = 25,
-    progress: bool = True,
-    precision: str = "auto",
-    world: DistributedContext = SINGLE_PROCESS,
-    init_state: State | None = None,
-    evaluate_on: str = "test",
-    compiled: bool = False,
-    start_evaluations: StartEvaluations | None = None,
-) -> RunOutcome:
+def train(spec: RunSpec, data: TaskData, registry: Registry, options: TrainOptions | None = None, *,
+          keep_initial: bool = True) -> Trained:
+    """Train the spec's encoders (from ``options.init_state`` when given) with its objective for ``budget.steps``
+    steps (see :class:`TrainingLoop`). ``keep_initial``: keep a copy of the starting state, to evaluate it too."""
+    return TrainingLoop(spec, data, registry, options or TrainOptions(), keep_initial).run()
+
+
+def train_and_evaluate(spec: RunSpec, data: TaskData, registry: Registry, options: TrainOptions | None = None, *,
+                       evaluate_on: str = "test", start_evaluations: StartEvaluations | None = None) -> RunOutcome:
     """Train (see :func:`train`), then evaluate on ``evaluate_on`` the state kept by the selection rule and the
     state the run started from (``metrics_at_init``). ``evaluate_on="validation"`` is what tuning uses."""
+    options = options or TrainOptions()
     data = with_validation(data)
-    trained = train(spec, data, registry, device, monitors, probe_every, progress, precision, world, init_state,
-                     keep_initial=evaluate_on == "test", compiled=compiled)
+    trained = train(spec, data, registry, options, keep_initial=evaluate_on == "test")
     if trained.status == "diverged":
         return RunOutcome("diverged", stability=trained.stability, diverged_step=trained.diverged_step,
                           error=f"non-finite loss or gradient at step {trained.diverged_step}", cost=trained.cost)
-    if not world.is_main:  # rank 0 evaluates and writes; the other ranks only helped train
+    if not options.world.is_main:  # rank 0 evaluates and writes; the other ranks only helped train
         return RunOutcome("ok", stability=trained.stability)
-    metrics, robustness, at_init = evaluate_trained(trained, data, device, spec, evaluate_on, start_evaluations)
+    metrics, robustness, at_init = evaluate_trained(trained, data, options.device, spec, evaluate_on,
+                                                    start_evaluations)
     return RunOutcome("ok", metrics, trained.stability, metrics_at_init=at_init, selection=trained.selection,
                       robustness=robustness, cost=trained.cost)
 
@@ -372,13 +405,3 @@ def _evaluate_start(trained: Trained, data: TaskData, device: torch.device, spec
     metrics = start_evaluations.metrics(key, lambda: evaluate(trained.encoders, None, data, device, spec.seed, split,
                                                               spec.probe, probe_views=("fused",)))
     return evaluate_native(metrics, trained.encoders, trained.objective, data, device, split)
-
-
-def evaluate_encoders(spec: RunSpec, data: TaskData, registry: Registry, device: torch.device, state: State,
-                      split: str = "test") -> dict[str, Any]:
-    """Build the spec's encoders and objective, load ``state`` into the encoders and evaluate them on ``split``."""
-    seed_everything(spec.seed)
-    encoders = build_encoders(spec, data, registry)
-    encoders.load_state_dict(state)
-    objective = registry.get("objective", spec.objective).create(**spec.objective_params)
-    return evaluate(encoders.to(device), objective.to(device), with_validation(data), device, spec.seed, split, spec.probe)

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from pmrl_bench.runner.monitor import StepRecord, TrainContext, TrainingMonitor
-from pmrl_bench.stability.compact import sig, sig_list
+from pmrl_bench.rounding import sig, sig_list
 
 
 def loss_spikes(losses: np.ndarray, window: int, mads: float) -> int:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import torch
 
 from pmrl_bench.runner.monitor import TrainingMonitor
-from pmrl_bench.stability.compact import all_finite
+from pmrl_bench.stability.tensors import all_finite
 
 
 class ProbeMonitor(TrainingMonitor):

@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import torch
 
-from pmrl_bench.stability.compact import sig, sig_list
+from pmrl_bench.evaluation.retrieval import mean_r1
+from pmrl_bench.rounding import sig, sig_list
 from pmrl_bench.stability.probe import ProbeMonitor
-
-
-def mean_r1(embeddings: Mapping[str, torch.Tensor]) -> float:
-    """Cosine R@1 averaged over every ordered pair of modalities, with the evaluation's pessimistic rank rule
-    (a query is a hit only when no other gallery item scores >= its positive). One matmul per unordered pair."""
-    hits = []
-    for a, b in itertools.combinations(sorted(embeddings), 2):
-        scores = embeddings[a].float() @ embeddings[b].float().T
-        positive = scores.diagonal()
-        hits.append(((scores >= positive[:, None]).sum(dim=1) == 1).double().mean())  # a -> b
-        hits.append(((scores >= positive[None, :]).sum(dim=0) == 1).double().mean())  # b -> a
-    return float(torch.stack(hits).mean())
 
 
 class ProbeRetrievalMonitor(ProbeMonitor):

@@ -14,7 +14,8 @@ from typing import Any
 
 import torch
 
-from pmrl_bench.stability.compact import sig, sig_list, to_cpu64
+from pmrl_bench.rounding import sig, sig_list
+from pmrl_bench.stability.tensors import to_cpu64
 from pmrl_bench.stability.probe import ProbeMonitor
 
 EPS = 1e-12
@@ -121,5 +122,6 @@ class RepresentationMonitor(ProbeMonitor):
                 out[key] = {k: sig(v, 6) for k, v in value.items()}
             else:
                 out[key] = sig(value, 6)
-        out["curves"] = {"step": list(self.steps), **{f"positive_cosine:{k}": sig_list(v) for k, v in self.cosine_curves.items()}}
+        out["curves"] = {"step": list(self.steps),
+                         **{f"positive_cosine:{k}": sig_list(v) for k, v in self.cosine_curves.items()}}
         return out

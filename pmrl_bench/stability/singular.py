@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from pmrl_bench.stability.compact import sig, sig_list, to_cpu64
+from pmrl_bench.rounding import sig, sig_list
+from pmrl_bench.stability.tensors import to_cpu64
 from pmrl_bench.stability.probe import ProbeMonitor
 
 SMALL_GAP = 1e-3  # "fraction of instances with sigma1 - sigma2 below this"
@@ -130,7 +131,8 @@ class SingularValueMonitor(ProbeMonitor):
             "u_uniformity": sig(self.uniformity, 6),
             # Over all probes:
             # Step 0 is the initialisation, shared by every objective with the same seed: leave it out.
-            "gap_min_over_training": sig(min(g for st, g in zip(self.steps, self.gap_min) if st > 0 or len(self.steps) == 1), 6),
+            "gap_min_over_training": sig(min(g for st, g in zip(self.steps, self.gap_min)
+                                             if st > 0 or len(self.steps) == 1), 6),
             "sign_flip_rate_mean": sig(float(np.mean(flips)), 6) if flips else None,
             "sign_flip_rate_max": sig(float(np.max(flips)), 6) if flips else None,
             "curves": {

@@ -61,8 +61,9 @@ def check_parameters(component: Component, params: Mapping[str, Any] | None = No
             )
         if not is_json_value(parameter.default):
             raise ContractViolation(
-                f"{component_label(component)}: the default of parameter {name!r} is {parameter.default!r}, which is not a "
-                "JSON value; result files record parameters as JSON, so use numbers, strings, booleans, None or lists"
+                f"{component_label(component)}: the default of parameter {name!r} is {parameter.default!r}, "
+                "which is not a JSON value; result files record parameters as JSON, so use numbers, strings, "
+                "booleans, None or lists"
             )
     try:
         component.resolve_params(dict(params or {}))
@@ -75,7 +76,8 @@ def create_checked(component: Component, params: Mapping[str, Any], **supplied: 
     try:
         return component.create(**supplied, **params)
     except Exception as exc:
-        raise ContractViolation(f"{component_label(component)}: building it raised {type(exc).__name__}: {exc}") from exc
+        raise ContractViolation(f"{component_label(component)}: building it raised "
+                                f"{type(exc).__name__}: {exc}") from exc
 
 
 def contract_component(contract: Any, kind: str, name: str, register: Callable[..., str], manager: Any) -> Component:

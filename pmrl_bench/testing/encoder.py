@@ -51,7 +51,8 @@ def check_encoder(
             seed_everything(seed)
             encoder = create_checked(component, params or {}, modality=modality, dim=dim)
             if not isinstance(encoder, torch.nn.Module):
-                raise ContractViolation(f"{where}: the factory returned {type(encoder).__name__}, not a torch.nn.Module")
+                raise ContractViolation(f"{where}: the factory returned {type(encoder).__name__}, "
+                                        "not a torch.nn.Module")
             encoder.train()
             try:
                 out = encoder(x)
@@ -62,7 +63,8 @@ def check_encoder(
             outputs.append((encoder, out))
         (encoder, out), (_, out_again) = outputs
         if not isinstance(out, torch.Tensor) or tuple(out.shape) != (len(x), dim) or not out.is_floating_point():
-            shown = f"shape {tuple(out.shape)}, dtype {out.dtype}" if isinstance(out, torch.Tensor) else type(out).__name__
+            shown = (f"shape {tuple(out.shape)}, dtype {out.dtype}" if isinstance(out, torch.Tensor)
+                     else type(out).__name__)
             raise ContractViolation(
                 f"{where}: a batch of {len(x)} gave {shown}; expected a floating ({len(x)}, {dim}) tensor (dim={dim})"
             )

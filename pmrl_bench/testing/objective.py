@@ -22,62 +22,14 @@ from pmrl_bench.testing.common import (
     check_parameters,
     component_label,
     contract_component,
-    create_checked,
     unit_embeddings,
 )
+from pmrl_bench.testing.objective_call import build_objective, call_objective
 from pmrl_bench.testing.runner import run_one_step
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
-
-
-def build_objective(component: Component, params: Mapping[str, Any] | None = None) -> nn.Module:
-    """``factory(**params)``, which must return a ``torch.nn.Module``."""
-    import torch
-
-    objective = create_checked(component, params or {})
-    if not isinstance(objective, torch.nn.Module):
-        raise ContractViolation(
-            f"{component_label(component)}: the factory returned {type(objective).__name__}; an objective must be a "
-            "torch.nn.Module, so that the runner can hand its parameters to the optimiser and move it to the device"
-        )
-    return objective
-
-
-def _forward(component: Component, objective: nn.Module, embeddings: Mapping[str, torch.Tensor], case: str) -> Any:
-    """Call the objective and check the shape of what it returns; returns ``(loss, terms)``."""
-    import torch
-
-    try:
-        output = objective(dict(embeddings))
-    except Exception as exc:
-        raise ContractViolation(
-            f"{component_label(component)}: forward raised {type(exc).__name__}: {exc} (input: {case})"
-        ) from exc
-    loss, terms = getattr(output, "loss", None), getattr(output, "terms", None)
-    if loss is None or terms is None:
-        raise ContractViolation(
-            f"{component_label(component)}: forward returned {type(output).__name__}, not an object with .loss and .terms; "
-            "return pmrl_bench.components.ObjectiveOutput(loss=<scalar tensor>, terms={name: <scalar tensor>})"
-        )
-    if not isinstance(loss, torch.Tensor) or loss.ndim != 0 or not loss.is_floating_point():
-        shown = f"a tensor of shape {tuple(loss.shape)} and dtype {loss.dtype}" if isinstance(loss, torch.Tensor) else (
-            type(loss).__name__
-        )
-        raise ContractViolation(
-            f"{component_label(component)}: .loss is {shown}; it must be a 0-dim floating tensor (reduce it, e.g. .mean())"
-        )
-    if not isinstance(terms, Mapping):
-        raise ContractViolation(f"{component_label(component)}: .terms is {type(terms).__name__}; it must be a dict")
-    for key, value in terms.items():
-        if not isinstance(key, str) or not isinstance(value, torch.Tensor) or value.ndim != 0:
-            raise ContractViolation(
-                f"{component_label(component)}: .terms[{key!r}] is {type(value).__name__}"
-                f"{f' of shape {tuple(value.shape)}' if isinstance(value, torch.Tensor) else ''}; .terms maps names "
-                "(str) to 0-dim tensors"
-            )
-    return loss, terms
 
 
 def _input_cases(
@@ -101,7 +53,7 @@ def check_objective_output(
     """Forward returns a scalar ``.loss`` and scalar ``.terms`` at every batch size."""
     objective = build_objective(component, params)
     for case, embeddings in _input_cases(modalities, batch_sizes, dim, seed):
-        _forward(component, objective, embeddings, case)
+        call_objective(component, objective, embeddings, case)
 
 
 def check_objective_finite(
@@ -113,15 +65,16 @@ def check_objective_finite(
 
     objective = build_objective(component, params)
     for case, embeddings in _input_cases(modalities, batch_sizes, dim, seed):
-        loss, terms = _forward(component, objective, embeddings, case)
+        loss, terms = call_objective(component, objective, embeddings, case)
         if not torch.isfinite(loss):
             raise ContractViolation(
-                f"{component_label(component)}: loss is not finite ({float(loss)}) for {case}; a loss must be finite for "
-                "any unit-norm input (guard divisions, logs and square roots)"
+                f"{component_label(component)}: loss is not finite ({float(loss)}) for {case}; "
+                "a loss must be finite for any unit-norm input (guard divisions, logs and square roots)"
             )
         for key, value in terms.items():
             if not torch.isfinite(value):
-                raise ContractViolation(f"{component_label(component)}: term {key!r} is not finite ({float(value)}) for {case}")
+                raise ContractViolation(f"{component_label(component)}: term {key!r} is not finite "
+                                        f"({float(value)}) for {case}")
 
 
 def _loss_and_gradients(
@@ -133,12 +86,12 @@ def _loss_and_gradients(
     generator = torch.Generator().manual_seed(seed)
     raw = {f"m{i}": torch.randn(batch, dim, generator=generator, requires_grad=True) for i in range(modalities)}
     embeddings = {m: F.normalize(x, dim=-1) for m, x in raw.items()}  # as the runner feeds it
-    loss, _ = _forward(component, objective, embeddings, case)
+    loss, _ = call_objective(component, objective, embeddings, case)
     if not loss.requires_grad:
         raise ContractViolation(
-            f"{component_label(component)}: the loss carries no gradient (requires_grad is False) for {case}; it must be "
-            "computed from the input embeddings with differentiable torch operations (no .detach(), .item(), "
-            "numpy or torch.no_grad())"
+            f"{component_label(component)}: the loss carries no gradient (requires_grad is False) for {case}; "
+            "it must be computed from the input embeddings with differentiable torch operations "
+            "(no .detach(), .item(), numpy or torch.no_grad())"
         )
     objective.zero_grad(set_to_none=True)
     loss.backward()
@@ -159,12 +112,13 @@ def check_objective_gradients(
     for modality, grad in to_inputs.items():
         if grad is not None and not bool(torch.isfinite(grad).all()):
             raise ContractViolation(
-                f"{component_label(component)}: the gradient with respect to modality {modality!r} is not finite ({case})"
+                f"{component_label(component)}: the gradient with respect to modality {modality!r} "
+                f"is not finite ({case})"
             )
         if grad is None or not bool(grad.abs().sum() > 0):
             raise ContractViolation(
-                f"{component_label(component)}: no gradient reaches modality {modality!r} ({case}); the loss must depend "
-                "on every modality, or that modality's encoder never trains"
+                f"{component_label(component)}: no gradient reaches modality {modality!r} ({case}); "
+                "the loss must depend on every modality, or that modality's encoder never trains"
             )
     for name, parameter in objective.named_parameters():
         if not parameter.requires_grad:
@@ -172,11 +126,12 @@ def check_objective_gradients(
         grad = to_params[name]
         if grad is None:
             raise ContractViolation(
-                f"{component_label(component)}: learnable parameter {name!r} gets no gradient, so it never trains; use it "
-                "in the loss or make it a buffer (register_buffer)"
+                f"{component_label(component)}: learnable parameter {name!r} gets no gradient, so it never trains; "
+                "use it in the loss or make it a buffer (register_buffer)"
             )
         if not bool(torch.isfinite(grad).all()):
-            raise ContractViolation(f"{component_label(component)}: the gradient of parameter {name!r} is not finite ({case})")
+            raise ContractViolation(f"{component_label(component)}: the gradient of parameter {name!r} "
+                                    f"is not finite ({case})")
 
 
 def check_objective_determinism(
@@ -199,7 +154,8 @@ def check_objective_determinism(
     same = torch.equal(loss_a, loss_b) or bool(torch.isnan(loss_a) & torch.isnan(loss_b))
     if not same:
         raise ContractViolation(
-            f"{component_label(component)}: two runs under seed {seed} gave losses {float(loss_a)!r} and {float(loss_b)!r} "
+            f"{component_label(component)}: two runs under seed {seed} gave losses {float(loss_a)!r} "
+            f"and {float(loss_b)!r} "
             f"({case}); draw randomness from torch's (or numpy's / random's) global generator, which the runner "
             "seeds, never from an unseeded source"
         )
@@ -207,7 +163,8 @@ def check_objective_determinism(
         other = grads_b[modality]
         if grad is not None and other is not None and not torch.allclose(grad, other, rtol=0, atol=0, equal_nan=True):
             raise ContractViolation(
-                f"{component_label(component)}: two runs under seed {seed} gave different gradients for modality {modality!r}"
+                f"{component_label(component)}: two runs under seed {seed} gave different gradients "
+                f"for modality {modality!r}"
             )
 
 
@@ -243,7 +200,8 @@ def check_objective_native_score(
                 return shown, native({m: embeddings[m][:n_queries] for m in queries},
                                      {m: embeddings[m][:n_gallery] for m in gallery})
             except Exception as exc:
-                raise ContractViolation(f"{component_label(component)}: {shown} raised {type(exc).__name__}: {exc}") from exc
+                raise ContractViolation(f"{component_label(component)}: {shown} raised "
+                                        f"{type(exc).__name__}: {exc}") from exc
 
     forward: dict[tuple[tuple[str, ...], tuple[str, ...]], Any] = {}
     for queries, gallery in directions:
@@ -251,8 +209,8 @@ def check_objective_native_score(
         if not isinstance(scores, torch.Tensor) or tuple(scores.shape) != (5, 7):
             got = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
             raise ContractViolation(
-                f"{component_label(component)}: {shown} returned {got}; expected a (5, 7) tensor of scores, higher meaning "
-                "more similar (queries and gallery are mappings {modality: (N, D) tensor})"
+                f"{component_label(component)}: {shown} returned {got}; expected a (5, 7) tensor of scores, "
+                "higher meaning more similar (queries and gallery are mappings {modality: (N, D) tensor})"
             )
         if not bool(torch.isfinite(scores).all()):
             raise ContractViolation(f"{component_label(component)}: {shown} returned non-finite scores")

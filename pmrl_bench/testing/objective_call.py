@@ -27,7 +27,8 @@ def build_objective(component: Component, params: Mapping[str, Any] | None = Non
     return objective
 
 
-def call_objective(component: Component, objective: nn.Module, embeddings: Mapping[str, torch.Tensor], case: str) -> Any:
+def call_objective(component: Component, objective: nn.Module, embeddings: Mapping[str, torch.Tensor],
+                   case: str) -> Any:
     """Call the objective and check the shape of what it returns; returns ``(loss, terms)``."""
     import torch
 
@@ -40,7 +41,8 @@ def call_objective(component: Component, objective: nn.Module, embeddings: Mappi
     loss, terms = getattr(output, "loss", None), getattr(output, "terms", None)
     if loss is None or terms is None:
         raise ContractViolation(
-            f"{component_label(component)}: forward returned {type(output).__name__}, not an object with .loss and .terms; "
+            f"{component_label(component)}: forward returned {type(output).__name__}, "
+            "not an object with .loss and .terms; "
             "return pmrl_bench.components.ObjectiveOutput(loss=<scalar tensor>, terms={name: <scalar tensor>})"
         )
     if not isinstance(loss, torch.Tensor) or loss.ndim != 0 or not loss.is_floating_point():
@@ -48,7 +50,8 @@ def call_objective(component: Component, objective: nn.Module, embeddings: Mappi
             type(loss).__name__
         )
         raise ContractViolation(
-            f"{component_label(component)}: .loss is {shown}; it must be a 0-dim floating tensor (reduce it, e.g. .mean())"
+            f"{component_label(component)}: .loss is {shown}; "
+            "it must be a 0-dim floating tensor (reduce it, e.g. .mean())"
         )
     if not isinstance(terms, Mapping):
         raise ContractViolation(f"{component_label(component)}: .terms is {type(terms).__name__}; it must be a dict")

@@ -44,7 +44,10 @@ def run_one_step(
     stored result; a run that does not end ``ok`` is a :class:`ContractViolation` carrying the run's error."""
     from pmrl_bench.results import ResultStore
     from pmrl_bench.runner.spec import Budget
-    from pmrl_bench.runner.sweep import SweepConfig, collect_versions, execute_sweep, plan_sweep
+    from pmrl_bench.runner.executor import collect_versions
+    from pmrl_bench.runner.sweep import execute_sweep
+    from pmrl_bench.runner.sweep_plan import SweepConfig, plan_sweep
+    from pmrl_bench.stability import default_monitors
 
     overrides: dict[tuple[str, str], dict[str, Any]] = {}
     for kind, name, values in [("objective", objective, objective_params), ("task", task, task_params)] + [
@@ -64,7 +67,7 @@ def run_one_step(
         raise ContractViolation(f"the runner rejected {what} before training: {exc}") from None
     plan.specs = [spec for spec in plan.specs if spec.seed == seed]  # the planned seeds are 0..seed
     store = ResultStore(results_dir)
-    summary = execute_sweep(plan, config, registry, store, collect_versions({}))
+    summary = execute_sweep(plan, config, registry, store, collect_versions({}), default_monitors)
     result = store.read(summary.written[0])
     if result.status != "ok":
         raise ContractViolation(

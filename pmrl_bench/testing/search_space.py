@@ -17,7 +17,7 @@ def check_search_space(component: Component, params: Mapping[str, Any] | None = 
     import torch
 
     from pmrl_bench.testing.common import unit_embeddings
-    from pmrl_bench.testing.objective import _forward, build_objective
+    from pmrl_bench.testing.objective_call import build_objective, call_objective
     from pmrl_bench.tuning.space import check_space
 
     declared = component.metadata.get("search_space")
@@ -35,8 +35,9 @@ def check_search_space(component: Component, params: Mapping[str, Any] | None = 
             try:
                 objective = build_objective(component, {**(params or {}), name: value})
             except ContractViolation as exc:
-                raise ContractViolation(f"{label}: the search space reaches {case}, which the factory rejects: {exc}") from None
-            loss, _ = _forward(component, objective, embeddings, case)
+                raise ContractViolation(f"{label}: the search space reaches {case}, "
+                                        f"which the factory rejects: {exc}") from None
+            loss, _ = call_objective(component, objective, embeddings, case)
             if not torch.isfinite(loss):
                 raise ContractViolation(f"{label}: the loss is not finite at {case}; narrow the search space")
     return True

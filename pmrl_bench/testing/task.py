@@ -27,7 +27,8 @@ def load_task_data(component: Component, params: Mapping[str, Any]) -> TaskData:
     task = create_checked(component, params)
     load = getattr(task, "load", None)
     if not callable(load):
-        raise ContractViolation(f"{component_label(component)}: the factory returned {type(task).__name__}, which has no load()")
+        raise ContractViolation(f"{component_label(component)}: the factory returned {type(task).__name__}, "
+                                "which has no load()")
     try:
         data = load()
     except Exception as exc:
@@ -58,10 +59,12 @@ def check_task(
     for split_name in ("train", "test"):
         first, second = getattr(data, split_name), getattr(again, split_name)
         for modality in data.modalities:
-            if not np.array_equal(np.asarray(first.inputs[modality.name]), np.asarray(second.inputs.get(modality.name))):
+            if not np.array_equal(np.asarray(first.inputs[modality.name]),
+                                  np.asarray(second.inputs.get(modality.name))):
                 raise ContractViolation(
-                    f"{component_label(component)}: two loads with the same parameters gave different {split_name} inputs "
-                    f"for modality {modality.name!r}; the data and split must be fixed by the task's parameters "
+                    f"{component_label(component)}: two loads with the same parameters gave different "
+                    f"{split_name} inputs for modality {modality.name!r}; "
+                    "the data and split must be fixed by the task's parameters "
                     "(e.g. a seed parameter)"
                 )
         if (first.labels is None) != (second.labels is None) or (

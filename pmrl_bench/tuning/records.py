@@ -98,7 +98,8 @@ def read_record(path: Path) -> TunedParams:
         return TunedParams.model_validate_json(path.read_bytes())
     except (ValidationError, ValueError) as exc:
         first = str(exc).strip().splitlines()
-        raise UsageError(f"{where}: not a valid tuned-parameter file ({first[1].strip() if len(first) > 1 else first[0]})") from None
+        raise UsageError(f"{where}: not a valid tuned-parameter file "
+                         f"({first[1].strip() if len(first) > 1 else first[0]})") from None
 
 
 def scan_records(root: Path) -> tuple[list[tuple[Path, TunedParams]], list[tuple[Path, str]]]:

@@ -88,7 +88,8 @@ class IntUniform:
     log: bool = False
 
     def check(self, name: str) -> None:
-        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (self.low, self.high)) or self.low >= self.high:
+        if (not all(isinstance(v, int) and not isinstance(v, bool) for v in (self.low, self.high))
+                or self.low >= self.high):
             raise ValueError(f"{name}: IntUniform needs integers low < high, got {self.low}, {self.high}")
         if self.log and self.low < 1:
             raise ValueError(f"{name}: IntUniform(log=True) needs low >= 1, got {self.low}")

@@ -67,7 +67,8 @@ class TuneSettings:
 
     def validate(self) -> None:
         if self.trials < 1:
-            raise UsageError(f"--trials must be >= 1 (the same number of completed trials for every objective), got {self.trials}")
+            raise UsageError("--trials must be >= 1 (the same number of completed trials for every objective), "
+                             f"got {self.trials}")
         if self.sampler not in SAMPLERS:
             raise UsageError(f"--sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
         if self.sampler_seed < 0 or self.trial_seed < 0:
@@ -88,7 +89,8 @@ def check_metric(metric: str, data: Mapping[str, TaskData]) -> None:
             raise UsageError(f"--metric {metric!r}: task {task!r} has no labels, so no classification probe; "
                              f"use {RETRIEVAL_METRICS[0]}")
         if view not in views:
-            raise UsageError(f"--metric {metric!r}: task {task!r} has no view {view!r}; views: {', '.join(sorted(views))}")
+            raise UsageError(f"--metric {metric!r}: task {task!r} has no view {view!r}; "
+                             f"views: {', '.join(sorted(views))}")
 
 
 def metric_value(metrics: Mapping[str, Any], metric: str) -> float:
@@ -108,7 +110,8 @@ def objective_space(registry: Registry, objective: str) -> dict[str, Distributio
         raise UsageError(str(exc)) from None
 
 
-def check_space_builds(registry: Registry, objective: str, params: dict[str, Any], space: Mapping[str, Distribution]) -> None:
+def check_space_builds(registry: Registry, objective: str, params: dict[str, Any],
+                       space: Mapping[str, Distribution]) -> None:
     """Every extreme value of every searched parameter must be accepted by the objective's factory."""
     component = registry.get("objective", objective)
     for name, distribution in space.items():
@@ -139,7 +142,8 @@ class Study:
                         "encoders": params["encoders"], "budget": budget, "objective_fixed": fixed,
                         "protocol": params["protocol"], "selection": params["selection"],
                         "evaluation": params["evaluation"]}
-        self.study_id = digest({"context": self.context, "space": self.space_description(), "metric": self.settings.metric,
+        self.study_id = digest({"context": self.context, "space": self.space_description(),
+                                "metric": self.settings.metric,
                                 "sampler": self.settings.sampler, "sampler_seed": self.settings.sampler_seed,
                                 "trial_seed": self.settings.trial_seed})
 
@@ -289,7 +293,7 @@ class StudyRunner:
 
     # -- trials ------------------------------------------------------------------------------------------
     def _evaluate(self, trial: Any) -> tuple[float, str, str | None]:
-        from pmrl_bench.runner.train import train_and_evaluate
+        from pmrl_bench.runner.train import TrainOptions, train_and_evaluate
 
         # The budget first: with the random sampler, trial k of every objective then gets the same learning rate and
         # weight decay, so objectives differ only in what they themselves declare.
@@ -298,8 +302,10 @@ class StudyRunner:
         try:
             spec = self.study.trial_spec(objective_params, budget_params)
             init_state, _ = self.inits.starting_state(spec, self.data)
-            outcome = train_and_evaluate(spec, self.data, self.registry, self.device, (), progress=False,
-                                         precision=self.precision, init_state=init_state, evaluate_on="validation")
+            outcome = train_and_evaluate(spec, self.data, self.registry,
+                                         TrainOptions(device=self.device, progress=False, precision=self.precision,
+                                                      init_state=init_state),
+                                         evaluate_on="validation")
         except (Exception, SystemExit) as exc:  # a failing trial counts, scored the worst value
             return WORST, "failed", f"{type(exc).__name__}: {exc}"
         if outcome.status != "ok":
@@ -388,10 +394,11 @@ def _worker(studies: list[Study], plan_data: Mapping[str, TaskData], root: Path,
     import torch
 
     from pmrl_bench.plugins import get_registry
-    from pmrl_bench.runner.parallel import run_threads
+    from pmrl_bench.runner.jobs import run_threads
 
     with run_threads(threads):
-        _work(studies, plan_data, get_registry(), ResultStore(root), torch.device(device), precision, fingerprints, False)
+        _work(studies, plan_data, get_registry(), ResultStore(root), torch.device(device), precision, fingerprints,
+              False)
 
 
 def run_studies(studies: list[Study], plan_data: Mapping[str, TaskData], registry: Registry, store: ResultStore,
@@ -407,7 +414,7 @@ def run_studies(studies: list[Study], plan_data: Mapping[str, TaskData], registr
         return []
     import multiprocessing
 
-    from pmrl_bench.runner.parallel import run_threads, worker_device
+    from pmrl_bench.runner.jobs import run_threads, worker_device
 
     open_storage(storage_url(studies[0].settings, store.root))  # create the database before workers race to
     context = multiprocessing.get_context("spawn")

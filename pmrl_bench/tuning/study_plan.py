@@ -10,14 +10,15 @@ from typing import Any
 from pmrl_bench.errors import UsageError
 from pmrl_bench.registry import Registry
 from pmrl_bench.results.store import TUNING_DIR
-from pmrl_bench.runner.plan import SweepConfig, SweepPlan, plan_sweep
+from pmrl_bench.runner.sweep_plan import SweepConfig, SweepPlan, plan_sweep
 from pmrl_bench.runner.spec import RunSpec
 from pmrl_bench.tuning.records import TunedParams, read_record
 from pmrl_bench.tuning.space import BUDGET_SPACE
 from pmrl_bench.tuning.study import Study, TuneSettings, check_metric, check_space_builds, objective_space
 
 
-def plan_tuning(config: SweepConfig, settings: TuneSettings, registry: Registry, root: Path) -> tuple[list[Study], SweepPlan]:
+def plan_tuning(config: SweepConfig, settings: TuneSettings, registry: Registry,
+                root: Path) -> tuple[list[Study], SweepPlan]:
     """Every check before the first trial: names, budget, protocol, tasks, metric and each objective's space."""
     settings.validate()
     plan = plan_sweep(replace(config, seeds=1, shard=None), registry)
@@ -74,7 +75,8 @@ def tuned(spec: RunSpec, path: Path, record: TunedParams, root: Path) -> RunSpec
 
 def apply_tuned(plan: SweepPlan, root: Path, files: list[Path], use_results: bool) -> SweepPlan:
     """Replace each run's parameters by the tuned ones: from ``files`` (``--params-from``) and, with
-    ``use_results`` (``--tuned``), from the matching study under ``<root>/_tuning``. A run with no match is bad input."""
+    ``use_results`` (``--tuned``), from the matching study under ``<root>/_tuning``. A run with no match is bad
+    input."""
     explicit = [(p, read_record(p)) for p in files]
     used = set()
     specs = []

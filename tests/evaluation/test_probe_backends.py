@@ -20,8 +20,8 @@ from pmrl_bench.evaluation.classification import (
 from pmrl_bench.evaluation.embedding import embed, split_tensors
 from pmrl_bench.plugins import get_registry
 from pmrl_bench.runner.spec import Budget
-from pmrl_bench.runner.sweep import SweepConfig, plan_sweep
-from pmrl_bench.runner.train import train
+from pmrl_bench.runner.sweep_plan import SweepConfig, plan_sweep
+from pmrl_bench.runner.train import TrainOptions, train
 
 CPU = torch.device("cpu")
 # Each built-in task at its default size (the test splits hold 500+ rows, so one prediction is at most 0.2
@@ -46,7 +46,7 @@ def embeddings(request):
     plan = plan_sweep(config, registry)
     spec, data = plan.specs[0], plan.data[task]
     with torch.random.fork_rng():
-        trained = train(spec, data, registry, CPU, progress=False, keep_initial=False)
+        trained = train(spec, data, registry, TrainOptions(device=CPU, progress=False), keep_initial=False)
     names = [m.name for m in data.modalities]
     train_emb = embed(trained.encoders, split_tensors(data.train, names, CPU))
     test_emb = embed(trained.encoders, split_tensors(data.test, names, CPU))

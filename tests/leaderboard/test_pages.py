@@ -58,7 +58,8 @@ def _rank(row: str) -> str:
 
 
 def test_mean_std_seed_counts_and_provenance():
-    results = [_result("good", 0, 0.5), _result("good", 1, 0.7), _result("bad", 0, 0.1), _result("bad", 1, 0.0, status="diverged")]
+    results = [_result("good", 0, 0.5), _result("good", 1, 0.7), _result("bad", 0, 0.1),
+               _result("bad", 1, 0.0, status="diverged")]
     page = build_leaderboards(results, plots=False)["t.md"]
     assert "**60.0 ± 14.1 [50.0, 70.0]**" in _row(page, "good")  # mean 0.6, sample std 0.1414, seed bootstrap
     assert "1/2 (1 diverged)" in _row(page, "bad") and "10.0 ± 0.0" in _row(page, "bad")
@@ -76,7 +77,8 @@ def test_without_per_query_ranks_intervals_decide_the_rank_and_median_rank_is_sh
 def test_paired_ties_share_rank_one_and_a_clearly_worse_configuration_ranks_below_both():
     # Two configurations whose per-query R@1 differ by 1 point on 200 queries (no significant paired difference)
     # and a third far below: the first two share rank 1 and are bold; the third is beaten by both, rank 3.
-    results = [_result(o, s, r1, n=200) for s in range(3) for o, r1 in (("alpha", 0.50), ("beta", 0.49), ("gamma", 0.10))]
+    results = [_result(o, s, r1, n=200)
+               for s in range(3) for o, r1 in (("alpha", 0.50), ("beta", 0.49), ("gamma", 0.10))]
     page = build_leaderboards(results, plots=False)["t.md"]
     alpha, beta, gamma = (_row(page, o) for o in ("alpha", "beta", "gamma"))
     assert _rank(alpha) == "1" and _rank(beta) == "1" and _rank(gamma) == "3"
@@ -123,7 +125,8 @@ def test_stability_table_flags_negative_signed_cosine_and_reports_cv_and_totals(
                 "optimisation": {"grad_norm_cv": 0.5, "non_finite": nonfinite}}
 
     results = [_result("x", 0, 0.4, stability=stab(-0.5, 0)), _result("x", 1, 0.4, stability=stab(-0.3, 0)),
-               _result("y", 0, 0.4, stability=stab(0.8, 0)), _result("y", 1, 0.0, status="diverged", stability=stab(0.1, 1))]
+               _result("y", 0, 0.4, stability=stab(0.8, 0)),
+               _result("y", 1, 0.0, status="diverged", stability=stab(0.1, 1))]
     page = build_leaderboards(results, plots=False)["t.md"]
     row = next(line for line in page.splitlines() if line.startswith("| signed positive cosine a–b"))
     x_cell, y_cell = (c.strip() for c in row.split("|")[2:4])

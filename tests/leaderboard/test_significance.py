@@ -25,7 +25,8 @@ def _result(objective: str, seed: int, hits: np.ndarray, task: str = "t", status
     if status == "ok":
         ranks = {d: np.where(h, 1, 2) for d, h in zip(DIRECTIONS, hits)}
         metrics["retrieval"] = {
-            d: {"R@1": float((r <= 1).mean()), "R@5": 1.0, "R@10": 1.0, "MdR": float(np.median(r))} for d, r in ranks.items()
+            d: {"R@1": float((r <= 1).mean()), "R@5": 1.0, "R@10": 1.0, "MdR": float(np.median(r))}
+            for d, r in ranks.items()
         }
         metrics["per_query_ranks"] = {"retrieval": {d: encode_ranks(r) for d, r in ranks.items()}}
     return RunResult(
@@ -79,7 +80,8 @@ def test_p_values_are_uniform_and_intervals_cover_zero_under_the_null():
 
 def test_a_clearly_better_configuration_is_significant_and_ranked_alone():
     rng = np.random.default_rng(1)
-    results = [_result(name, s, _hits(rng, np.full(200, p))) for s in range(3) for name, p in (("strong", 0.6), ("weak", 0.4))]
+    results = [_result(name, s, _hits(rng, np.full(200, p)))
+               for s in range(3) for name, p in (("strong", 0.6), ("weak", 0.4))]
     rows = _rows(results)
     (test,) = pairwise_tests(rows)
     assert (test.a, test.b) == ("strong", "weak")  # oriented so that A is ahead

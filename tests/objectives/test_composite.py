@@ -16,10 +16,10 @@ from pmrl_bench.composite import Part, canonical_name, display_name, format_weig
 from pmrl_bench.errors import UsageError
 from pmrl_bench.plugins import get_registry
 from pmrl_bench.results import ResultStore
-from pmrl_bench.runner.plan import resolved_params
+from pmrl_bench.runner.sweep_plan import resolved_params
 from pmrl_bench.runner.spec import Budget, spec_from_params
-from pmrl_bench.runner.sweep import SweepConfig, plan_sweep
-from pmrl_bench.runner.train import train_and_evaluate
+from pmrl_bench.runner.sweep_plan import SweepConfig, plan_sweep
+from pmrl_bench.runner.train import TrainOptions, train_and_evaluate
 from pmrl_bench.stability import default_monitors
 
 REGISTERED = ["infonce", "pmrl", "gram", "pmrl-intra"]
@@ -177,7 +177,7 @@ def test_bad_parameters_of_a_composite_are_usage_errors():
         pmrl_bench.create_objective("infonce+pmrl", parts={"pmrl": {"tau1": -1.0}})
 
 
-# -- the runner and the command line -------------------------------------------------------------------------------------
+# -- the runner and the command line -----------------------------------------------------------------------------------
 def test_resolved_params_record_every_part_with_its_own_settings():
     overrides = {("objective", "pmrl"): {"tau1": "0.5"}}
     params = resolved_params(get_registry(), "objective", "infonce+0.1*pmrl+confu", overrides, dim=32)
@@ -217,7 +217,8 @@ def test_a_composite_sweep_end_to_end(tmp_path, capsys):
     assert spec.config_id == result.config_id
     registry = get_registry()
     data = registry.get("task", spec.task).create(**spec.task_params).load()
-    outcome = train_and_evaluate(spec, data, registry, torch.device("cpu"), default_monitors(), progress=False)
+    outcome = train_and_evaluate(spec, data, registry,
+                                 TrainOptions(device=torch.device("cpu"), monitors=default_monitors(), progress=False))
     for direction, scores in result.metrics.retrieval.items():
         assert outcome.metrics["retrieval"][direction]["R@1"] == pytest.approx(scores["R@1"], abs=1e-9)
 

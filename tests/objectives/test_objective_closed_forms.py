@@ -12,7 +12,8 @@ import pmrl_bench
 
 
 def _unit(*shape, seed=0):
-    return F.normalize(torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64), dim=-1).float()
+    return F.normalize(torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64),
+                       dim=-1).float()
 
 
 def test_pmrl_intra_is_log_k_for_orthogonal_modalities():

@@ -12,9 +12,9 @@ import pmrl_bench
 from pmrl_bench.errors import UsageError
 from pmrl_bench.evaluation.native import native_directions, native_retrieval
 from pmrl_bench.plugins import get_registry
-from pmrl_bench.runner.plan import resolved_params
+from pmrl_bench.runner.sweep_plan import resolved_params
 from pmrl_bench.runner.spec import Budget
-from pmrl_bench.runner.sweep import SweepConfig, plan_sweep
+from pmrl_bench.runner.sweep_plan import SweepConfig, plan_sweep
 
 
 def _confu64(D: int, **params):
@@ -24,7 +24,8 @@ def _confu64(D: int, **params):
 
 
 def _heads(objective):
-    return {pair: [(lin.weight, lin.bias) for lin in head.linears] for pair, head in zip(objective.pairs, objective.fusions)}
+    return {pair: [(lin.weight, lin.bias) for lin in head.linears]
+            for pair, head in zip(objective.pairs, objective.fusions)}
 
 
 @pytest.mark.parametrize("B,D,k", [(2, 3, 3), (7, 5, 3), (6, 8, 4)])
@@ -102,7 +103,7 @@ def test_modalities_must_match_and_dim_is_required():
         objective.check_modalities(["a", "b", "c", "d"])
     with pytest.raises(ValueError, match="at least 3"):
         objective.check_modalities(["a", "b"])
-    with pytest.raises(UsageError, match="dim must be the embedding dimension"):
+    with pytest.raises(UsageError, match=r"dim must be >= 1 \(the embedding dimension"):
         pmrl_bench.create_objective("confu")
     for bad, match in [({"modalities": 2}, "modalities"), ({"fusion_weight": 1.5}, "fusion_weight"),
                        ({"dropout": 1.0}, "dropout"), ({"layers": 0}, "layers")]:

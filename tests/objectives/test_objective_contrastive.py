@@ -35,7 +35,8 @@ def test_infonce_loss_and_gradient_match_reference(B, D, k, smoothing):
 def test_anchor_loss_and_gradient_match_reference(B, D, k, reduction):
     emb = random_embeddings(B, D, k, seed=B + k)
     anchor = list(emb)[-1]
-    out = pmrl_bench.create_objective("anchor", anchor=anchor, temperature=0.1, learnable=False, reduction=reduction)(emb)
+    out = pmrl_bench.create_objective("anchor", anchor=anchor, temperature=0.1, learnable=False,
+                                      reduction=reduction)(emb)
     ref = anchor_reference(emb, anchor, 0.1, reduction)
     assert set(out.terms) == {f"{anchor}|{m}" for m in emb if m != anchor}
     assert out.loss.item() == pytest.approx(ref.item(), abs=1e-10)

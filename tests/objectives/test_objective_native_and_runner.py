@@ -15,7 +15,7 @@ from pmrl_bench.plugins import get_registry
 from pmrl_bench.components import ObjectiveOutput
 from pmrl_bench.registry import Component
 from pmrl_bench.runner.spec import Budget
-from pmrl_bench.runner.sweep import SweepConfig, plan_sweep
+from pmrl_bench.runner.sweep_plan import SweepConfig, plan_sweep
 
 BUILT_INS = ["pmrl", "infonce", "anchor", "gram", "pmrl-intra", "volume"]
 

@@ -44,7 +44,7 @@ def _on_nth(n: int):
 def install(point: str, n: int) -> None:
     import torch
 
-    import pmrl_bench.leaderboard as leaderboard
+    import pmrl_bench.leaderboard.rebuild as leaderboard  # the module whose name the rebuild calls
     from pmrl_bench.results.store import ResultStore
 
     hit = _on_nth(n)

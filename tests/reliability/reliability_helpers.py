@@ -17,7 +17,8 @@ TINY = ["--tasks", "synthetic", "--set", "task.synthetic.n_train=256", "--set", 
         "--batch-size", "32", "--device", "cpu", "--no-progress"]
 
 
-def run_args(results: Path, leaderboards: Path, objectives: str = "infonce", seeds: int = 2, steps: int = 20) -> list[str]:
+def run_args(results: Path, leaderboards: Path, objectives: str = "infonce", seeds: int = 2,
+             steps: int = 20) -> list[str]:
     return ["run", "--objectives", objectives, *TINY, "--steps", str(steps), "--seeds", str(seeds),
             "--results", str(results), "--leaderboard", str(leaderboards)]
 

@@ -15,7 +15,10 @@ from reliability_helpers import assert_complete, run_args
 from pmrl_bench.plugins import get_registry
 from pmrl_bench.results import ResultStore
 from pmrl_bench.runner.spec import Budget
-from pmrl_bench.runner.sweep import SweepConfig, collect_versions, execute_sweep, plan_sweep
+from pmrl_bench.runner.executor import collect_versions
+from pmrl_bench.runner.sweep import execute_sweep
+from pmrl_bench.stability import default_monitors
+from pmrl_bench.runner.sweep_plan import SweepConfig, plan_sweep
 
 CHILD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 SUMMARY = re.compile(r"(\d+) runs: (\d+) ok, (\d+) diverged, (\d+) failed, (\d+) already done")
@@ -52,7 +55,7 @@ def _sweep(results: Path, **kwargs):
     config = _config(**kwargs)
     registry = get_registry()
     plan = plan_sweep(config, registry)
-    return plan, execute_sweep(plan, config, registry, ResultStore(results), collect_versions({}))
+    return plan, execute_sweep(plan, config, registry, ResultStore(results), collect_versions({}), default_monitors)
 
 
 def test_a_claimed_run_is_deferred_then_taken_over_by_its_holder(tmp_path):

@@ -12,7 +12,8 @@ from pmrl_bench.errors import UsageError
 from pmrl_bench.results import ResultStore
 
 REPO = Path(__file__).resolve().parents[2]
-SOURCES = sorted(p for root in ("pmrl_bench", "plugins") for p in (REPO / root).rglob("*.py") if "/build/" not in str(p))
+SOURCES = sorted(p for root in ("pmrl_bench", "plugins") for p in (REPO / root).rglob("*.py")
+                 if "/build/" not in str(p))
 PICKLING_MODULES = {"pickle", "cPickle", "_pickle", "dill", "joblib", "shelve", "marshal", "cloudpickle"}
 
 
@@ -45,7 +46,8 @@ def _findings(path: Path, root: Path = REPO) -> list[str]:
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            found += [f"{where}:{node.lineno}: imports {a.name}" for a in node.names if a.name.split(".")[0] in PICKLING_MODULES]
+            found += [f"{where}:{node.lineno}: imports {a.name}" for a in node.names
+                      if a.name.split(".")[0] in PICKLING_MODULES]
         elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in PICKLING_MODULES:
             found.append(f"{where}:{node.lineno}: imports from {node.module}")
     for call in _calls(tree):

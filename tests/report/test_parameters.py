@@ -90,7 +90,8 @@ def test_human_listing_shows_type_default_and_meaning(fresh_manager, capsys):
     start = next(i for i, line in enumerate(lines) if line.lstrip().startswith("toy-google"))
     block = lines[start + 1 : start + 5]
     assert block[0].split() == ["parameter", "type", "default", "meaning"]
-    assert block[1].split()[:3] == ["margin", "float", "0.2"] and block[1].endswith("how far apart negatives are pushed.")
+    assert (block[1].split()[:3] == ["margin", "float", "0.2"]
+            and block[1].endswith("how far apart negatives are pushed."))
     assert block[3].split()[:3] == ["secret", "int", "3"] and block[3].endswith(UNDOCUMENTED)
 
 

@@ -11,7 +11,7 @@ import pytest
 from pmrl_bench import hookimpl
 from pmrl_bench.cli import main
 from pmrl_bench.errors import UsageError
-from pmrl_bench.reporting import Reporter
+from pmrl_bench.tracking import Reporter
 from pmrl_bench.testing import REFERENCE_OBJECTIVE, TINY_TASK
 
 STEPS = 30  # the loop flushes at steps 25 and 30; probes at 0, 25 and 30
@@ -108,6 +108,24 @@ def test_tensorboard_event_files_load_in_tensorboards_reader(pmrl_plugin_manager
 
     assert main([*RUN, "--seeds", "1", "--log", "tensorboard", "--rerun"]) == 0  # a rerun replaces the run's curves
     assert len(list(run_dir.glob("events.out.tfevents.*"))) == 1
+
+
+def test_tensorboard_writes_every_run_of_a_parallel_sweep(pmrl_plugin_manager, tmp_path, monkeypatch, capsys):
+    """With --jobs 2 each worker opens its own reporters: every run's event file holds its curves and result."""
+    event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    monkeypatch.chdir(tmp_path)
+    assert main([*RUN, "--seeds", "4", "--jobs", "2", "--log", "tensorboard"]) == 0
+    stored = _stored(tmp_path)
+    assert len(stored) == 4
+    for run_id, result in stored.items():
+        run_dir = tmp_path / "results" / "_logs" / "tensorboard" / run_id
+        assert len(list(run_dir.glob("events.out.tfevents.*"))) == 1, run_id
+        reader = event_accumulator.EventAccumulator(str(run_dir))
+        reader.Reload()
+        assert [e.step for e in reader.Scalars("train/loss")] == list(range(1, STEPS + 1))
+        (final,) = reader.Scalars("test/mean_R@1")
+        directions = result["metrics"]["retrieval"].values()
+        assert final.value == pytest.approx(sum(d["R@1"] for d in directions) / len(directions))
 
 
 class Broken(Reporter):

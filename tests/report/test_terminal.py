@@ -20,8 +20,9 @@ TINY = ["--tasks", "synthetic", "--set", "task.synthetic.n_train=192", "--set", 
 
 def _result(task: str, objective: str, seed: int, r1: float, fused: float, status: str = "ok") -> RunResult:
     scores = {"R@1": r1, "R@5": min(1.0, r1 + 0.2), "R@10": min(1.0, r1 + 0.3), "MdR": 3.0 - r1}
-    metrics = {"retrieval": {d: scores for d in DIRECTIONS},
-               "classification": {"linear:fused": fused, "knn:fused": fused / 2, "linear:a": 0.3}} if status == "ok" else {}
+    metrics = ({"retrieval": {d: scores for d in DIRECTIONS},
+                "classification": {"linear:fused": fused, "knn:fused": fused / 2, "linear:a": 0.3}}
+               if status == "ok" else {})
     return RunResult(
         run_id=f"{task}/{objective}/c0-seed{seed}", config_id="c0", task=task, objective=objective,
         params={"objective": {}, "task": {}, "encoders": {}, "budget": {"steps": 10}}, seed=seed, status=status,
@@ -35,7 +36,8 @@ def results_dir(tmp_path):
     store = ResultStore(tmp_path / "results")
     results = [
         _result("t1", "good", 0, 0.80, 0.9), _result("t1", "good", 1, 0.84, 0.7), _result("t1", "good", 2, 0.82, 0.8),
-        _result("t1", "bad", 0, 0.10, 0.5), _result("t1", "bad", 1, 0.12, 0.6), _result("t1", "bad", 2, 0, 0, "diverged"),
+        _result("t1", "bad", 0, 0.10, 0.5), _result("t1", "bad", 1, 0.12, 0.6),
+        _result("t1", "bad", 2, 0, 0, "diverged"),
         _result("t2", "good", 0, 0.5, 0.5), _result("t2", "good", 1, 0.6, 0.6),
     ]
     for result in results:
@@ -63,7 +65,8 @@ def test_show_prints_every_task_with_the_leaderboards_cells(results_dir, capsys)
     assert captured.err == ""
     t1 = captured.out.split("t2 (")[0]
     good, bad = _table_row(t1, "good"), _table_row(t1, "bad")
-    assert good[:3] == ["1", "good [scratch, last]", "3/3"] and bad[:3] == ["2", "bad [scratch, last]", "2/3 (1 diverged)"]
+    assert (good[:3] == ["1", "good [scratch, last]", "3/3"]
+            and bad[:3] == ["2", "bad [scratch, last]", "2/3 (1 diverged)"])
     assert good[3] == _leaderboard_cell(results_dir, "t1", "good", 4)  # mean R@1, same statistics as the page
     assert bad[6] == _leaderboard_cell(results_dir, "t1", "bad", 7)  # mean MdR
     assert "t2 (1 configurations, 2 runs)" in captured.out

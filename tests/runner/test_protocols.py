@@ -12,6 +12,7 @@ from pmrl_bench.cli import main
 from pmrl_bench.components import VECTOR, Modality, Split, TaskData
 from pmrl_bench.results import ResultStore
 from pmrl_bench.runner import checkpoints
+from pmrl_bench.runner import executor
 from pmrl_bench.runner import train as train_module
 
 TINY = ["--tasks", "synthetic", "--set", "task.synthetic.n_train=200", "--set", "task.synthetic.n_test=100",
@@ -19,20 +20,22 @@ TINY = ["--tasks", "synthetic", "--set", "task.synthetic.n_train=200", "--set", 
 
 
 def _run(tmp_path, *extra: str) -> int:
-    return main(["run", "--results", str(tmp_path / "results"), "--leaderboard", str(tmp_path / "boards"), *TINY, *extra])
+    return main(["run", "--results", str(tmp_path / "results"), "--leaderboard", str(tmp_path / "boards"),
+                 *TINY, *extra])
 
 
 @pytest.fixture
 def starting_hashes(monkeypatch):
     """(objective, seed) -> SHA-256 of the encoder weights each run was handed."""
     seen: dict[tuple[str, int], str | None] = {}
-    original = train_module.train_and_evaluate
+    original = executor.train_and_evaluate
 
-    def spy(spec, *args, init_state=None, **kwargs):
-        seen[(spec.objective, spec.seed)] = None if init_state is None else checkpoints.tensors_sha256(init_state)
-        return original(spec, *args, init_state=init_state, **kwargs)
+    def spy(spec, data, registry, options, **kwargs):
+        state = options.init_state
+        seen[(spec.objective, spec.seed)] = None if state is None else checkpoints.tensors_sha256(state)
+        return original(spec, data, registry, options, **kwargs)
 
-    monkeypatch.setattr(train_module, "train_and_evaluate", spy)
+    monkeypatch.setattr(executor, "train_and_evaluate", spy)  # the name the executor calls
     return seen
 
 
@@ -48,7 +51,8 @@ def test_warm_start_trains_each_init_stage_once_and_every_objective_starts_from_
     assert not problems and len(results) == 8
     for r in results:
         assert r.protocol == "warm:infonce:20" and r.init["sha256"] == starting_hashes[(r.objective, r.seed)]
-        assert r.params["protocol"]["init"]["budget"]["lr"] == 1e-4 and r.params["protocol"]["init"]["budget"]["steps"] == 20
+        assert (r.params["protocol"]["init"]["budget"]["lr"] == 1e-4
+                and r.params["protocol"]["init"]["budget"]["steps"] == 20)
         assert r.splits.model_dump() == {"train": 170, "val": 30, "test": 100}
     # the score at step 0 is the init stage's: the same for every objective of a seed
     for seed in (0, 1):
@@ -166,7 +170,8 @@ class _PoisonedTask:
 
 
 @pytest.mark.parametrize("selection", ["last", "best"])
-def test_the_test_split_is_untouched_before_the_final_evaluation(tmp_path, monkeypatch, pmrl_register_plugin, selection):
+def test_the_test_split_is_untouched_before_the_final_evaluation(tmp_path, monkeypatch, pmrl_register_plugin,
+                                                                 selection):
     class Plugin:
         @hookimpl
         def register_tasks(self, register):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pmrl_bench.plugins import get_registry
 from pmrl_bench.runner.spec import Budget
-from pmrl_bench.runner.sweep import SweepConfig, plan_sweep
+from pmrl_bench.runner.sweep_plan import SweepConfig, plan_sweep
 
 TINY_TASK = {("task", "synthetic"): {"n_train": "256", "n_test": "128"}}
 TINY_FLAGS = ["--tasks", "synthetic", "--set", "task.synthetic.n_train=256", "--set", "task.synthetic.n_test=128",

@@ -12,8 +12,8 @@ import json
 import torch
 
 from pmrl_bench.cli import main
-from pmrl_bench.runner.device import describe
-from pmrl_bench.runner.train import train_and_evaluate
+from pmrl_bench.device import describe
+from pmrl_bench.runner.train import TrainOptions, train_and_evaluate
 
 from scale_helpers import tiny_plan
 
@@ -21,7 +21,7 @@ from scale_helpers import tiny_plan
 def test_compiled_encoders_train_and_evaluate_like_eager(monkeypatch):
     plan, _, registry = tiny_plan(objectives=("infonce",), steps=12)
     spec, data, cpu = plan.specs[0], plan.data["synthetic"], torch.device("cpu")
-    eager = train_and_evaluate(spec, data, registry, cpu, (), progress=False)
+    eager = train_and_evaluate(spec, data, registry, TrainOptions(device=cpu, progress=False))
 
     compiled_modes = []
     real_compile = torch.compile
@@ -32,7 +32,7 @@ def test_compiled_encoders_train_and_evaluate_like_eager(monkeypatch):
 
     monkeypatch.setattr(torch, "compile", aot_eager)
     torch._dynamo.reset()
-    compiled = train_and_evaluate(spec, data, registry, cpu, (), progress=False, compiled=True)
+    compiled = train_and_evaluate(spec, data, registry, TrainOptions(device=cpu, progress=False, compiled=True))
 
     assert compiled_modes == ["default"] * len(data.modalities)  # one per encoder; CUDA graphs only on CUDA
     assert compiled.status == eager.status == "ok"
@@ -53,8 +53,8 @@ def test_result_files_record_the_thread_count_results_depend_on(tmp_path):
     cuda = describe(torch.device("cuda:0"), torch.bfloat16, True, threads=4)
     assert cuda == "cuda:0 (bf16 autocast, compiled, 4 threads)"
     args = ["run", "--objectives", "infonce", "--tasks", "synthetic", "--seeds", "1", "--steps", "2",
-            "--batch-size", "16", "--device", "cpu", "--no-progress", "--threads", "2", "--results", str(tmp_path / "r"),
-            "--leaderboard", str(tmp_path / "l")]
+            "--batch-size", "16", "--device", "cpu", "--no-progress", "--threads", "2",
+            "--results", str(tmp_path / "r"), "--leaderboard", str(tmp_path / "l")]
     assert main(args) == 0
     [path] = (tmp_path / "r").rglob("*.json")
     assert json.loads(path.read_text())["device"] == "cpu (2 threads)"

@@ -19,8 +19,8 @@ from pmrl_bench.evaluation.embedding import embed, split_tensors
 from pmrl_bench.plugins import get_registry
 from pmrl_bench.results import ResultStore
 from pmrl_bench.runner.spec import Budget
-from pmrl_bench.runner.sweep import SweepConfig, plan_sweep
-from pmrl_bench.runner.train import EmbedAndScore, build_encoders, train, train_and_evaluate
+from pmrl_bench.runner.sweep_plan import SweepConfig, plan_sweep
+from pmrl_bench.runner.train import EmbedAndScore, TrainOptions, build_encoders, train, train_and_evaluate
 
 from scale_helpers import TINY_FLAGS
 
@@ -90,7 +90,7 @@ def test_probes_on_cuda_agree_with_sklearn_within_one_point(task):
     overrides = {("task", "trifeatures"): {"n_train": "1200"}} if task == "trifeatures" else {}
     plan, registry = _plan(["infonce"], task=task, steps=20, overrides=overrides)
     spec, data = plan.specs[0], plan.data[task]
-    trained = train(spec, data, registry, CUDA, progress=False, keep_initial=False)
+    trained = train(spec, data, registry, TrainOptions(device=CUDA, progress=False), keep_initial=False)
     names = [m.name for m in data.modalities]
     train_emb = embed(trained.encoders, split_tensors(data.train, names, CUDA))
     test_emb = embed(trained.encoders, split_tensors(data.test, names, CUDA))
@@ -113,7 +113,7 @@ def test_a_default_precision_run_on_cuda_learns_what_the_cpu_run_learns(objectiv
     (From scratch, 100 steps take InfoNCE's mean R@1 on mfeat from 0.2 % to about 30 %, PMRL's to about 1 %.)"""
     plan, registry = _plan([objective], task="mfeat", steps=100)
     spec, data = plan.specs[0], plan.data["mfeat"]
-    outcomes = {name: train_and_evaluate(spec, data, registry, device, [], progress=False)
+    outcomes = {name: train_and_evaluate(spec, data, registry, TrainOptions(device=device, progress=False))
                 for name, device in (("cpu", CPU), ("cuda", CUDA))}
     assert all(o.status == "ok" for o in outcomes.values()), {k: o.error for k, o in outcomes.items()}
     r1 = {k: _mean_r1(o.metrics) for k, o in outcomes.items()}

@@ -32,7 +32,8 @@ OBJECTIVES = ("infonce", "pmrl")
 def _setup(name: str):
     """The same encoders, objective and global batch in every process (seeded)."""
     torch.manual_seed(0)
-    encoders = nn.ModuleDict({m: nn.Sequential(nn.Linear(12, 16), nn.GELU(), nn.Linear(16, 8)) for m in ("a", "b", "c")})
+    encoders = nn.ModuleDict({m: nn.Sequential(nn.Linear(12, 16), nn.GELU(), nn.Linear(16, 8))
+                              for m in ("a", "b", "c")})
     objective = get_registry().get("objective", name).create()
     batch = {m: torch.randn(BATCH, 12) for m in encoders}
     return encoders, objective, batch
@@ -116,4 +117,5 @@ def test_torchrun_sweep_writes_once_and_matches_a_single_process_run(tmp_path):
         assert a[key] == pytest.approx(b[key], rel=1e-3), key
     for direction, scores in one.metrics.retrieval.items():
         assert two.metrics.retrieval[direction]["R@10"] == pytest.approx(scores["R@10"], abs=0.03)
-    assert sorted(p.name for p in (tmp_path / "ddp-lb").iterdir()) == sorted(p.name for p in (tmp_path / "one-lb").iterdir())
+    assert (sorted(p.name for p in (tmp_path / "ddp-lb").iterdir())
+            == sorted(p.name for p in (tmp_path / "one-lb").iterdir()))

@@ -17,8 +17,9 @@ import torch
 from pmrl_bench.cli import main
 from pmrl_bench.errors import UsageError
 from pmrl_bench.results import ResultStore
-from pmrl_bench.runner import parallel
-from pmrl_bench.runner.parallel import parse_jobs, resolve_jobs, worker_device
+from pmrl_bench.runner import jobs as job_resolution
+from pmrl_bench.runner import sweep
+from pmrl_bench.runner.jobs import parse_jobs, physical_cores, resolve_jobs, worker_device
 
 from parallel_helpers import StoppableObjectives
 from scale_helpers import TINY_FLAGS
@@ -47,8 +48,8 @@ def _measurements(results: Path) -> dict[str, str]:
 def test_two_jobs_give_byte_identical_results_to_one(tmp_path, capsys, monkeypatch):
     """PMRL's eigh-based loss changes with torch's thread count; every run uses --threads whatever --jobs is."""
     calls = []
-    real = parallel.execute_parallel
-    monkeypatch.setattr(parallel, "execute_parallel", lambda *a, **k: calls.append(a[-1]) or real(*a, **k))
+    real = sweep.execute_parallel
+    monkeypatch.setattr(sweep, "execute_parallel", lambda *a, **k: calls.append(a[7]) or real(*a, **k))  # a[7]: jobs
     outputs = {}
     for jobs in ("1", "2"):
         results = tmp_path / f"results{jobs}"
@@ -68,7 +69,8 @@ def _start(args: list[str], **popen) -> subprocess.Popen:
 def test_a_killed_worker_loses_only_its_run_which_the_next_invocation_trains(tmp_path, capsys, fresh_manager):
     results, boards, marker = tmp_path / "results", tmp_path / "boards", tmp_path / "died"
     args = _args(results, boards, "stoppable-align", 3, 12,
-                 "--set", "objective.stoppable-align.at_step=4", "--set", f"objective.stoppable-align.die_marker={marker}")
+                 "--set", "objective.stoppable-align.at_step=4",
+                 "--set", f"objective.stoppable-align.die_marker={marker}")
     proc = _start([*args, "--jobs", "2"])
     out, err = proc.communicate(timeout=300)
 
@@ -98,7 +100,8 @@ def test_ctrl_c_and_sigterm_stop_every_worker_with_one_line(sig, status, name, g
     results, boards, paused = tmp_path / "results", tmp_path / "boards", tmp_path / "paused"
     paused.mkdir()
     args = _args(results, boards, "stoppable-align", 3, 12, "--jobs", "2",
-                 "--set", "objective.stoppable-align.at_step=3", "--set", f"objective.stoppable-align.pause_dir={paused}")
+                 "--set", "objective.stoppable-align.at_step=3",
+                 "--set", f"objective.stoppable-align.pause_dir={paused}")
     proc = _start(args, start_new_session=True)  # its own process group, so killpg reaches only the sweep
     deadline = time.monotonic() + 240
     while len(list(paused.iterdir())) < 2:  # both workers are in the middle of a run
@@ -132,8 +135,8 @@ def test_how_many_workers_and_which_device(monkeypatch):
     with pytest.raises(UsageError, match="--jobs must be"):
         parse_jobs("-1")
     cpu = torch.device("cpu")
-    assert 1 <= parallel.physical_cores() <= (os.cpu_count() or 1)
-    monkeypatch.setattr(parallel, "physical_cores", lambda: 8)
+    assert 1 <= physical_cores() <= (os.cpu_count() or 1)
+    monkeypatch.setattr(job_resolution, "physical_cores", lambda: 8)
     assert resolve_jobs("auto", cpu, runs=100, threads=2) == 4  # physical cores // threads per run
     assert resolve_jobs("auto", cpu, runs=3, threads=1) == 3  # never more workers than runs
     assert resolve_jobs("auto", cpu, runs=100, threads=16) == 1

@@ -11,9 +11,9 @@ from torch import nn
 
 from pmrl_bench.components import ObjectiveOutput
 from pmrl_bench.errors import UsageError
-from pmrl_bench.runner.device import autocast_dtype, describe
+from pmrl_bench.device import autocast_dtype, describe
 from pmrl_bench.runner.monitor import TrainingMonitor
-from pmrl_bench.runner.train import EmbedAndScore, train, train_and_evaluate
+from pmrl_bench.runner.train import EmbedAndScore, TrainOptions, train, train_and_evaluate
 
 from scale_helpers import tiny_plan
 
@@ -69,8 +69,9 @@ def test_mixed_precision_run_learns_and_monitors_see_every_step(precision):
     plan, config, registry = tiny_plan(objectives=("infonce",), steps=30)
     spec = plan.specs[0]
     recorder = Recorder()
-    outcome = train_and_evaluate(spec, plan.data[spec.task], registry, torch.device("cpu"), [recorder],
-                                 probe_every=10, progress=False, precision=precision)
+    outcome = train_and_evaluate(spec, plan.data[spec.task], registry,
+                                 TrainOptions(device=torch.device("cpu"), monitors=[recorder], probe_every=10,
+                                              progress=False, precision=precision))
     assert outcome.status == "ok"
     skipped = outcome.stability.get("amp", {}).get("skipped_steps", 0)
     steps = [r.step for r in recorder.records]
@@ -85,8 +86,8 @@ def test_monitors_get_records_in_order_before_each_probe():
     plan, config, registry = tiny_plan(steps=25)
     spec = plan.specs[0]
     recorder = Recorder()
-    train_and_evaluate(spec, plan.data[spec.task], registry, torch.device("cpu"), [recorder],
-                       probe_every=10, progress=False)
+    train_and_evaluate(spec, plan.data[spec.task], registry,
+                       TrainOptions(device=torch.device("cpu"), monitors=[recorder], probe_every=10, progress=False))
     assert [r.step for r in recorder.records] == list(range(1, 26))
     assert all(r.finite and math.isfinite(r.loss) for r in recorder.records)
     # probes at 0, 10, 20 and the end see exactly the steps up to them
@@ -118,8 +119,8 @@ def test_training_steps_do_not_sync_with_the_host(monkeypatch):
 
     def run(p):
         spec = p.specs[0]
-        return lambda: train(spec, p.data[spec.task], registry, torch.device("cpu"), (), probe_every=20,
-                             progress=False)
+        return lambda: train(spec, p.data[spec.task], registry,
+                             TrainOptions(device=torch.device("cpu"), probe_every=20, progress=False))
 
     short = _count_syncs(monkeypatch, run(plan))
     long = _count_syncs(monkeypatch, run(long_plan))
@@ -153,8 +154,9 @@ def test_divergence_is_found_at_the_flush_and_names_the_first_bad_step(fresh_man
     plan, config, registry = tiny_plan(objectives=("nan-at-7",), steps=30)
     spec = plan.specs[0]
     recorder = Recorder()
-    outcome = train_and_evaluate(spec, plan.data[spec.task], registry, torch.device("cpu"), [recorder],
-                                 probe_every=10, progress=False)
+    outcome = train_and_evaluate(spec, plan.data[spec.task], registry,
+                                 TrainOptions(device=torch.device("cpu"), monitors=[recorder], probe_every=10,
+                                              progress=False))
     assert outcome.status == "diverged" and outcome.diverged_step == 7
     assert [r.step for r in recorder.records] == list(range(1, 8)) and not recorder.records[-1].finite
     assert all(r.finite for r in recorder.records[:-1])

@@ -58,7 +58,8 @@ def test_split_then_merge_equals_the_unsharded_sweep(tmp_path):
     merged = tmp_path / "merged"
     for i in (1, 2):
         shard_dir = tmp_path / f"shard{i}"
-        assert main([*flags, "--shard", f"{i}/2", "--results", str(shard_dir), "--leaderboard", str(tmp_path / "lb")]) == 0
+        assert main([*flags, "--shard", f"{i}/2", "--results", str(shard_dir),
+                     "--leaderboard", str(tmp_path / "lb")]) == 0
         shutil.copytree(shard_dir, merged, dirs_exist_ok=True)  # merging is copying files
 
     full, _ = ResultStore(tmp_path / "all").scan()
@@ -74,7 +75,8 @@ def test_split_then_merge_equals_the_unsharded_sweep(tmp_path):
     assert main(["leaderboard", str(tmp_path / "all"), "--out", str(tmp_path / "all-lb")]) == 0
     pages = sorted(p.name for p in (tmp_path / "all-lb").iterdir())
     assert pages == sorted(p.name for p in (tmp_path / "merged-lb").iterdir())
-    for page in [p for p in pages if p.endswith(".md")]:  # identical tables; only the provenance lines name the (sharded) commands that ran
+    # identical tables; only the provenance lines name the (sharded) commands that ran
+    for page in [p for p in pages if p.endswith(".md")]:
         unsharded = _without_commands((tmp_path / "all-lb" / page).read_text())
         assert unsharded == _without_commands((tmp_path / "merged-lb" / page).read_text()), page
 

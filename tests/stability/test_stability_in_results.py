@@ -9,7 +9,10 @@ from pmrl_bench.components import ObjectiveOutput
 from pmrl_bench.plugins import get_registry
 from pmrl_bench.results import ResultStore
 from pmrl_bench.runner.spec import Budget
-from pmrl_bench.runner.sweep import SweepConfig, collect_versions, execute_sweep, plan_sweep
+from pmrl_bench.runner.executor import collect_versions
+from pmrl_bench.runner.sweep import execute_sweep
+from pmrl_bench.stability import default_monitors
+from pmrl_bench.runner.sweep_plan import SweepConfig, plan_sweep
 
 TINY_TASK = {("task", "synthetic"): {"n_train": "256", "n_test": "128"}}
 
@@ -41,12 +44,14 @@ class NanPlugin:
 
 def _sweep(tmp_path, objective, steps, overrides=None, probe_every=25):
     config = SweepConfig(
-        objectives=[objective], tasks=["synthetic"], seeds=1, budget=Budget(steps=steps, batch_size=32, lr=3e-3, dim=16),
+        objectives=[objective], tasks=["synthetic"], seeds=1,
+        budget=Budget(steps=steps, batch_size=32, lr=3e-3, dim=16),
         overrides={**TINY_TASK, **(overrides or {})}, device="cpu", progress=False, probe_every=probe_every,
     )
     registry = get_registry()
     store = ResultStore(tmp_path / "results")
-    summary = execute_sweep(plan_sweep(config, registry), config, registry, store, collect_versions({}))
+    summary = execute_sweep(plan_sweep(config, registry), config, registry, store, collect_versions({}),
+                            default_monitors)
     return summary, store.scan()[0][0]
 
 
@@ -77,7 +82,8 @@ def test_injected_nan_loss_is_counted_and_the_run_is_diverged(tmp_path, fresh_ma
 
 def test_injected_nan_gradient_is_counted_separately(tmp_path, fresh_manager):
     fresh_manager.register_plugin(NanPlugin(), name="nan-plugin")
-    summary, result = _sweep(tmp_path, "nan-at-step", steps=20, overrides={("objective", "nan-at-step"): {"where": "grad"}})
+    summary, result = _sweep(tmp_path, "nan-at-step", steps=20,
+                             overrides={("objective", "nan-at-step"): {"where": "grad"}})
     opt = result.stability["optimisation"]
     assert result.status == "diverged"
     assert (opt["non_finite"], opt["non_finite_loss"], opt["non_finite_grad"]) == (1, 0, 1)

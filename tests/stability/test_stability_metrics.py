@@ -55,7 +55,8 @@ def test_near_degenerate_spectrum_shows_a_small_gap_and_aligned_stacks_a_large_o
     eye = torch.eye(d, dtype=torch.float64)
     # Three mutually orthogonal unit columns per instance: sigma = (1, 1, 1), a degenerate spectrum,
     # nudged by 1e-6 so it is not exactly equal.
-    degenerate = {m: F.normalize(eye[i].expand(n, d) + 1e-6 * _unit(n, d, i).double(), dim=-1) for i, m in enumerate("abc")}
+    degenerate = {m: F.normalize(eye[i].expand(n, d) + 1e-6 * _unit(n, d, i).double(), dim=-1)
+                  for i, m in enumerate("abc")}
     stats = singular_value_stats(instance_stack(degenerate))
     assert stats["gap_min"] < 1e-3 and stats["gap_p1"] < 1e-3 and stats["gap_small_fraction"] == 1.0
     assert stats["sigma1_share"] == pytest.approx(1 / 3, abs=1e-4)
@@ -94,7 +95,8 @@ def test_injected_nan_loss_and_nan_gradient_are_counted():
     summary = monitor.summary()
     assert (summary["non_finite"], summary["non_finite_loss"], summary["non_finite_grad"]) == (2, 1, 1)
     assert summary["first_non_finite_step"] == 2 and summary["steps"] == 4
-    assert summary["clipped_fraction"] == 0.5 and summary["grad_norm_max_over_median"] == pytest.approx(3.0 / 1.75, rel=1e-5)
+    assert (summary["clipped_fraction"] == 0.5
+            and summary["grad_norm_max_over_median"] == pytest.approx(3.0 / 1.75, rel=1e-5))
 
 
 def test_non_finite_probe_embeddings_are_counted_not_crashed_on():
@@ -168,7 +170,7 @@ def test_default_monitors_are_fresh_and_named_uniquely():
 
 def test_fast_paths_agree_with_the_reference_computations():
     from pmrl_bench.evaluation.retrieval import pairwise_retrieval
-    from pmrl_bench.stability.probe_retrieval import mean_r1
+    from pmrl_bench.evaluation.retrieval import mean_r1
     from pmrl_bench.stability.singular import leading_vectors
 
     a = _unit(96, 8, 0)
@@ -184,5 +186,6 @@ def test_fast_paths_agree_with_the_reference_computations():
     u = leading_vectors(stack)
     assert torch.allclose((u * u_svd).sum(dim=1).abs(), torch.ones(96, dtype=torch.float64), atol=1e-9)
     x = _unit(50, 6, 3).double()
-    brute = torch.log(torch.stack([torch.exp(-2 * (x[i] - x[j]).pow(2).sum()) for i in range(50) for j in range(50) if i != j]).mean())
+    brute = torch.log(torch.stack([torch.exp(-2 * (x[i] - x[j]).pow(2).sum())
+                                   for i in range(50) for j in range(50) if i != j]).mean())
     assert uniformity(x) == pytest.approx(float(brute), abs=1e-6)  # x is unit only to float32 precision

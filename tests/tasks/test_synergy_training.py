@@ -14,7 +14,7 @@ from pmrl_bench.builtins.tasks.synthetic import SyntheticTask
 from pmrl_bench.components import VECTOR, Modality, Split, TaskData
 from pmrl_bench.plugins import get_registry
 from pmrl_bench.runner.spec import Budget, EncoderChoice, RunSpec
-from pmrl_bench.runner.train import train_and_evaluate
+from pmrl_bench.runner.train import TrainOptions, train_and_evaluate
 
 N_TEST = 256
 CHANCE = 1 / N_TEST
@@ -23,7 +23,7 @@ BUDGET = Budget(steps=120, batch_size=128, lr=3e-3, dim=32)
 
 def _train(data: TaskData) -> dict:
     spec = RunSpec("synergy", {}, "infonce", {}, {m.name: EncoderChoice("mlp") for m in data.modalities}, BUDGET, 0)
-    outcome = train_and_evaluate(spec, data, get_registry(), torch.device("cpu"), progress=False)
+    outcome = train_and_evaluate(spec, data, get_registry(), TrainOptions(device=torch.device("cpu"), progress=False))
     assert outcome.status == "ok", outcome.error
     return outcome.metrics
 

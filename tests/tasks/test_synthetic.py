@@ -34,7 +34,8 @@ def test_synergy_bits_are_pairwise_independent_but_jointly_determined():
 
 def test_pairwise_block_is_seen_by_its_pair_only():
     # a task made of pairwise blocks only: m0 predicts m1's observation linearly, but only its pair block of m2
-    data = SyntheticTask(modalities=3, shared_dim=0, unique_dim=0, pairwise_dim=4, noise=0.0, n_train=512, seed=0).load()
+    data = SyntheticTask(modalities=3, shared_dim=0, unique_dim=0, pairwise_dim=4, noise=0.0, n_train=512,
+                         seed=0).load()
     x = data.train.inputs
     def r2(a: np.ndarray, b: np.ndarray) -> float:
         coef, *_ = np.linalg.lstsq(a, b, rcond=None)

@@ -10,7 +10,8 @@ from pmrl_bench.builtins.tasks.trifeatures import CODES, COLOURS, SHAPES, TEXTUR
 
 def test_modalities_shapes_and_labels():
     data = TrifeaturesTask(n_train=200, n_test=50, seed=0).load()
-    assert [(m.name, m.kind) for m in data.modalities] == [("image1", "image"), ("image2", "image"), ("caption", "text")]
+    assert [(m.name, m.kind) for m in data.modalities] == [("image1", "image"), ("image2", "image"),
+                                                            ("caption", "text")]
     assert len(data.validation) == 30  # 15% of n_train, distinct caption attributes like test
     for split, n in ((data.train, 170), (data.validation, 30), (data.test, 50)):
         for name in ("image1", "image2"):
@@ -73,16 +74,19 @@ def test_trains_end_to_end_with_the_default_image_and_text_encoders():
 
     from pmrl_bench.plugins import get_registry
     from pmrl_bench.runner.spec import Budget
-    from pmrl_bench.runner.sweep import SweepConfig, plan_sweep
-    from pmrl_bench.runner.train import train_and_evaluate
+    from pmrl_bench.runner.sweep_plan import SweepConfig, plan_sweep
+    from pmrl_bench.runner.train import TrainOptions, train_and_evaluate
 
-    config = SweepConfig(objectives=["infonce"], tasks=["trifeatures"], seeds=1, budget=Budget(steps=5, batch_size=16, dim=16),
+    config = SweepConfig(objectives=["infonce"], tasks=["trifeatures"], seeds=1,
+                         budget=Budget(steps=5, batch_size=16, dim=16),
                          overrides={("task", "trifeatures"): {"n_train": "64", "n_test": "32"},
                                     ("encoder", "cnn"): {"width": "8"}})
     plan = plan_sweep(config, get_registry())
     [spec] = plan.specs
     assert {m: e.name for m, e in spec.encoders.items()} == {"image1": "cnn", "image2": "cnn", "caption": "bag"}
-    outcome = train_and_evaluate(spec, plan.data["trifeatures"], get_registry(), torch.device("cpu"), progress=False)
+    outcome = train_and_evaluate(spec, plan.data["trifeatures"], get_registry(),
+                                 TrainOptions(device=torch.device("cpu"), progress=False))
     assert outcome.status == "ok", outcome.error
-    assert len(outcome.metrics["retrieval"]) == 6 and "image1+image2->caption" in outcome.metrics["retrieval_multimodal"]
+    assert (len(outcome.metrics["retrieval"]) == 6
+            and "image1+image2->caption" in outcome.metrics["retrieval_multimodal"])
     assert "linear:fused" in outcome.metrics["classification"]

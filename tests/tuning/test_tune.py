@@ -42,7 +42,8 @@ def test_every_objective_gets_the_same_trials_sampler_and_budget_draws(tmp_path)
     assert set(records) == {"infonce", "pmrl"}
     infonce, pmrl = records["infonce"], records["pmrl"]
     assert len(infonce.trials) == len(pmrl.trials) == 3 and infonce.trials_requested == 3
-    assert (infonce.sampler, infonce.sampler_seed, infonce.trial_seed) == (pmrl.sampler, pmrl.sampler_seed, pmrl.trial_seed)
+    assert ((infonce.sampler, infonce.sampler_seed, infonce.trial_seed)
+            == (pmrl.sampler, pmrl.sampler_seed, pmrl.trial_seed))
     assert infonce.context["budget"] == pmrl.context["budget"]  # steps, batch, dimension: one budget per trial
     # the learning rate and weight decay are drawn first, so trial k of every objective gets the same ones
     assert [t.params["budget"] for t in infonce.trials] == [t.params["budget"] for t in pmrl.trials]
@@ -96,7 +97,8 @@ def test_run_tuned_without_a_matching_study_is_one_line(tmp_path, capsys):
                  "--steps", "5", "--no-progress"])  # another budget than the study's
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1
-    assert "no tuned parameters for objective 'infonce' on task 'synthetic'" in err and "steps is 5 here, 4 in the study" in err
+    assert ("no tuned parameters for objective 'infonce' on task 'synthetic'" in err
+            and "steps is 5 here, 4 in the study" in err)
 
 
 @pytest.mark.parametrize(
@@ -133,7 +135,8 @@ def test_a_space_that_cannot_be_sampled_stops_before_any_trial(tmp_path, capsys,
         @hookimpl
         def register_objectives(self, register):
             register("bad-space", _Scaled, search_space={"scale": LogUniform(0.0, 1.0)})
-            register("rejected-space", _Scaled, search_space={"hard": Choice([False, True]), "scale": Choice([0.0, 1.0])})
+            register("rejected-space", _Scaled,
+                     search_space={"hard": Choice([False, True]), "scale": Choice([0.0, 1.0])})
             register("unknown-param", _Scaled, search_space={"nope": Choice([1, 2])})
 
     pmrl_register_plugin(Plugin())
@@ -215,7 +218,8 @@ def test_trials_compute_no_robustness_views_and_runs_still_do(tmp_path, monkeypa
 
     computed = []
     original = suite.robustness_views
-    monkeypatch.setattr(suite, "robustness_views", lambda *args, **kwargs: computed.append(1) or original(*args, **kwargs))
+    monkeypatch.setattr(suite, "robustness_views",
+                        lambda *args, **kwargs: computed.append(1) or original(*args, **kwargs))
     root = tmp_path / "results"
     assert main(["tune", "--objectives", "infonce", "--trials", "2", "--results", str(root), *TINY]) == 0
     assert computed == []  # a trial keeps one validation metric

@@ -65,7 +65,8 @@ def test_n_squared_loss_is_the_mean_cross_entropy_over_anchors():
         others = [reps[m] for m in range(3) if m != a]
         rows = []
         for i in range(4):
-            scores = [np.exp(1.5) * mip(reps[a][i], others[0][j], others[1][l]) for j in range(4) for l in range(4)]
+            scores = [np.exp(1.5) * mip(reps[a][i], others[0][j], others[1][k])
+                      for j in range(4) for k in range(4)]
             rows.append(-torch.log_softmax(torch.tensor(scores, dtype=torch.float64), 0)[i * 4 + i])
         expected.append(torch.stack(rows).mean())
     assert float(output.loss.detach()) == pytest.approx(float(torch.stack(expected).mean()), rel=1e-5)
@@ -89,7 +90,8 @@ def test_native_score_is_the_scaled_mip_with_the_query_product():
     a, b, c = embeddings.values()
     scores = objective.native_score({"m0": a, "m1": b}, {"m2": c})
     assert torch.allclose(scores, np.exp(0.5) * (a * b) @ c.T, atol=1e-6)
-    assert objective.native_directions(["a", "b", "c"]) == [(("b", "c"), ("a",)), (("a", "c"), ("b",)), (("a", "b"), ("c",))]
+    assert objective.native_directions(["a", "b", "c"]) == [
+        (("b", "c"), ("a",)), (("a", "c"), ("b",)), (("a", "b"), ("c",))]
     # Between two single modalities the score ranks as cosine does.
     assert torch.equal(objective.native_score({"m0": a}, {"m1": b}).argsort(1), (a @ b.T).argsort(1))
 

@@ -23,7 +23,8 @@ class SmallCNN(nn.Module):
     def __init__(self, *, modality: Modality, dim: int, width: int = 32) -> None:
         super().__init__()
         if len(modality.shape) not in (2, 3):
-            raise ValueError(f"cnn needs image rows of shape (C, H, W) or (H, W), modality {modality.name!r} has {modality.shape}")
+            raise ValueError("cnn needs image rows of shape (C, H, W) or (H, W), "
+                             f"modality {modality.name!r} has {modality.shape}")
         whole("width", width)
         self.channels_first = len(modality.shape) == 3
         channels = modality.shape[0] if self.channels_first else 1

@@ -105,7 +105,8 @@ class MiniLMEncoder(nn.Module):
         self.head = nn.Sequential(*layers)
 
     def texts(self, ids: torch.Tensor) -> list[str]:
-        return [" ".join(self.vocab[i] for i in row if i != self.pad_id and i < len(self.vocab)) for row in ids.tolist()]
+        return [" ".join(self.vocab[i] for i in row if i != self.pad_id and i < len(self.vocab))
+                for row in ids.tolist()]
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         features = minilm_sentence_embeddings(self.texts(ids.cpu()))

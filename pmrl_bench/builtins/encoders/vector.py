@@ -36,7 +36,8 @@ class MLPEncoder(nn.Module):
         dropout: dropout after each hidden layer, in [0, 1).
     """
 
-    def __init__(self, *, modality: Modality, dim: int, hidden: int = 256, layers: int = 2, dropout: float = 0.0) -> None:
+    def __init__(self, *, modality: Modality, dim: int, hidden: int = 256, layers: int = 2,
+                 dropout: float = 0.0) -> None:
         super().__init__()
         whole("hidden", hidden)
         whole("layers", layers)

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pmrl_bench.errors import UsageError
-from pmrl_bench.reporting import Reporter, RunInfo, result_scalars
+from pmrl_bench.tracking import Reporter, RunInfo, result_scalars
 from pmrl_bench.results import RunResult
 
 

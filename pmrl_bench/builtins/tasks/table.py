@@ -125,7 +125,8 @@ class TableTask:
             counts = np.bincount(labels)
             if counts[counts > 0].min() >= 2 and np.count_nonzero(counts) <= min(n_test, n - n_test):
                 stratify = labels
-        train, test = train_test_split(np.arange(n), test_size=self.test_size, random_state=self.seed, stratify=stratify)
+        train, test = train_test_split(np.arange(n), test_size=self.test_size, random_state=self.seed,
+                                       stratify=stratify)
         return np.sort(train), np.sort(test)
 
     def _roles(self, sources: dict[str, Source]) -> tuple[str, str | None, str | None]:
@@ -183,7 +184,8 @@ class TableTask:
                 raise DataError(f"task 'table', modality {name!r}: only numeric vector columns can be joined with '+', "
                                 f"but {'+'.join(cols)} includes {', '.join(sorted(kinds - {VECTOR}))} columns")
             if len(kinds) > 1:
-                raise DataError(f"task 'table', column {cols[0]!r} holds {' and '.join(sorted(kinds))} in different splits")
+                raise DataError(f"task 'table', column {cols[0]!r} holds {' and '.join(sorted(kinds))} "
+                                "in different splits")
             kind = kinds.pop()
             values = {part: [take(columns[split][c][0], rows) for c in cols] for part, (split, rows) in parts.items()}
             if kind == TEXT:

@@ -15,7 +15,8 @@ from pmrl_bench.errors import DataError
 
 
 def parse_columns(spec: str) -> dict[str, list[str]]:
-    """``"a,b"`` -> ``{"a": ["a"], "b": ["b"]}``; ``"img=pixels,meta=x+y"`` -> ``{"img": ["pixels"], "meta": ["x", "y"]}``."""
+    """``"a,b"`` -> ``{"a": ["a"], "b": ["b"]}``;
+    ``"img=pixels,meta=x+y"`` -> ``{"img": ["pixels"], "meta": ["x", "y"]}``."""
     mapping: dict[str, list[str]] = {}
     for item in (part.strip() for part in spec.split(",")):
         if not item:
@@ -29,7 +30,8 @@ def parse_columns(spec: str) -> dict[str, list[str]]:
             raise ValueError(f"columns names modality {name!r} twice")
         mapping[name] = parts
     if len(mapping) < 2:
-        raise ValueError(f"columns must map at least two modalities, e.g. a,b,c or img=pixels,txt=caption; got {spec!r}")
+        raise ValueError("columns must map at least two modalities, e.g. a,b,c or img=pixels,txt=caption; "
+                         f"got {spec!r}")
     return mapping
 
 

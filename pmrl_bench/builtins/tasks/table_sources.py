@@ -203,7 +203,8 @@ def read_hub(source: str) -> dict[str, Source]:
     except Exception as exc:  # noqa: BLE001 - offline misses, unknown names, network errors: one line each
         if not online:
             raise DataError(f"task 'table': {source!r} is not a local file or directory, nor a dataset in the local "
-                            f"Hugging Face cache; to download it from the hub, set {ENV_HUB}=1 (needs internet)") from None
+                            f"Hugging Face cache; to download it from the hub, set {ENV_HUB}=1 "
+                            "(needs internet)") from None
         raise DataError(f"task 'table': datasets cannot load {source!r} from the hub (offline, or no such "
                         f"dataset?): {_first_line(exc)}") from None
     return {name: Source(split.to_pandas(), Origin(f"split {name!r} of {source!r}")) for name, split in splits.items()}
@@ -222,7 +223,8 @@ def _read_with_pandas(path: Path) -> Any:
                 return pd.read_csv(path)
             return pd.read_json(path, lines=suffix == ".jsonl")
     except ImportError as exc:
-        raise DataError(f"task 'table': reading {path.name} needs {exc.name or 'pyarrow'}: pip install 'pmrl-bench[data]'") from None
+        raise DataError(f"task 'table': reading {path.name} needs {exc.name or 'pyarrow'}: "
+                        "pip install 'pmrl-bench[data]'") from None
     except ValueError as exc:
         raise DataError(f"task 'table': pandas cannot read {str(path)!r}: {_first_line(exc)}") from None
 

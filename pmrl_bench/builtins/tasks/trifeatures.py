@@ -115,10 +115,12 @@ def _apply(rules: tuple, kinds: np.ndarray, u: np.ndarray, v: np.ndarray, rng: n
     return out
 
 
-def render(shapes: np.ndarray, textures: np.ndarray, colours: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+def render(shapes: np.ndarray, textures: np.ndarray, colours: np.ndarray, size: int,
+           rng: np.random.Generator) -> np.ndarray:
     """``(N, 3, size, size)`` float32 images in [0, 1]: each shape rotated, scaled and placed at random."""
     n = len(shapes)
-    grid = ((np.arange(size) + 0.5) / size * 2 - 1).astype(np.float32)  # pixel centres in [-1, 1]; float32 halves the work
+    # pixel centres in [-1, 1]; float32 halves the work
+    grid = ((np.arange(size) + 0.5) / size * 2 - 1).astype(np.float32)
     u, v = grid[None, None, :], -grid[None, :, None]  # v points up
 
     def column(values: np.ndarray) -> np.ndarray:
@@ -158,7 +160,8 @@ class TrifeaturesTask:
     ) -> None:
         combos = N_ATTRIBUTE**4
         if n_train < 4 or not 10 <= n_test <= combos // 2:
-            raise ValueError(f"n_train must be >= 4 and n_test between 10 and {combos // 2}, got {n_train} and {n_test}")
+            raise ValueError(f"n_train must be >= 4 and n_test between 10 and {combos // 2}, "
+                             f"got {n_train} and {n_test}")
         if not 16 <= size <= 128:
             raise ValueError(f"size must be between 16 and 128 pixels, got {size}")
         check_val_size(val_size)
@@ -191,7 +194,8 @@ class TrifeaturesTask:
         def captions(at: dict[str, np.ndarray]) -> list[str]:
             return [
                 TEMPLATES[at["template"][i]].format(
-                    s=SHAPES[at["s"][i]], c1=colour_names[at["c1"][i]], t2=TEXTURES[at["t2"][i]], code=CODES[at["code"][i]]
+                    s=SHAPES[at["s"][i]], c1=colour_names[at["c1"][i]], t2=TEXTURES[at["t2"][i]],
+                    code=CODES[at["code"][i]]
                 )
                 for i in range(len(at["s"]))
             ]

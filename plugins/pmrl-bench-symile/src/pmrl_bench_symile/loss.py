@@ -42,7 +42,8 @@ def elementwise_product(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     return product
 
 
-def logits_n(anchor: torch.Tensor, others: Sequence[torch.Tensor], permutations: Sequence[torch.Tensor]) -> torch.Tensor:
+def logits_n(anchor: torch.Tensor, others: Sequence[torch.Tensor],
+             permutations: Sequence[torch.Tensor]) -> torch.Tensor:
     """``(N, N)`` MIP logits with one independent row permutation per non-anchor modality; positives on the diagonal."""
     shuffled = elementwise_product([r[p] for r, p in zip(others, permutations, strict=True)])
     logits = anchor @ shuffled.T

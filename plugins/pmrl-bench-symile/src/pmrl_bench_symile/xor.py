@@ -15,9 +15,11 @@ from pmrl_bench.components import VECTOR, Modality, Split, TaskData
 class XorTask:
     """Three bit-vector modalities a, b, c with c = a XOR b (bitwise), seen as +-1 codes with Gaussian noise."""
 
-    def __init__(self, bits: int = 16, n_train: int = 4096, n_test: int = 512, noise: float = 0.1, seed: int = 0) -> None:
+    def __init__(self, bits: int = 16, n_train: int = 4096, n_test: int = 512, noise: float = 0.1,
+                 seed: int = 0) -> None:
         if bits < 1 or n_train < 2 or n_test < 2:
-            raise ValueError(f"need bits >= 1 and n_train, n_test >= 2, got bits={bits}, n_train={n_train}, n_test={n_test}")
+            raise ValueError("need bits >= 1 and n_train, n_test >= 2, "
+                             f"got bits={bits}, n_train={n_train}, n_test={n_test}")
         if noise < 0:
             raise ValueError(f"noise must be >= 0, got {noise}")
         self.bits, self.n_train, self.n_test, self.noise, self.seed = bits, n_train, n_test, noise, seed
