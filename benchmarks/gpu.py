@@ -6,8 +6,9 @@
 1. **Default suite, GPU against this machine's CPU.** ``pmrl,infonce`` on the default tasks with the default
    budget, as ``pmrl-bench run`` would: on the CPU with ``--jobs auto`` (physical cores // 1 thread per run), on
    the device with ``--jobs 1`` and with ``--jobs 4`` (four runs sharing it); ``--also jobs8,fp32,compile`` adds
-   ``--jobs 8``, and ``--jobs 4`` with ``--precision fp32`` and with ``--compile``. Target: the device at least 5x
-   faster.
+   ``--jobs 8``, and ``--jobs 4`` with ``--precision fp32`` and with ``--compile``; the device also with every
+   seed of a configuration trained as one model (``--seed-batch auto``, with ``--jobs 1`` and ``--jobs 4``; run it
+   with ``--seeds 10`` for the ten-seed suite). Target: the device at least 5x faster.
 2. **Evaluation's share of a large-batch run on the device**: ``infonce`` on ``mfeat`` at batch 1024, the time in
    the evaluation of the final and of the starting state over the whole run, with the torch probes (the default)
    and, for comparison, scikit-learn's. Target: at most 10 %.
@@ -52,12 +53,12 @@ SUITE_OBJECTIVES = ["pmrl", "infonce"]
 
 
 def sweep_seconds(device: str, jobs: int | str, args: argparse.Namespace, scratch: Path, precision: str = "auto",
-                  compiled: bool = False) -> tuple[float, int]:
+                  compiled: bool = False, seed_batch: int | str = 1) -> tuple[float, int]:
     """Wall-clock seconds of one fresh sweep of the default suite on ``device``, and its number of workers."""
     registry = get_registry()
     config = SweepConfig(objectives=SUITE_OBJECTIVES, tasks=args.tasks or registry.default_tasks(), seeds=args.seeds,
                          budget=Budget(steps=args.steps), device=device, progress=False, jobs=jobs, threads=1,
-                         precision=precision, compile=compiled)
+                         precision=precision, compile=compiled, seed_batch=seed_batch)
     plan = plan_sweep(config, registry)
     workers = resolve_jobs(jobs, resolve_device(device), len(plan.specs), 1)
     store = ResultStore(Path(tempfile.mkdtemp(dir=scratch)))
@@ -184,15 +185,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"1. default suite ({'+'.join(SUITE_OBJECTIVES)}, {args.seeds} seeds, {args.steps} steps): "
               f"cpu --jobs auto ({cpu_workers} workers) {cpu_s:.1f} s")
         suite = {"cpu_s": cpu_s, "cpu_workers": cpu_workers}
-        rows = [("jobs1", 1, "auto", False), ("jobs4", 4, "auto", False)]
-        rows += [("jobs8", 8, "auto", False)] if "jobs8" in args.also else []
-        rows += [("jobs4_fp32", 4, "fp32", False)] if "fp32" in args.also else []
-        rows += [("jobs4_compile", 4, "auto", True)] if "compile" in args.also else []
-        for key, jobs, precision, compiled in rows:
-            device_s, _ = sweep_seconds(str(device), jobs, args, Path(scratch), precision, compiled)
+        rows = [("jobs1", 1, "auto", False, 1), ("jobs4", 4, "auto", False, 1),
+                ("jobs1_seed_batch", 1, "auto", False, "auto"), ("jobs4_seed_batch", 4, "auto", False, "auto")]
+        rows += [("jobs8", 8, "auto", False, 1)] if "jobs8" in args.also else []
+        rows += [("jobs4_fp32", 4, "fp32", False, 1)] if "fp32" in args.also else []
+        rows += [("jobs4_compile", 4, "auto", True, 1)] if "compile" in args.also else []
+        for key, jobs, precision, compiled, seed_batch in rows:
+            device_s, _ = sweep_seconds(str(device), jobs, args, Path(scratch), precision, compiled, seed_batch)
             suite[f"device_{key}_s"] = device_s
             flags = f"--jobs {jobs}" + (f" --precision {precision}" if precision != "auto" else "")
             flags += " --compile" if compiled else ""
+            flags += f" --seed-batch {seed_batch}" if seed_batch != 1 else ""
             print(f"   {device} {flags}: {device_s:.1f} s = {cpu_s / device_s:.2f}x the CPU (target >= 5x)")
         figures["default_suite"] = suite
         save()

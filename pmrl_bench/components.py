@@ -56,6 +56,8 @@ class TaskData:
     # The number of classes of `labels`, when the task has labels.
     num_classes: int | None = None
     validation: Split | None = None
+    # Rows the task dropped before splitting (e.g. rows with a missing value); results record it under `splits`.
+    dropped: int = 0
 
 
 @runtime_checkable
@@ -65,6 +67,10 @@ class Task(Protocol):
     The split is fixed by the task's own parameters (e.g. a ``seed`` parameter of the task), so every
     training seed of a sweep is evaluated on the same test instances. A task may return its own validation split;
     otherwise the runner carves one from train (``pmrl_bench.splits.with_validation``).
+
+    Every task should also have ``card() -> pmrl_bench.cards.DataCard``: what the data is, where it comes from, its
+    licence and citation, and its modalities, classes and split sizes (``pmrl-bench list tasks --params`` shows it;
+    the task contract checks it against ``load()``).
     """
 
     def load(self) -> TaskData: ...
@@ -89,6 +95,8 @@ class Objective(Protocol):
     * ``after_optimizer_step()``: e.g. clamp a learnable logit scale (open_clip convention).
     * ``check_modalities(names)``: raise ``ValueError`` (or a ``UsageError``) when the objective cannot run on
       a task with these modalities (e.g. an unknown anchor name); called while planning, before any training.
+    * ``accepted_modalities`` (a class or instance attribute, e.g. ``(3,)``): the numbers of modalities it accepts;
+      a task with another count is reported as not applicable, not failed (``pmrl_bench.modality_counts``).
     * ``native_score(queries, gallery) -> (Nq, Ng) tensor``: a retrieval score of the objective's own
       (e.g. negative volume; higher = more similar), reported beside plain cosine as
       ``metrics["retrieval_native"]``. ``queries`` and ``gallery`` are mappings ``{modality: (N, D) tensor}``,
@@ -98,6 +106,7 @@ class Objective(Protocol):
     * ``native_score_symmetric = True`` (an attribute): the reversed direction's score is the transpose of the
       direction's, so a direction and its reverse are ranked from one score matrix.
       See ``pmrl_bench.evaluation.native``.
+    * ``supports_seed_batch = True`` (an attribute, see :func:`supports_seed_batch`).
     """
 
     def __call__(self, embeddings: Mapping[str, torch.Tensor]) -> ObjectiveOutput: ...
@@ -106,7 +115,24 @@ class Objective(Protocol):
 class EncoderFactory(Protocol):
     """An encoder is built as ``factory(modality=Modality, dim=int, **params)`` and returns a
     ``torch.nn.Module`` mapping a ``(B, *modality.shape)`` batch to ``(B, dim)`` features.
-    The runner L2-normalises the output, so encoders need not."""
+    The runner L2-normalises the output, so encoders need not. An encoder may declare
+    ``supports_seed_batch = True`` (see :func:`supports_seed_batch`)."""
 
     def __call__(self, *, modality: Modality, dim: int, **params: Any) -> torch.nn.Module: ...
+
+
+SEED_BATCH_ATTRIBUTE = "supports_seed_batch"
+
+
+def supports_seed_batch(module: object) -> bool:
+    """Whether a built objective or encoder may train with other seeds as one model (``run --seed-batch``).
+
+    The runner then calls its ``forward`` under ``torch.func.vmap`` over parameters and buffers stacked along a
+    new first dimension, one slice per seed. Declare ``supports_seed_batch = True`` (a class or instance
+    attribute) only when that gives each seed exactly what its own forward would: no random draws (dropout > 0
+    draws differently under vmap), no ``.item()`` or other host reads, no attributes or buffers written during
+    ``forward``, and custom ``autograd.Function``s written with ``setup_context`` and ``generate_vmap_rule``.
+    The contract checks in :mod:`pmrl_bench.testing` verify a declaration. Undeclared means sequential training.
+    """
+    return bool(getattr(module, SEED_BATCH_ATTRIBUTE, False))
 

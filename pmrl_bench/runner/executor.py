@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import platform
-import sys
 import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
@@ -21,11 +20,14 @@ from typing import Any, Protocol
 import torch
 from filelock import Timeout
 
+from pmrl_bench.console import say
 from pmrl_bench._version import __version__
-from pmrl_bench.device import autocast_dtype, describe, synchronize
-from pmrl_bench.errors import PmrlBenchError
+from pmrl_bench.device import autocast_dtype, cpu_facts, describe, synchronize
+from pmrl_bench.errors import SaveFailed
+from pmrl_bench.redact import mask_secrets
 from pmrl_bench.registry import Registry
 from pmrl_bench.results import ResultStore, RunResult
+from pmrl_bench.results.schema import NOT_APPLICABLE
 from pmrl_bench.runner.distributed import SINGLE_PROCESS, DistributedContext, broadcast
 from pmrl_bench.runner.init_stage import InitStageFailed, InitStages
 from pmrl_bench.runner.monitor import TrainingMonitor
@@ -33,7 +35,8 @@ from pmrl_bench.runner.spec import RunSpec
 from pmrl_bench.runner.start_state import StartEvaluations
 from pmrl_bench.runner.summary import RunReport
 from pmrl_bench.runner.sweep_plan import SweepConfig, SweepPlan
-from pmrl_bench.runner.train import RunOutcome, TrainOptions, train_and_evaluate
+from pmrl_bench.runner.seed_batch import SeedBatchLoop, batchable_reason
+from pmrl_bench.runner.train import RunOutcome, TrainOptions, outcome_of, train_and_evaluate
 
 MonitorFactory = Callable[[], Sequence[TrainingMonitor]]
 
@@ -51,7 +54,7 @@ class RunReporters(Protocol):
         """The sweep (or this worker's share of it) ended."""
 
 
-class ResultWriteError(PmrlBenchError):
+class ResultWriteError(SaveFailed):
     """A result could not be written to disk (full, read-only, removed): the sweep stops (exit status 1)."""
 
 
@@ -103,7 +106,8 @@ class RunExecutor:
         self.announced = list(announced)
         self.announced_now: list[str] = []  # announced during the current attempt
         self.written: set[Path] = set()  # results this executor wrote
-        self.current: RunSpec | None = None  # the run training right now
+        self.running: list[str] = []  # the runs training right now (several when seeds train as one model)
+        self.said: set[str] = set()  # lines already printed (why seeds train one after another)
         self.inits = InitStages(store, registry, device, plan.fingerprints, config.precision, config.progress, world)
         self.start_evaluations = StartEvaluations(plan.fingerprints)  # the runs of a seed share their starting state
 
@@ -117,15 +121,15 @@ class RunExecutor:
         by_another = path not in self.written and _mtime(path) >= self.started
         if by_another:  # a concurrent sweep finished it while we ran: never do it twice, even with --rerun
             return found
-        if self.config.rerun or found.status == "failed":
+        if self.config.rerun or found.status in ("failed", NOT_APPLICABLE):  # an error, or a decision made again
             return None
         fingerprint = self.plan.fingerprints.get(spec.task)
         if fingerprint is not None and found.data_fingerprint != fingerprint:  # same parameters, other data
             if spec.run_id not in self.announced:
                 self.announced.append(spec.run_id)
                 self.announced_now.append(spec.run_id)
-                print(f"pmrl-bench: retraining {spec.run_id}: the task's data changed since it ran (data fingerprint "
-                      f"{found.data_fingerprint or 'not recorded'} -> {fingerprint})", file=sys.stderr)
+                say(f"retraining {spec.run_id}: the task's data changed since it ran (data fingerprint "
+                    f"{found.data_fingerprint or 'not recorded'} -> {fingerprint})")
             return None
         return found
 
@@ -148,6 +152,94 @@ class RunExecutor:
             report.init_trained = self.inits.trained - inits_before[0]
             report.init_reused = self.inits.reused - inits_before[1]
         return report
+
+    def attempt_seeds(self, specs: Sequence[RunSpec], *, wait: bool) -> tuple[list[RunReport], list[RunSpec]]:
+        """Attempt runs of one configuration that differ only in their seed: trained as one model where their
+        components allow it (:mod:`pmrl_bench.runner.seed_batch`), else one after another. Returns the reports of
+        the runs attempted and the runs another process holds (left for later when ``wait`` is False)."""
+        if len(specs) == 1 or self.world.enabled:
+            reports, deferred = [], []
+            for spec in specs:
+                report = self.attempt(spec, wait=wait)
+                reports.append(report) if report is not None else deferred.append(spec)
+            return reports, deferred
+        self.announced_now = []
+        inits_before = (self.inits.trained, self.inits.reused)
+        reports, deferred, todo, claims = [], [], [], []
+        try:
+            for spec in specs:
+                report = self.done(spec)
+                if report is None:
+                    claim = self.store.claim(spec.task, spec.objective, spec.config_id, spec.seed)
+                    try:
+                        claim.acquire(timeout=-1 if wait else 0)
+                    except Timeout:
+                        deferred.append(spec)
+                        continue
+                    claims.append(claim)
+                    report = self.done(spec)  # finished by another process between our check and our claim
+                if report is not None:
+                    reports.append(report)
+                    continue
+                self.store.remove_temporaries(spec.task, spec.objective, spec.config_id, spec.seed)
+                todo.append(spec)
+            reports += self._run_seeds(todo)
+        finally:
+            for claim in claims:
+                claim.release()
+        if reports:  # what the group as a whole did is told once, with its first report
+            reports[0].retrained = list(self.announced_now)
+            reports[0].init_trained = self.inits.trained - inits_before[0]
+            reports[0].init_reused = self.inits.reused - inits_before[1]
+        return reports, deferred
+
+    def _run_seeds(self, specs: list[RunSpec]) -> list[RunReport]:
+        if len(specs) < 2 or (specs[0].task, specs[0].objective) in self.plan.not_applicable:  # nothing to train
+            return [self._run(spec) for spec in specs]
+        data = self.plan.data[specs[0].task]
+        reason = batchable_reason(specs[0], data, self.registry, self._options())
+        if reason is not None:
+            self._say_once(f"the seeds of {specs[0].task}/{specs[0].objective} train one after another: {reason}")
+            return [self._run(spec) for spec in specs]
+        starts, reports, batch = {}, [], []
+        for spec in specs:  # a seed whose init stage fails is recorded as failed; the others train together
+            try:
+                starts[spec.run_id] = self.inits.starting_state(spec, data)
+                batch.append(spec)
+            except InitStageFailed as exc:
+                reports.append(self._finish(spec, RunOutcome("failed", error=str(exc)), time.perf_counter(), None))
+        if len(batch) < 2:
+            return reports + [self._run(spec) for spec in batch]
+        return reports + self._train_seed_batch(batch, data, starts)
+
+    def _train_seed_batch(self, specs: list[RunSpec], data: Any,
+                          starts: dict[str, tuple[Any, dict[str, Any] | None]]) -> list[RunReport]:
+        options = [self._options(self._monitors(spec), starts[spec.run_id][0]) for spec in specs]
+        started = time.perf_counter()
+        self.running = [spec.run_id for spec in specs]
+        try:
+            trained = SeedBatchLoop(specs, data, self.registry, options).run()
+        except (Exception, SystemExit) as exc:  # a component that declared support wrongly: train them alone
+            self._say_once(f"the seeds of {specs[0].task}/{specs[0].objective} could not train as one model "
+                           f"({describe_exception(exc)}); they train one after another")
+            return [self._run(spec) for spec in specs]
+        shared = (time.perf_counter() - started) / len(specs)  # each run's share of the training time
+        reports = []
+        for spec, run, opts in zip(specs, trained, options):
+            run_started = time.perf_counter() - shared
+            try:
+                outcome = outcome_of(run, spec, data, opts, start_evaluations=self.start_evaluations)
+                synchronize(self.device)
+            except (Exception, SystemExit) as exc:  # a broken plugin fails its own run only
+                outcome = RunOutcome("failed", error=describe_exception(exc))
+            reports.append(self._finish(spec, outcome, run_started, starts[spec.run_id][1]))
+            self.running.remove(spec.run_id)
+        return reports
+
+    def _say_once(self, line: str) -> None:
+        if line not in self.said:
+            self.said.add(line)
+            say(line)
 
     def _attempt_claimed(self, spec: RunSpec, wait: bool) -> RunReport | None:
         report = self.done(spec)
@@ -180,10 +272,19 @@ class RunExecutor:
             return self._run(spec)
 
     def _run(self, spec: RunSpec) -> RunReport:
-        self.current = spec
+        self.running = [spec.run_id]
         started = time.perf_counter()
-        outcome, init_record = self._train(spec)
-        self.current = None
+        reason = self.plan.not_applicable.get((spec.task, spec.objective))
+        if reason is None:
+            outcome, init_record = self._train(spec)
+        else:  # nothing trains: the result records why, and the pages show the run with dashes
+            outcome, init_record = RunOutcome(NOT_APPLICABLE, error=reason), None
+        self.running = []
+        return self._finish(spec, outcome, started, init_record)
+
+    def _finish(self, spec: RunSpec, outcome: RunOutcome, started: float,
+                init_record: dict[str, Any] | None) -> RunReport:
+        """Store a run's result (rank 0 only) and report it."""
         report = RunReport(spec.run_id, ran=outcome.status)
         if not self.world.is_main:  # rank 0 writes the result; the other ranks only helped train
             return report
@@ -191,23 +292,32 @@ class RunExecutor:
         self.written.add(path)
         report.written.append(path)
         report.ran = result.status
-        if self.reporters:
+        if self.reporters and result.status != NOT_APPLICABLE:  # trackers hear of runs that trained
             self.reporters.end_run(result)
         return report
 
-    def _train(self, spec: RunSpec) -> tuple[RunOutcome, dict[str, Any] | None]:
-        init_record = None
+    def _monitors(self, spec: RunSpec) -> list[TrainingMonitor]:
         monitors = list(self.monitor_factory())
         if self.reporters:  # training scalars reach the reporters through one more monitor
             monitors.append(self.reporters.start_run(spec))
+        return monitors
+
+    def _options(self, monitors: Sequence[TrainingMonitor] = (), init_state: Any = None) -> TrainOptions:
+        return TrainOptions(device=self.device, monitors=monitors, probe_every=self.config.probe_every,
+                            progress=self.config.progress, precision=self.config.precision, world=self.world,
+                            init_state=init_state, compiled=self.config.compile)
+
+    def _train(self, spec: RunSpec) -> tuple[RunOutcome, dict[str, Any] | None]:
+        init_record = None
+        monitors = self._monitors(spec)
         try:
             data = self.plan.data[spec.task]
             init_state, init_record = self.inits.starting_state(spec, data)
-            options = TrainOptions(device=self.device, monitors=monitors, probe_every=self.config.probe_every,
-                                   progress=self.config.progress, precision=self.config.precision, world=self.world,
-                                   init_state=init_state, compiled=self.config.compile)
-            outcome = train_and_evaluate(spec, data, self.registry, options, start_evaluations=self.start_evaluations)
+            outcome = train_and_evaluate(spec, data, self.registry, self._options(monitors, init_state),
+                                         start_evaluations=self.start_evaluations)
             synchronize(self.device)  # duration_s must count finished kernels, not launched ones
+        except SaveFailed:  # the disk refused an init stage: the environment's fault, never a failed run
+            raise
         except InitStageFailed as exc:  # every run of this seed needs the stage: each is recorded as failed
             outcome = RunOutcome("failed", error=str(exc))
         except (Exception, SystemExit) as exc:  # a broken objective or plugin fails its own run only
@@ -245,6 +355,7 @@ class RunExecutor:
             versions={**self.versions, "plugins": self._plugins_used(spec)},
             device=describe(self.device, autocast_dtype(self.device, self.config.precision), self.config.compile,
                             self.config.threads),
+            cpu=cpu_facts(),
             error=outcome.error,
             diverged_step=outcome.diverged_step,
             duration_s=round(time.perf_counter() - started, 3),
@@ -275,7 +386,7 @@ def describe_exception(exc: BaseException) -> str:
     """``Type: message (at file.py:line)``: a failed run's error, in one line."""
     frames = traceback.extract_tb(exc.__traceback__)
     where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
-    return f"{type(exc).__name__}: {exc}{where}"
+    return mask_secrets(f"{type(exc).__name__}: {exc}{where}")  # result files are public: no URL passwords
 
 
 def _mtime(path: Path) -> float:

@@ -11,14 +11,19 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import torch
 
+from pmrl_bench.console import shorten
 from pmrl_bench.errors import UsageError
 
 AUTO = "auto"
+# Upper bounds, like the cap on a sweep's runs: past them a value is a typo, and the OS or OpenMP would fail
+# without a pmrl-bench line (100 000 threads end inside libgomp; as many workers exhaust memory).
+MAX_JOBS = 256
+MAX_THREADS = 256
 
 
 def parse_jobs(text: str) -> int | str:
@@ -30,14 +35,43 @@ def parse_jobs(text: str) -> int | str:
         jobs = int(value)
     except ValueError:
         jobs = 0
-    if jobs < 1:
-        raise UsageError(f"--jobs must be a positive number of worker processes or 'auto', got {text!r}")
+    if not 1 <= jobs <= MAX_JOBS:
+        raise UsageError(f"--jobs must be a number of worker processes between 1 and {MAX_JOBS}, or 'auto', "
+                         f"got {shorten(repr(text))}")
     return jobs
 
 
+def parse_seed_batch(text: str) -> int | str:
+    """``--seed-batch`` value: how many seeds of a configuration train as one model, or ``auto`` (all of them)."""
+    value = text.strip().lower()
+    if value == AUTO:
+        return AUTO
+    try:
+        size = int(value)
+    except ValueError:
+        size = 0
+    if size < 1:
+        raise UsageError(f"--seed-batch must be a positive number of seeds or 'auto', got {text!r}")
+    return size
+
+
+def seed_groups(config_ids: Sequence[str], size: int | str) -> list[list[int]]:
+    """Indices of consecutive runs sharing a configuration, at most ``size`` per group (``auto``: no limit)."""
+    limit = len(config_ids) if size == AUTO else int(size)
+    groups: list[list[int]] = []
+    for index, config_id in enumerate(config_ids):
+        last = groups[-1] if groups else None
+        if last is not None and config_ids[last[0]] == config_id and len(last) < limit:
+            last.append(index)
+        else:
+            groups.append([index])
+    return groups
+
+
 def check_threads(threads: int) -> None:
-    if threads < 1:
-        raise UsageError(f"--threads must be >= 1 (torch intra-op threads per run), got {threads}")
+    if not 1 <= threads <= MAX_THREADS:
+        raise UsageError(f"--threads must be between 1 and {MAX_THREADS} (torch intra-op threads per run), "
+                         f"got {threads}")
 
 
 def physical_cores() -> int:

@@ -33,12 +33,13 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from pmrl_bench.console import progress_label, say
 from pmrl_bench.errors import Interrupted, PmrlBenchError, UsageError
 from pmrl_bench.registry import Registry
 from pmrl_bench.results import ResultStore
 from pmrl_bench.runner.executor import MonitorFactory, RunExecutor, RunReporters
-from pmrl_bench.runner.interrupt import stop_signals_interrupt
-from pmrl_bench.runner.jobs import run_threads, worker_device
+from pmrl_bench.runner.interrupt import stop_signals_interrupt, terminal_signals_ignored
+from pmrl_bench.runner.jobs import run_threads, seed_groups, worker_device
 from pmrl_bench.runner.summary import SweepSummary, interrupted_message
 from pmrl_bench.runner.sweep_plan import SweepConfig, SweepPlan
 
@@ -87,20 +88,20 @@ def _worker_main(worker: int, conn: Connection, device: str, threads: int) -> No
 
 
 def _serve(conn: Connection, executor: RunExecutor, plan: SweepPlan) -> None:
-    """Attempt each run index the parent sends; those another invocation holds are waited for at the end."""
-    deferred = []
+    """Attempt each group of run indices the parent sends (the seeds of one configuration, ``--seed-batch``);
+    runs another invocation holds are waited for at the end, one by one."""
+    deferred: list[int] = []
     conn.send(("ready", None))
-    while (index := conn.recv()) is not None:
-        report = executor.attempt(plan.specs[index], wait=False)
-        if report is not None:
-            conn.send(("done", (index, report)))
-        else:  # another invocation is training it: wait for it once every other run is handed out
-            deferred.append(index)
-            conn.send(("deferred", index))
+    while (group := conn.recv()) is not None:
+        reports, held = executor.attempt_seeds([plan.specs[i] for i in group], wait=False)
+        held_ids = {spec.run_id for spec in held}
+        waiting = [i for i in group if plan.specs[i].run_id in held_ids]  # another invocation is training them
+        deferred += waiting
+        conn.send(("done", ([i for i in group if i not in waiting], reports)))
     for index in deferred:
-        conn.send(("start", index))
+        conn.send(("start", [index]))
         report = executor.attempt(plan.specs[index], wait=True)
-        conn.send(("done", (index, report)))
+        conn.send(("done", ([index], [report])))
     conn.send(("bye", None))
 
 
@@ -118,7 +119,7 @@ class _Worker:
     number: int
     process: Any
     conn: Connection
-    running: int | None = None  # the run index it is attempting
+    running: list[int] | None = None  # the run indices it is attempting (the seeds of one configuration)
     handed_all: bool = False  # told there is nothing more: it now finishes the runs it deferred, then leaves
     finished: bool = False
 
@@ -150,11 +151,13 @@ def execute_parallel(
                 bar.update(len(plan.specs) - len(todo))
                 payload = _Payload(plan, replace(config, progress=False), registry, store, versions, monitor_factory,
                                    reporters, parent.started, list(parent.announced))
-                _start_workers(payload, device, min(jobs, len(todo)), config.threads, workers)
-                _dispatch(workers, plan, todo, summary, bar)
+                groups = [[todo[i] for i in group]
+                          for group in seed_groups([plan.specs[i].config_id for i in todo], config.seed_batch)]
+                _start_workers(payload, device, min(jobs, len(groups)), config.threads, workers)
+                _dispatch(workers, plan, groups, summary, bar)
             except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP via stop_signals_interrupt
                 signum = getattr(exc, "signum", signal.SIGINT)
-                running = [plan.specs[w.running].run_id for w in workers if w.running is not None]
+                running = [plan.specs[i].run_id for w in workers for i in (w.running or [])]
                 _stop(workers)
                 raise Interrupted(signum, interrupted_message(signum, summary, running, store.root)) from None
     finally:
@@ -177,12 +180,9 @@ def _start_workers(payload: _Payload, device: torch.device, count: int, threads:
         raise UsageError(f"--jobs needs components that worker processes can import, but {exc}; register them "
                          "from an importable module, or run with --jobs 1") from None
     context = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools and CUDA state
-    # Workers start with SIGINT and SIGHUP ignored (Python keeps an inherited SIG_IGN), so the terminal's
-    # Ctrl-C or hang-up reaches only the parent, which then stops them in order.
-    ignored = {sig: signal.getsignal(sig) for sig in _TERMINAL_SIGNALS}
-    try:
-        for sig in ignored:
-            signal.signal(sig, signal.SIG_IGN)
+    # Workers start with SIGINT and SIGHUP ignored, so the terminal's Ctrl-C or hang-up reaches only the parent,
+    # which then stops them in order.
+    with terminal_signals_ignored():
         for number in range(count):
             parent_end, child_end = context.Pipe()
             process = context.Process(target=_worker_main, args=(number, child_end, str(worker_device(device, number)),
@@ -191,9 +191,6 @@ def _start_workers(payload: _Payload, device: torch.device, count: int, threads:
             process.start()
             child_end.close()
             workers.append(_Worker(number, process, parent_end))
-    finally:
-        for sig, handler in ignored.items():
-            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
     for worker in workers:  # they start up in parallel; each takes its copy once it is ready
         try:
             worker.conn.send_bytes(blob)
@@ -201,13 +198,13 @@ def _start_workers(payload: _Payload, device: torch.device, count: int, threads:
             pass
 
 
-_TERMINAL_SIGNALS = tuple(s for s in (signal.SIGINT, getattr(signal, "SIGHUP", None)) if s is not None)
 
-
-def _dispatch(workers: list[_Worker], plan: SweepPlan, todo: list[int], summary: SweepSummary, bar: Any) -> None:
-    """Hand out ``todo`` until every worker has said goodbye or died; fold their reports into ``summary``."""
+def _dispatch(workers: list[_Worker], plan: SweepPlan, todo: list[list[int]], summary: SweepSummary,
+              bar: Any) -> None:
+    """Hand out the groups ``todo`` until every worker has said goodbye or died; fold their reports into
+    ``summary``."""
     queue = list(reversed(todo))
-    pending = set(todo)  # not reported done yet
+    pending = {i for group in todo for i in group}  # not reported done yet
     live = {w.conn: w for w in workers}
     sentinels = {w.process.sentinel: w for w in workers}
     while live or sentinels:
@@ -229,7 +226,7 @@ def _dispatch(workers: list[_Worker], plan: SweepPlan, todo: list[int], summary:
                 del live[ready]
                 continue
             if kind == "done":
-                pending.discard(body[0])
+                pending.difference_update(body[0])
             if _handle(worker, kind, body, summary, bar) and not worker.handed_all:
                 if queue:
                     worker.running = queue.pop()  # its own from now on, even if it dies before it says "start"
@@ -240,7 +237,8 @@ def _dispatch(workers: list[_Worker], plan: SweepPlan, todo: list[int], summary:
             if kind == "bye":
                 worker.finished = True
                 del live[ready]
-        bar.set_postfix_str(", ".join(plan.specs[w.running].run_id for w in workers if w.running is not None))
+        bar.set_postfix_str(", ".join(progress_label(plan.specs[i].run_id) for w in workers
+                                      for i in (w.running or [])))
     # Every worker is gone. Runs still pending died with a worker, or were never handed out because all died.
     summary.lost.extend(plan.specs[i].run_id for i in sorted(pending) if plan.specs[i].run_id not in summary.lost)
 
@@ -254,7 +252,7 @@ def _drain(worker: _Worker, summary: SweepSummary, bar: Any) -> set[int]:
             kind, body = worker.conn.recv()
             _handle(worker, kind, body, summary, bar)
             if kind == "done":
-                done.add(body[0])
+                done.update(body[0])
             worker.finished = worker.finished or kind == "bye"
     except (EOFError, OSError):
         pass
@@ -262,17 +260,15 @@ def _drain(worker: _Worker, summary: SweepSummary, bar: Any) -> set[int]:
 
 
 def _handle(worker: _Worker, kind: str, body: Any, summary: SweepSummary, bar: Any) -> bool:
-    """Apply one message; True when the worker now waits for its next run index."""
+    """Apply one message; True when the worker now waits for its next group of runs."""
     if kind == "start":
         worker.running = body
         return False
     if kind == "done":
         worker.running = None
-        summary.add(body[1])
-        bar.update(1)
-        return True
-    if kind == "deferred":
-        worker.running = None
+        for report in body[1]:
+            summary.add(report)
+        bar.update(len(body[1]))
         return True
     if kind == "error":  # the worker cannot go on (e.g. results cannot be written): neither can the sweep
         raise body
@@ -285,11 +281,11 @@ def _lost(worker: _Worker, plan: SweepPlan, summary: SweepSummary) -> None:
     code = worker.process.exitcode
     how = f"killed by {signal.Signals(-code).name}" if code is not None and code < 0 else f"exit status {code}"
     where = "between runs"
-    if worker.running is not None:
-        where = f"during {plan.specs[worker.running].run_id}, which the next 'run' trains"
+    if worker.running:
+        runs = ", ".join(plan.specs[i].run_id for i in worker.running)
+        where = f"during {runs}, which the next 'run' trains"
         worker.running = None
-    print(f"pmrl-bench: worker {worker.number} (pid {worker.process.pid}) died ({how}) {where}; "
-          "the other workers go on", file=sys.stderr)
+    say(f"worker {worker.number} (pid {worker.process.pid}) died ({how}) {where}; the other workers go on")
 
 
 def _stop(workers: list[_Worker]) -> None:

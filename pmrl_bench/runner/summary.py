@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-RAN = ("ok", "diverged", "failed")
+RAN = ("ok", "diverged", "failed", "not_applicable")
 
 
 @dataclass
@@ -19,7 +19,7 @@ class RunReport:
     """What one attempt of one run did."""
 
     run_id: str
-    ran: str | None = None  # "ok", "diverged" or "failed" when this attempt trained it
+    ran: str | None = None  # "ok", "diverged" or "failed" when this attempt trained it; or "not_applicable"
     reused: str | None = None  # the stored status when it was already done
     written: list[Path] = field(default_factory=list)
     retrained: list[str] = field(default_factory=list)  # announced as retrained on changed data
@@ -29,11 +29,13 @@ class RunReport:
 
 @dataclass
 class SweepSummary:
-    """Counts of one sweep: ok/diverged/failed were run here; ``skipped`` were already done (``reused`` by status)."""
+    """Counts of one sweep: ok/diverged/failed were run here, ``not_applicable`` were recorded as such (the objective
+    does not accept the task's number of modalities); ``skipped`` were already done (``reused`` by status)."""
 
     ok: int = 0
     diverged: int = 0
     failed: int = 0
+    not_applicable: int = 0
     skipped: int = 0
     written: list[Path] = field(default_factory=list)
     planned: int = 0
@@ -78,7 +80,7 @@ class SweepSummary:
 def interrupted_message(signum: int, summary: SweepSummary, running: Sequence[str], root: Path) -> str:
     """The one line a stopped sweep prints: what stopped it, the runs it abandoned, what finished and remains."""
     s = summary
-    done = s.ok + s.diverged + s.failed
+    done = s.ok + s.diverged + s.failed + s.not_applicable
     remaining = s.planned - done - s.skipped
     what = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
     during = ""

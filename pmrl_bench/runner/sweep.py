@@ -24,7 +24,7 @@ from pmrl_bench.results import ResultStore
 from pmrl_bench.runner import distributed
 from pmrl_bench.runner.executor import MonitorFactory, RunExecutor, RunReporters
 from pmrl_bench.runner.interrupt import stop_signals_interrupt
-from pmrl_bench.runner.jobs import resolve_jobs, run_threads
+from pmrl_bench.runner.jobs import resolve_jobs, run_threads, seed_groups
 from pmrl_bench.runner.parallel import execute_parallel
 from pmrl_bench.runner.summary import SweepSummary, interrupted_message
 from pmrl_bench.runner.sweep_plan import SweepConfig, SweepPlan
@@ -74,24 +74,29 @@ def execute_sweep(
 
 
 def _execute_serial(plan: SweepPlan, config: SweepConfig, executor: RunExecutor) -> SweepSummary:
-    """Attempt every run in order in this process; runs another process holds are waited for at the end."""
+    """Attempt every run in order in this process, the seeds of a configuration together (``--seed-batch``);
+    runs another process holds are waited for at the end."""
     summary = SweepSummary(planned=len(plan.specs))
+    groups = seed_groups([spec.config_id for spec in plan.specs], config.seed_batch)
+    bar = tqdm(total=len(plan.specs), desc="sweep", unit="run", disable=not config.progress or None)
     with run_threads(config.threads), stop_signals_interrupt():
         try:
             deferred = []
-            for spec in tqdm(plan.specs, desc="sweep", unit="run", disable=not config.progress or None):
-                report = executor.attempt(spec, wait=False)
-                if report is None:
-                    deferred.append(spec)  # another process is training it right now
-                else:
+            for group in groups:
+                reports, held = executor.attempt_seeds([plan.specs[i] for i in group], wait=False)
+                deferred += held  # another process is training them right now
+                for report in reports:
                     summary.add(report)
+                bar.update(len(reports))
             for spec in deferred:
                 report = executor.attempt(spec, wait=True)
                 assert report is not None  # waiting never defers
                 summary.add(report)
+                bar.update(1)
         except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP via stop_signals_interrupt
             signum = getattr(exc, "signum", signal.SIGINT)
-            running = [executor.current.run_id] if executor.current is not None else []
-            raise Interrupted(signum, interrupted_message(signum, summary, running, executor.store.root)) from None
+            raise Interrupted(signum, interrupted_message(signum, summary, executor.running,
+                                                          executor.store.root)) from None
+        finally:
+            bar.close()
     return summary
-

@@ -21,6 +21,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from pmrl_bench.components import TaskData
+from pmrl_bench.console import progress_label
 from pmrl_bench.evaluation.embedding import embed, split_tensors
 from pmrl_bench.evaluation.suite import evaluate, evaluate_native, evaluate_with_robustness
 from pmrl_bench.registry import Registry
@@ -182,6 +183,25 @@ class TrainOptions:
     compiled: bool = False  # torch.compile each encoder's training forward
 
 
+def feed_monitors(steps: Sequence[tuple[int, tuple[str, ...]]], values: Sequence[Sequence[float]],
+                  monitors: Sequence[TrainingMonitor], grad_clip: float, amp_scaled: bool) -> tuple[int | None, int]:
+    """Hand buffered steps (``(step, term names)`` and ``[loss, grad norm, *terms]`` on the host) to the monitors in
+    order, up to the first non-finite one: ``(that step or None, fp16 steps the GradScaler skipped)``."""
+    skipped = 0
+    for (step, keys), (loss, grad_norm, *terms) in zip(steps, values):
+        if amp_scaled and math.isfinite(loss) and not math.isfinite(grad_norm):
+            skipped += 1  # fp16 overflow: the GradScaler skipped this update and lowered its scale
+            continue
+        finite = math.isfinite(loss) and math.isfinite(grad_norm)
+        record = StepRecord(step=step, loss=loss, terms=dict(zip(keys, terms)), grad_norm=grad_norm,
+                            clipped=finite and grad_norm > grad_clip, finite=finite)
+        for monitor in monitors:
+            monitor.on_step(record)
+        if not finite:  # divergence is a result, not a crash
+            return step, skipped
+    return None, skipped
+
+
 def step_unless_nonfinite(optimiser: torch.optim.Optimizer, scaler: torch.amp.GradScaler, loss: torch.Tensor,
                           grad_norm: torch.Tensor) -> None:
     """One optimiser update, skipped on the device, without a host sync, when the loss or gradient is not finite.
@@ -284,18 +304,9 @@ class TrainingLoop:
         self.meter.end_interval(len(self.pending))  # right after the sync: the steps are done, monitoring is not
         done = [(step, keys) for step, keys, _ in self.pending]
         self.pending.clear()
-        for (step, keys), (loss, grad_norm, *terms) in zip(done, values):
-            if self.scaler.is_enabled() and math.isfinite(loss) and not math.isfinite(grad_norm):
-                self.amp_skipped += 1  # fp16 overflow: the GradScaler skipped this update and lowered its scale
-                continue
-            finite = math.isfinite(loss) and math.isfinite(grad_norm)
-            record = StepRecord(step=step, loss=loss, terms=dict(zip(keys, terms)), grad_norm=grad_norm,
-                                clipped=finite and grad_norm > self.budget.grad_clip, finite=finite)
-            for monitor in self.monitors:
-                monitor.on_step(record)
-            if not finite:  # divergence is a result, not a crash
-                return step
-        return None
+        first_bad, skipped = feed_monitors(done, values, self.monitors, self.budget.grad_clip, self.scaler.is_enabled())
+        self.amp_skipped += skipped
+        return first_bad
 
     def run(self) -> Trained:
         """Every step of the budget, flushing at the probe cadence; stops at the first non-finite step."""
@@ -305,7 +316,7 @@ class TrainingLoop:
         diverged_step = None
         self.probe(0)
         indices = tqdm(batches(len(self.data.train), self.budget.batch_size, steps, self.generator), total=steps,
-                       desc=self.spec.run_id, leave=False,
+                       desc=progress_label(self.spec.run_id), leave=False,
                        disable=not self.options.progress or not self.options.world.is_main or None)
         self.meter.start_interval()
         for step, index in enumerate(indices, start=1):
@@ -356,6 +367,12 @@ def train_and_evaluate(spec: RunSpec, data: TaskData, registry: Registry, option
     options = options or TrainOptions()
     data = with_validation(data)
     trained = train(spec, data, registry, options, keep_initial=evaluate_on == "test")
+    return outcome_of(trained, spec, data, options, evaluate_on, start_evaluations)
+
+
+def outcome_of(trained: Trained, spec: RunSpec, data: TaskData, options: TrainOptions, evaluate_on: str = "test",
+               start_evaluations: StartEvaluations | None = None) -> RunOutcome:
+    """A trained run's outcome: ``diverged`` as it stopped, or ``ok`` with its evaluation on ``evaluate_on``."""
     if trained.status == "diverged":
         return RunOutcome("diverged", stability=trained.stability, diverged_step=trained.diverged_step,
                           error=f"non-finite loss or gradient at step {trained.diverged_step}", cost=trained.cost)

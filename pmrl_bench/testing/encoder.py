@@ -130,6 +130,12 @@ class EncoderContract:
     def test_shapes_gradients_and_determinism(self, pmrl_component: Component, pmrl_plugin_manager: Any) -> None:
         check_encoder(pmrl_component, self._data(pmrl_plugin_manager), self.params, dim=self.dim)
 
+    def test_seed_batch_declaration(self, pmrl_component: Component, pmrl_plugin_manager: Any) -> None:
+        from pmrl_bench.testing.seed_batch import check_encoder_seed_batch
+
+        if not check_encoder_seed_batch(pmrl_component, self._data(pmrl_plugin_manager), self.params, dim=self.dim):
+            pytest.skip("the encoder does not declare supports_seed_batch (its seeds train one at a time)")
+
     def test_one_step_through_the_runner(
         self, pmrl_component: Component, pmrl_plugin_manager: Any, tmp_path: Path
     ) -> None:

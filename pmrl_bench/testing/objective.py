@@ -245,7 +245,10 @@ def check_objective(
     check_objective_gradients(component, params, **shape)
     check_objective_determinism(component, params, **shape)
     check_objective_native_score(component, params, modalities=modalities, dim=dim, seed=seed)
+    from pmrl_bench.testing.modality_counts import check_objective_modality_counts
     from pmrl_bench.testing.search_space import check_search_space
+
+    check_objective_modality_counts(component, params, **shape)
 
     check_search_space(component, params, modalities=modalities, batch=max(batch_sizes), dim=dim, seed=seed)
     after_step = getattr(build_objective(component, params), "after_optimizer_step", None)
@@ -296,6 +299,19 @@ class ObjectiveContract:
     def test_native_score(self, pmrl_component: Component) -> None:
         if not check_objective_native_score(pmrl_component, self.params, modalities=self.modalities, dim=self.dim):
             pytest.skip("the objective has no native_score")
+
+    def test_modality_counts(self, pmrl_component: Component) -> None:
+        from pmrl_bench.testing.modality_counts import check_objective_modality_counts
+
+        if check_objective_modality_counts(pmrl_component, self.params, **self._shape()) is None:
+            pytest.skip("the objective declares no modality counts (it accepts any number, 2 or more)")
+
+    def test_seed_batch_declaration(self, pmrl_component: Component) -> None:
+        from pmrl_bench.testing.seed_batch import check_objective_seed_batch
+
+        if not check_objective_seed_batch(pmrl_component, self.params, modalities=self.modalities,
+                                          batch=max(self.batch_sizes), dim=self.dim):
+            pytest.skip("the objective does not declare supports_seed_batch (its seeds train one at a time)")
 
     def test_search_space(self, pmrl_component: Component) -> None:
         from pmrl_bench.testing.search_space import check_search_space

@@ -34,6 +34,7 @@ class SmallCNN(nn.Module):
             layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.ReLU()]
         self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.LayerNorm(widths[-1]))
         self.head = nn.Linear(widths[-1], dim)
+        self.supports_seed_batch = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.float()

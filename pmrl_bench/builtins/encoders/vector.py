@@ -11,12 +11,17 @@ from pmrl_bench.builtins.encoders._checks import fraction, whole
 from pmrl_bench.components import Modality
 
 
+MAX_LAYERS = 1000  # hidden layers of the MLP: far past any useful depth, and quick to build
+
+
 def _input_size(modality: Modality) -> int:
     return math.prod(modality.shape)
 
 
 class LinearEncoder(nn.Module):
     """One linear projection of a flattened vector to the shared dimension."""
+
+    supports_seed_batch = True
 
     def __init__(self, *, modality: Modality, dim: int) -> None:
         super().__init__()
@@ -40,7 +45,7 @@ class MLPEncoder(nn.Module):
                  dropout: float = 0.0) -> None:
         super().__init__()
         whole("hidden", hidden)
-        whole("layers", layers)
+        whole("layers", layers, maximum=MAX_LAYERS)
         dropout = fraction("dropout", dropout)
         size = _input_size(modality)
         # LayerNorm of a single feature maps every input to the same value: a scalar column would carry nothing.
@@ -50,6 +55,7 @@ class MLPEncoder(nn.Module):
             size = hidden
         blocks.append(nn.Linear(size, dim))
         self.net = nn.Sequential(*blocks)
+        self.supports_seed_batch = dropout == 0  # dropout draws differently when seeds train as one model
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x.flatten(1))

@@ -116,6 +116,8 @@ class LogitScaleObjective(nn.Module):
     Fixed (``learnable=False``): a buffer, nothing to optimise, no clamp.
     """
 
+    supports_seed_batch = True  # subclasses that draw random numbers or write attributes in forward say False
+
     def __init__(self, temperature: float, learnable: bool) -> None:
         super().__init__()
         check_temperature(temperature, learnable)

@@ -28,19 +28,31 @@ DET_FLOOR = 1e-12
 
 
 class _LeadingEigh(torch.autograd.Function):
-    """Eigenvalues (descending) and leading eigenvector of symmetric matrices, with a gap-only backward."""
+    """Eigenvalues (descending) and leading eigenvector of symmetric matrices, with a gap-only backward.
+
+    Written with ``setup_context`` and ``generate_vmap_rule``: forward and backward are batched torch ops, so
+    ``torch.func.vmap`` maps them when the seeds of a configuration train as one model.
+    """
+
+    generate_vmap_rule = True
 
     @staticmethod
-    def forward(ctx, gram: torch.Tensor, guard: float) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
+    def forward(gram: torch.Tensor, guard: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # type: ignore[override]
         eigenvalues, eigenvectors = torch.linalg.eigh(gram)  # ascending
         eigenvalues, eigenvectors = eigenvalues.flip(-1), eigenvectors.flip(-1)
-        ctx.save_for_backward(eigenvalues, eigenvectors)
-        ctx.guard = guard
-        ctx.set_materialize_grads(False)  # an unused output must not feed 0 * (1/0) = NaN into the backward
-        return eigenvalues, eigenvectors[..., 0]
+        return eigenvalues, eigenvectors[..., 0], eigenvectors
 
     @staticmethod
-    def backward(ctx, grad_values: torch.Tensor | None, grad_vector: torch.Tensor | None):  # type: ignore[override]
+    def setup_context(ctx, inputs, output) -> None:  # type: ignore[override]
+        eigenvalues, _, eigenvectors = output
+        ctx.save_for_backward(eigenvalues, eigenvectors)
+        ctx.guard = inputs[1]
+        ctx.mark_non_differentiable(eigenvectors)  # every eigenvector, for the backward only
+        ctx.set_materialize_grads(False)  # an unused output must not feed 0 * (1/0) = NaN into the backward
+
+    @staticmethod
+    def backward(ctx, grad_values: torch.Tensor | None, grad_vector: torch.Tensor | None,  # type: ignore[override]
+                 _grad_vectors: torch.Tensor | None):
         eigenvalues, V = ctx.saved_tensors
         return leading_eigh_grad(eigenvalues, V, grad_values, grad_vector, ctx.guard), None
 
@@ -74,7 +86,8 @@ def leading_eigh(gram: torch.Tensor, guard: float = 0.0) -> tuple[torch.Tensor, 
     value does not depend on the guard. The sign of the eigenvector is whatever LAPACK/cuSOLVER returns.
     """
     check_at_least(0, guard=guard)
-    return _LeadingEigh.apply(gram, float(guard))
+    eigenvalues, leading, _ = _LeadingEigh.apply(gram, float(guard))
+    return eigenvalues, leading
 
 
 def _minor(matrix: torch.Tensor, row: int, col: int) -> torch.Tensor:

@@ -69,8 +69,10 @@ class _StackSpectrum(torch.autograd.Function):
     autograd differentiate the batched (B, k, D) products instead costs ~3× more (strided bmm with k <= 5).
     """
 
+    generate_vmap_rule = True  # batched torch ops throughout: vmap maps them (seeds trained as one model)
+
     @staticmethod
-    def forward(ctx, E: torch.Tensor, guard: float, sign_fix: bool):  # type: ignore[override]
+    def forward(E: torch.Tensor, guard: float, sign_fix: bool):  # type: ignore[override]
         eigenvalues, V = torch.linalg.eigh((E @ E.mT).double())
         eigenvalues, V = eigenvalues.flip(-1), V.flip(-1).clone()  # descending
         if sign_fix:
@@ -78,13 +80,20 @@ class _StackSpectrum(torch.autograd.Function):
         sigma = eigenvalues.clamp_min(EIGENVALUE_FLOOR).sqrt()
         w = V[..., 0] / sigma[:, :1]  # u = Σ_m w_m z^m
         u = (w.to(E.dtype).unsqueeze(1) @ E).squeeze(1)
-        ctx.save_for_backward(E, eigenvalues, V, sigma, w)
-        ctx.guard = guard
-        ctx.set_materialize_grads(False)  # an unused output must not feed 0 * (1/0) = NaN into the backward
-        return sigma, u
+        return sigma, u, eigenvalues, V, w  # the last three only for the backward
 
     @staticmethod
-    def backward(ctx, grad_sigma: torch.Tensor | None, grad_u: torch.Tensor | None):  # type: ignore[override]
+    def setup_context(ctx, inputs, output) -> None:  # type: ignore[override]
+        E, guard, _ = inputs
+        sigma, _, eigenvalues, V, w = output
+        ctx.save_for_backward(E, eigenvalues, V, sigma, w)
+        ctx.guard = guard
+        ctx.mark_non_differentiable(eigenvalues, V, w)
+        ctx.set_materialize_grads(False)  # an unused output must not feed 0 * (1/0) = NaN into the backward
+
+    @staticmethod
+    def backward(ctx, grad_sigma: torch.Tensor | None, grad_u: torch.Tensor | None,  # type: ignore[override]
+                 *_unused: torch.Tensor | None):
         E, eigenvalues, V, sigma, w = ctx.saved_tensors
         grad_sigma = torch.zeros_like(sigma) if grad_sigma is None else grad_sigma.clone()
         grad_v1 = None
@@ -104,7 +113,7 @@ class _StackSpectrum(torch.autograd.Function):
 def instance_spectrum(E: torch.Tensor, grad_guard: float = 0.0, sign_fix: bool = False) -> Spectrum:
     """Singular values and leading left singular vectors of every instance of ``E`` (B, k, D) (rows z_i^m)."""
     check_at_least(0, grad_guard=grad_guard)
-    sigma, u = _StackSpectrum.apply(E, float(grad_guard), bool(sign_fix))
+    sigma, u, *_ = _StackSpectrum.apply(E, float(grad_guard), bool(sign_fix))
     return Spectrum(sigma, u)
 
 
@@ -129,10 +138,15 @@ def intra_term(sigma: torch.Tensor, tau1: float) -> torch.Tensor:
 class _SelfSimilarity(torch.autograd.Function):
     """``u uᵀ`` with the backward ``(g + gᵀ) u``: one (B, B)×(B, D) product where autograd would do two."""
 
+    generate_vmap_rule = True
+
     @staticmethod
-    def forward(ctx, u: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        ctx.save_for_backward(u)
+    def forward(u: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         return u @ u.T
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:  # type: ignore[override]
+        ctx.save_for_backward(inputs[0])
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
@@ -154,6 +168,8 @@ class PMRLLoss(nn.Module):
         sign_fix: point each leading vector toward its instance's modality sum; false keeps the solver's sign.
         grad_guard: ε > 0 bounds the gradient's 1/(σ1² − σj²) factors by 1/(2ε); 0 is the exact gradient.
     """
+
+    supports_seed_batch = True
 
     def __init__(self, tau1: float = 0.05, tau2: float = 0.1, sign_fix: bool = False, grad_guard: float = 0.0) -> None:
         super().__init__()
@@ -178,6 +194,8 @@ class PMRLIntra(nn.Module):
     Args:
         tau1: temperature of the softmax over each instance's singular values.
     """
+
+    supports_seed_batch = True
 
     def __init__(self, tau1: float = 0.05) -> None:
         super().__init__()

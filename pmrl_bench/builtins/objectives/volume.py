@@ -46,6 +46,8 @@ class VolumeLoss(AnchorTupleScore, nn.Module):
         grad_guard: ε > 0 bounds the inter term's 1/(σ1² − σj²) gradient factors by 1/(2ε); 0 is exact.
     """
 
+    supports_seed_batch = True
+
     def __init__(self, inter: bool = False, tau2: float = 0.1, grad_guard: float = 0.0) -> None:
         super().__init__()
         check_positive(tau2=tau2)
