@@ -4,26 +4,32 @@ atomically and check them.
 Everything is sorted and formatted deterministically and the bootstrap uses a fixed generator: the same
 results give byte-identical markdown. Every string taken from a result file goes into a page through
 :mod:`pmrl_bench.leaderboard.md` (escaped), and page names never collide with the overview or each other.
+
+Building is incremental when given a :class:`~pmrl_bench.leaderboard.cache.PageCache`: a task's page and plots, and
+the overview, are taken from it when their inputs are unchanged; writing leaves a file that already holds its page
+untouched (modification time included).
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from pmrl_bench.errors import PmrlBenchError, UsageError
-from pmrl_bench.leaderboard.data import runs_of
+from pmrl_bench.leaderboard.cache import PageCache
+from pmrl_bench.leaderboard.data import Run, runs_of
+from pmrl_bench.leaderboard.fingerprints import page_keys
 from pmrl_bench.leaderboard.pages import OVERVIEW, Skipped, group_stem, overview, page_stems, task_page
 from pmrl_bench.leaderboard.plots import render_plots
-from pmrl_bench.leaderboard.protocols import by_protocol
-from pmrl_bench.leaderboard.sections import rank_group
+from pmrl_bench.leaderboard.sections import Ranked, protocol_tables
 from pmrl_bench.leaderboard.stability_rows import with_headline
 from pmrl_bench.leaderboard.tuning import Record, for_protocol, tuning_plot, tuning_section
 from pmrl_bench.results import RunResult
-from pmrl_bench.results.locks import output_lock_problem
+from pmrl_bench.results.locks import create_output_lock, output_lock_problem
 
 Page = str | bytes
 
@@ -32,28 +38,63 @@ __all__ = ["OVERVIEW", "Skipped", "build_leaderboards", "check_leaderboards", "e
 
 
 def build_leaderboards(results: Sequence[RunResult], problems: Iterable[Skipped | str] = (),
-                       plots: bool = True, tuning: Sequence[Record] = ()) -> dict[str, Page]:
+                       plots: bool = True, tuning: Sequence[Record] = (),
+                       cache: PageCache | None = None) -> dict[str, Page]:
     """``{file name: content}``: a markdown page per task, ``README.md`` (the overview) and, with ``plots``
     and matplotlib installed, PNG plots (bytes) beside them. ``problems``: the result files left out;
-    ``tuning``: the tuned-parameter files of the results directory (``tuning.records.scan_records``)."""
-    tasks = runs_of(results)
-    for runs in tasks.values():
-        with_headline(runs)
-    stems = page_stems(tasks)
-    tables = {task: [rank_group(group) for group in by_protocol(runs)] for task, runs in tasks.items()}
-    pages: dict[str, Page] = {}
-    for task, runs in tasks.items():
-        sections = {}
-        for table in tables[task]:
-            records = for_protocol(tuning, task, table.group.name)
-            stem = group_stem(stems[task], table.group.name)
-            sections[table.group.name] = tuning_section(records, stem)
-            if plots:
-                pages.update(render_plots(task, table.group.runs, stem))
-                pages.update(tuning_plot(task, records, stem))
-        pages[f"{stems[task]}.md"] = task_page(task, stems[task], runs, tables[task], sections)
-    pages[OVERVIEW] = overview(tasks, tables, stems, problems)
+    ``tuning``: the tuned-parameter files of the results directory (``tuning.records.scan_records``).
+
+    ``cache``: take each task's page and plots, and the overview, from it when their inputs are unchanged
+    (:mod:`pmrl_bench.leaderboard.fingerprints`), and store the ones built; the pages are the same either way."""
+    problems = list(problems)
+    stems = page_stems({r.task for r in results})
+    found: dict[str, dict[str, Page] | None] = dict.fromkeys(stems)
+    front: str | None = None  # the overview
+    if cache is not None:
+        keys, overview_key = page_keys(results, stems, tuning, problems, plots)
+        found = {task: _own(cache.get(key), stems[task]) for task, key in keys.items()}
+        cached = cache.get(overview_key) or {}
+        front = cached[OVERVIEW] if list(cached) == [OVERVIEW] and isinstance(cached[OVERVIEW], str) else None
+    missing = [task for task in stems if found[task] is None]
+    if missing or front is None:  # the overview needs every task's ranks
+        tasks = runs_of(results)
+        for runs in tasks.values():
+            with_headline(runs)
+        tables = {task: protocol_tables(tasks[task]) for task in (tasks if front is None else missing)}
+        for task in missing:
+            found[task] = _task_files(task, stems[task], tasks[task], tables[task], tuning, plots)
+            if cache is not None:
+                cache.put(keys[task], found[task] or {})
+        if front is None:
+            front = overview(tasks, tables, stems, problems)
+            if cache is not None:
+                cache.put(overview_key, {OVERVIEW: front})
+    pages = {name: content for files in found.values() for name, content in (files or {}).items()}
+    pages[OVERVIEW] = front
     return pages
+
+
+def _own(files: dict[str, Page] | None, stem: str) -> dict[str, Page] | None:
+    """A cached task entry if it holds the task's page and nothing but its files (``<stem>.*``), else None."""
+    if files is None or not isinstance(files.get(f"{stem}.md"), str):
+        return None
+    return files if all(name.startswith(f"{stem}.") for name in files) else None
+
+
+def _task_files(task: str, stem: str, runs: Sequence[Run], tables: Sequence[Ranked], tuning: Sequence[Record],
+                plots: bool) -> dict[str, Page]:
+    """One task's page and, with ``plots``, the PNG plots beside it."""
+    files: dict[str, Page] = {}
+    sections = {}
+    for table in tables:
+        records = for_protocol(tuning, task, table.group.name)
+        group = group_stem(stem, table.group.name)
+        sections[table.group.name] = tuning_section(records, group)
+        if plots:
+            files.update(render_plots(task, table.group.runs, group))
+            files.update(tuning_plot(task, records, group))
+    files[f"{stem}.md"] = task_page(task, stem, runs, tables, sections)
+    return files
 
 
 class LeaderboardWriteError(PmrlBenchError):
@@ -61,9 +102,10 @@ class LeaderboardWriteError(PmrlBenchError):
 
 
 def ensure_writable(out_dir: Path, option: str = "--leaderboard") -> None:
-    """Check, before anything trains and without creating anything, that pages can be written into ``out_dir``:
-    it is a directory we may write (or can be created in one), its name fits the file system, its lock is ours."""
-    problem = _unwritable(Path(os.path.abspath(out_dir)))
+    """Check, before anything trains, that pages can be written into ``out_dir``: it is a directory we may write (or
+    can be created in one), its name fits the file system, and its lock directory and lock file can actually be
+    created (they are: the permission bits of some file systems, ``/proc`` say, do not tell)."""
+    problem = _unwritable(Path(os.path.abspath(out_dir))) or create_output_lock(out_dir)
     if problem:
         raise UsageError(f"leaderboard directory {str(out_dir)!r} is not writable: {problem}; "
                          f"pass {option} DIR with a directory you can write")
@@ -91,12 +133,19 @@ def write_leaderboards(out_dir: Path, pages: dict[str, Page]) -> list[Path]:
     """Write every page atomically: a uniquely named temporary beside it, fsync, rename over the page.
 
     A reader never sees half a page, two writers never share a temporary, and a failure (or a signal) leaves
-    no temporary behind: every page is either the old one or the new one.
+    no temporary behind: every page is either the old one or the new one. A temporary that a writer killed with
+    ``kill -9`` left is removed first (call this under :func:`~pmrl_bench.results.locks.output_lock`: no other
+    writer is then at work). A file that already holds exactly its page is left as it is, modification time
+    included, so a rebuild touches only the pages that changed. Returns the path of every page.
     """
+    remove_temporaries(out_dir)
     written = []
     for name, content in sorted(pages.items()):
         path = out_dir / name
         data = content if isinstance(content, bytes) else content.encode("utf-8")
+        if _holds(path, data):
+            written.append(path)
+            continue
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{name}.", suffix=".tmp")
@@ -116,6 +165,37 @@ def write_leaderboards(out_dir: Path, pages: dict[str, Page]) -> list[Path]:
             raise
         written.append(path)
     return written
+
+
+def _holds(path: Path, data: bytes) -> bool:
+    """Whether ``path`` is a regular file (not a link) whose bytes are ``data``."""
+    try:
+        if path.is_symlink() or not path.is_file() or path.stat().st_size != len(data):
+            return False
+        return path.read_bytes() == data
+    except OSError:  # unreadable: rewrite it, and let the write report what is wrong
+        return False
+
+
+# What write_leaderboards' mkstemp names a temporary: ".<page>." + 8 random characters + ".tmp".
+_TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
+
+
+def remove_temporaries(out_dir: Path) -> list[Path]:
+    """Delete the page temporaries a killed writer left in ``out_dir`` (regular files only); the ones removed."""
+    removed = []
+    try:
+        entries = list(os.scandir(out_dir))
+    except OSError:  # no directory yet: nothing was left
+        return removed
+    for entry in entries:
+        if _TEMPORARY.match(entry.name) and entry.is_file(follow_symlinks=False):
+            try:
+                os.unlink(entry.path)
+            except OSError:  # gone already, or not ours to remove: it does no harm where it is
+                continue
+            removed.append(Path(entry.path))
+    return removed
 
 
 def _write_error(out_dir: Path, name: str, exc: OSError) -> LeaderboardWriteError:

@@ -1,5 +1,12 @@
 """Rebuild (or check) the pages of a results directory from its result files, under the output lock, stopping
-cleanly on Ctrl-C, SIGTERM or SIGHUP: what ``pmrl-bench leaderboard`` does, and ``run`` after its sweep."""
+cleanly on Ctrl-C, SIGTERM or SIGHUP: what ``pmrl-bench leaderboard`` does, and ``run`` after its sweep.
+
+A rebuild is incremental: pages and plots whose inputs did not change come from the cache beside the pages
+(:mod:`pmrl_bench.leaderboard.cache`), and a file whose content did not change is not rewritten, so after a ``run``
+on one task only that task's files and the overview change (and any page whose row labels that run renamed).
+``run`` does not pass the tasks it touched: the inputs' hashes find them, and also find the pages a label shared
+across tasks changed, which a list of touched tasks would leave stale.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,7 @@ from pathlib import Path
 from pmrl_bench.console import PROG, say
 from pmrl_bench.errors import RunFailed
 from pmrl_bench.leaderboard.build import Skipped, build_leaderboards, check_leaderboards, write_leaderboards
+from pmrl_bench.leaderboard.cache import PageCache
 from pmrl_bench.results import ResultStore
 from pmrl_bench.results.locks import output_lock
 from pmrl_bench.runner.interrupt import interruptible
@@ -38,11 +46,16 @@ def _rebuild(results_dir: Path, out_dir: Path, check: bool, rebuild: str) -> lis
     tuning, bad_tuning = scan_records(results_dir)
     for path, reason in bad_tuning:
         say(f"warning: skipped {path}: {reason}")
-    pages = build_leaderboards(results, shown, tuning=tuning)
+    # A check recomputes every page, as on a clean clone; a rebuild reuses the pages whose inputs did not change.
+    cache = None if check else PageCache.beside(out_dir)
+    pages = build_leaderboards(results, shown, tuning=tuning, cache=cache)
     if check:
         stale = check_leaderboards(out_dir, pages)
         if stale:
             raise RunFailed(f"leaderboards in {out_dir}/ are stale: {', '.join(stale)}; rerun '{rebuild}'")
         return []
     with output_lock(out_dir):  # two sweeps finishing at once must not interleave their page writes
-        return write_leaderboards(out_dir, pages)
+        written = write_leaderboards(out_dir, pages)
+        if cache is not None:
+            cache.prune()
+        return written
