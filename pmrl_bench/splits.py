@@ -69,6 +69,8 @@ def with_validation(data: TaskData, val_size: float = DEFAULT_VAL_SIZE, seed: in
 
 
 def split_sizes(data: TaskData) -> dict[str, int]:
-    """``{"train": n, "val": n, "test": n}``: what result files record."""
-    return {"train": len(data.train), "val": len(data.validation) if data.validation is not None else 0,
-            "test": len(data.test)}
+    """``{"train": n, "val": n, "test": n}`` (and ``"dropped": n`` when the task dropped rows): what result files
+    record."""
+    sizes = {"train": len(data.train), "val": len(data.validation) if data.validation is not None else 0,
+             "test": len(data.test)}
+    return {**sizes, "dropped": data.dropped} if data.dropped else sizes

@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from pmrl_bench.components import Split, TaskData
+from pmrl_bench.console import say
 from pmrl_bench.errors import DataError
+
+# Below this many validation rows, --select best's choice of step is mostly noise: the selection metric moves in
+# steps of 1/n, and a different few rows would pick a different step.
+SMALL_VALIDATION_SPLIT = 50
 
 
 def check_task_data(task: str, data: TaskData) -> None:
@@ -47,3 +52,26 @@ def _check_split(task: str, split_name: str, split: Split, data: TaskData) -> No
             raise DataError(f"{where}: labels have shape {labels.shape}, expected ({n},)")
         if not np.issubdtype(labels.dtype, np.integer):
             raise DataError(f"{where}: labels must be integer class ids, got dtype {labels.dtype}")
+
+
+def warn_unseen_test_labels(task: str, data: TaskData) -> None:
+    """One warning line when test instances carry a label no training instance has: the classification probes
+    cannot predict such a class, so its instances count as errors whatever the embedding."""
+    if data.test.labels is None or data.train.labels is None:
+        return
+    test = np.asarray(data.test.labels)
+    unseen = np.setdiff1d(np.unique(test), np.unique(np.asarray(data.train.labels)))
+    if unseen.size:
+        count = int(np.isin(test, unseen).sum())
+        shown = ", ".join(map(str, unseen[:10].tolist())) + (", ..." if unseen.size > 10 else "")
+        say(f"warning: task {task!r}: {count} of {len(test)} test instances carry a label never seen in training "
+            f"(class ids {shown}); the classification probes cannot predict them, so accuracy is at most "
+            f"{1 - count / len(test):.1%}")
+
+
+def warn_small_validation(task: str, n_val: int, selection: str) -> None:
+    """One warning line when ``--select best`` picks the kept step by a validation split of a handful of rows."""
+    if selection == "best" and n_val < SMALL_VALIDATION_SPLIT:
+        say(f"warning: task {task!r}: --select best picks the kept step by a validation split of {n_val} rows; at "
+            f"fewer than {SMALL_VALIDATION_SPLIT} its choice is mostly noise (give the task more validation rows, "
+            "e.g. a larger val_size, or use --select last)")

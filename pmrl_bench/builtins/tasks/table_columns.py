@@ -66,9 +66,14 @@ def column_values(source: Source, column: str, text: bool = False) -> tuple[np.n
     for text (``text``: declared text). Raises a one-line DataError naming the column and the first bad row as the
     source numbers it."""
     frame, origin = source.frame, source.origin
+    if column in source.views:  # a multi-view file's view: already an (n, d) array, checked as a whole
+        values = source.views[column]
+        where = f"task 'table', view {column!r} ({source.where.get(column, column)})"
+        values = values if values.dtype.kind == "f" else values.astype(np.float32)
+        return _finite_float32(values, np.arange(len(values)), where, origin), VECTOR if values.ndim == 2 else IMAGE
     where = f"task 'table', column {column!r}"
     if column not in frame.columns:
-        raise DataError(f"{where} of {origin.name}: no such column; available: {', '.join(map(str, frame.columns))}")
+        raise DataError(f"{where} of {origin.name}: no such column; available: {', '.join(source.columns)}")
     series = frame[column]
     if series.dtype.kind in "biuf" and not text:  # a plain numeric column: one value per row
         values = series.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -118,6 +123,30 @@ def column_values(source: Source, column: str, text: bool = False) -> tuple[np.n
     return _finite_float32(stacked, np.arange(len(stacked)), where, origin), VECTOR if stacked.ndim == 2 else IMAGE
 
 
+def missing_rows(source: Source, column: str) -> np.ndarray:
+    """Which rows of ``column`` hold a missing value: null, NaN, or a NaN inside a list or a view's row."""
+    if column in source.views:
+        values = source.views[column]
+        if values.dtype.kind != "f":
+            return np.zeros(len(values), dtype=bool)
+        return np.isnan(values.reshape(len(values), -1)).any(axis=1)
+    if column not in source.frame.columns:
+        return np.zeros(len(source.frame), dtype=bool)  # column_values names the missing column
+    series = source.frame[column]
+    if series.dtype.kind in "biuf":
+        return series.isna().to_numpy()
+    return np.array([_is_missing(value) or _holds_nan(value) for value in series.tolist()], dtype=bool)
+
+
+def _holds_nan(value: Any) -> bool:
+    if isinstance(value, (str, numbers.Number)) or value is None:
+        return False
+    try:
+        return bool(np.isnan(np.asarray(_nested_list(value), dtype=np.float64)).any())
+    except (TypeError, ValueError):
+        return False  # not numbers: column_values says what it is
+
+
 def _nested_list(value: Any) -> Any:
     """Arrow list cells arrive as object arrays of arrays; make them plain nested lists numpy can stack."""
     if isinstance(value, np.ndarray) and value.dtype == object:
@@ -134,7 +163,7 @@ def label_ids(sources: dict[str, Source], column: str) -> tuple[dict[str, np.nda
         where = f"task 'table', label column {column!r}"
         if column not in source.frame.columns:
             raise DataError(f"{where} of {source.origin.name}: no such column; "
-                            f"available: {', '.join(map(str, source.frame.columns))}")
+                            f"available: {', '.join(source.columns) or 'none'}")
         values = source.frame[column].tolist()
         for i, value in enumerate(values):
             if _is_missing(value):
