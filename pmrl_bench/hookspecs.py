@@ -8,7 +8,7 @@ Hook arguments are passed by keyword, so a later version may add arguments witho
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 import pluggy
@@ -25,12 +25,15 @@ Factory = Callable[..., Any] | str
 
 class RegisterObjective(Protocol):
     def __call__(
-        self, name: str, factory: Factory, *, description: str = "", search_space: Mapping[str, Any] | None = None
+        self, name: str, factory: Factory, *, description: str = "", search_space: Mapping[str, Any] | None = None,
+        modalities: Iterable[int] | None = None,
     ) -> None:
         """Register an objective: ``factory(**params)`` returns a ``torch.nn.Module`` (see ``components.Objective``).
 
         ``search_space``: ``{parameter: distribution}`` (``pmrl_bench.tuning.space``: ``Uniform``, ``LogUniform``,
         ``IntUniform``, ``Choice``) that ``pmrl-bench tune`` searches besides the learning rate and weight decay.
+        ``modalities``: the numbers of modalities it accepts (e.g. ``(3,)`` or ``range(2, 9)``; None: any); a sweep
+        reports it as not applicable to a task with another count (``pmrl_bench.modality_counts``).
         """
 
 
@@ -63,7 +66,8 @@ class RegisterReporter(Protocol):
 
 class RegisterTask(Protocol):
     def __call__(self, name: str, factory: Factory, *, default_suite: bool = False, description: str = "") -> None:
-        """Register a task: ``factory(**params)`` returns an object with ``load() -> TaskData``.
+        """Register a task: ``factory(**params)`` returns an object with ``load() -> TaskData`` and ``card() ->
+        pmrl_bench.cards.DataCard`` (its data card; see ``components.Task``).
 
         ``default_suite``: run it when ``pmrl-bench run`` is given no ``--tasks``.
         """

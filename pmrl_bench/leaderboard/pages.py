@@ -96,7 +96,8 @@ def dataset_lines(task: str, results: Sequence[RunResult]) -> list[str]:
         f"{code(f)} ({n} results)" for f, n in sorted(fingerprints.items())))
     for s in splits:
         sizes = json.loads(s)
-        lines.append(f"- Splits: train {sizes['train']}, validation {sizes['val']}, test {sizes['test']}")
+        dropped = f" ({sizes['dropped']} rows dropped before splitting)" if sizes.get("dropped") else ""
+        lines.append(f"- Splits: train {sizes['train']}, validation {sizes['val']}, test {sizes['test']}{dropped}")
         if 0 < sizes["test"] < SMALL_TEST_SPLIT:
             lines.append(f"- ⚠ Only {sizes['test']} test instances: chance R@1 is {100 / sizes['test']:.1f}% "
                          f"and chance R@10 {min(100.0, 1000 / sizes['test']):.0f}%; "
@@ -140,8 +141,12 @@ def overview(tasks: Mapping[str, list[Run]], tables: Mapping[str, list[Ranked]],
         rows = []
         for task, table in per_task.items():
             objectives = sorted({display_name(r.result.objective) for r in table.group.runs})
-            rows.append([link(task, f"{stems[task]}.md#protocol-{_anchor(protocol)}"), seeds_cell(table.group.runs),
-                         Markdown(", ".join(code(o) for o in objectives))])
+            named = [code(o) for o in objectives] + [
+                f"{code(o)} (not applicable)" for o in sorted({display_name(r.result.objective)
+                                                              for rs in table.not_applicable.values() for r in rs})]
+            counted = table.group.runs or [r for rs in table.not_applicable.values() for r in rs]
+            rows.append([link(task, f"{stems[task]}.md#protocol-{_anchor(protocol)}"), seeds_cell(counted),
+                         Markdown(", ".join(named))])
         lines += [markdown(rows, ["task", "runs ok", "objectives"]), ""]
         lines += _rank_table(per_task, stems)
         lines += _friedman(per_task)

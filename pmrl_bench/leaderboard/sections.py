@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -86,7 +86,12 @@ def main_ranks(rows: Mapping[str, Sequence[Run]]) -> tuple[dict[str, int], list[
     return ranks, tests
 
 
-def retrieval_sections(rows: Mapping[str, Sequence[Run]], ranks: Mapping[str, int], level: str = "###") -> list[str]:
+def retrieval_sections(rows: Mapping[str, Sequence[Run]], ranks: Mapping[str, int], level: str = "###",
+                       not_applicable: Mapping[str, Sequence[Run]] | None = None) -> list[str]:
+    """A section per retrieval view; configurations ``not_applicable`` to the task close the main table as dashes."""
+    from pmrl_bench.leaderboard import not_applicable as na
+
+    skipped = not_applicable or {}
     runs = [r for rs in rows.values() for r in rs]
     views = sorted({v for r in runs for v in r.views}, key=lambda v: (v != MAIN_VIEW, v))
     lines: list[str] = []
@@ -103,8 +108,9 @@ def retrieval_sections(rows: Mapping[str, Sequence[Run]], ranks: Mapping[str, in
         summary = retrieval_columns(view_rows, view, None if own else directions)
         lines += [interval_note(summary), ""]
         if view == MAIN_VIEW:
-            table, _ = ranked_table(view_rows, summary, ranks=ranks)
+            table, _ = ranked_table(view_rows, summary, ranks=ranks, tail=na.dash_rows(skipped, len(summary)))
             lines += [RANK_NOTE, "", table, ""]
+            lines += [*na.reasons(skipped), ""] if skipped else []
         else:
             table, _ = ranked_table(view_rows, summary)
             lines += ["Mean over each row's own directions (they differ by objective). " if own
@@ -112,6 +118,8 @@ def retrieval_sections(rows: Mapping[str, Sequence[Run]], ranks: Mapping[str, in
                       "**Bold**: no other row's interval lies entirely above (below, for ↓).", "", table, ""]
         per_direction, _ = ranked_table(view_rows, direction_columns(view_rows, view, directions, "R@1", own_mean=own))
         lines += [f"R@1 per direction (query → gallery) of the {text(view_title(view))} view:", "", per_direction, ""]
+    if MAIN_VIEW not in views:  # nothing trained here to put them beside
+        lines += na.section(skipped, level)
     return lines
 
 
@@ -334,6 +342,8 @@ class Ranked:
     ranked: dict[str, list[Run]]  # configurations and the reference row
     ranks: dict[str, int]
     tests: list[PairedTest]
+    # configurations recorded as not applicable to the task (never ranked): {label: runs}
+    not_applicable: dict[str, list[Run]] = field(default_factory=dict)
 
 
 def rank_group(group: ProtocolGroup) -> Ranked:
@@ -349,13 +359,31 @@ def rank_group(group: ProtocolGroup) -> Ranked:
     return Ranked(group, rows, ranked, ranks, tests)
 
 
+def protocol_tables(runs: Sequence[Run]) -> list[Ranked]:
+    """One :class:`Ranked` per protocol (``scratch`` first); runs recorded as not applicable are set apart."""
+    from pmrl_bench.leaderboard.not_applicable import split_runs
+    from pmrl_bench.leaderboard.protocols import ProtocolGroup, by_protocol
+
+    tables = []
+    for group in by_protocol(runs):
+        applicable, skipped = split_runs(group.runs)
+        table = rank_group(ProtocolGroup(group.name, applicable) if skipped else group)
+        table.not_applicable = skipped
+        tables.append(table)
+    return tables
+
+
 def group_sections(table: Ranked, stem: str, tuning_lines: Sequence[str] = ()) -> list[str]:
     """Everything a task page says about one protocol."""
-    from pmrl_bench.leaderboard.protocols import describe
+    from pmrl_bench.leaderboard.protocols import ProtocolGroup, describe
 
     group, rows, ranked, ranks, tests = table.group, table.rows, table.ranked, table.ranks, table.tests
+    if not group.runs:  # every configuration of this protocol was not applicable to the task
+        skipped = [r for rs in table.not_applicable.values() for r in rs]
+        return [describe(ProtocolGroup(group.name, skipped)), "", *retrieval_sections({}, {}, "###",
+                                                                                     table.not_applicable)]
     lines = [describe(group), ""]
-    lines += retrieval_sections(ranked, ranks)
+    lines += retrieval_sections(ranked, ranks, not_applicable=table.not_applicable)
     lines += pairwise_section(ranked, ranks, tests)
     if group.warm:
         lines += step0_section(rows)

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from pmrl_bench.leaderboard.data import MAIN_VIEW, Run
+from pmrl_bench.results.schema import NOT_APPLICABLE
 from pmrl_bench.leaderboard.md import Markdown, cell, code
 from pmrl_bench.leaderboard.stats import (
     Interval, RankStatistic, bootstrap_over_seeds, bootstrap_over_seeds_and_queries, interval_ranks, mean_std_cv,
@@ -34,8 +35,12 @@ def markdown(rows: list[list[str]], headers: list[str]) -> str:
 
 
 def seeds_cell(runs: Sequence[Run]) -> str:
-    counts = {s: sum(1 for r in runs if r.status == s) for s in ("ok", "diverged", "failed")}
-    text = f"{counts['ok']}/{len(runs)}"
+    """``3/3``, ``2/3 (1 diverged)``; ``not applicable`` for a configuration the task's modality count rules out."""
+    counted = [r for r in runs if r.status != NOT_APPLICABLE]
+    if runs and not counted:
+        return "not applicable"
+    counts = {s: sum(1 for r in counted if r.status == s) for s in ("ok", "diverged", "failed")}
+    text = f"{counts['ok']}/{len(counted)}"
     problems = [f"{counts[s]} {s}" for s in ("diverged", "failed") if counts[s]]
     return f"{text} ({', '.join(problems)})" if problems else text
 
@@ -120,12 +125,13 @@ class Column:
 
 
 def ranked_table(rows: dict[str, list[Run]], columns: Sequence[Column], rank_by: Column | None = None,
-                 ranks: Mapping[str, int] | None = None) -> tuple[str, bool]:
+                 ranks: Mapping[str, int] | None = None, tail: Sequence[list[str]] = ()) -> tuple[str, bool]:
     """Rows = configurations. Each column bolds its rank-1 cells (best, and any tied with it), by interval overlap.
 
     ``ranks`` (e.g. from paired significance tests) replaces that: it fills a ``rank`` column, orders the rows, and
     bolds the rank-1 cells of the first column only (the column the ranks are about). Returns the markdown and
     whether some cells used the seed-only interval while others did not (then those cells carry the † mark).
+    ``tail``: finished rows (cells as written) put after the ranked ones, e.g. configurations that are not applicable.
     """
     mixed = any(
         len({c.seed_only for c in col.cells.values() if c.interval is not None}) > 1 for col in columns
@@ -146,6 +152,7 @@ def ranked_table(rows: dict[str, list[Run]], columns: Sequence[Column], rank_by:
         body.append([*lead, code(label), seeds_cell(runs), *cells])
     if overall is not None:
         body.sort(key=lambda row: (int(row[0]) if row[0] != "–" else 10**9, row[1]))
+    body += [list(row) for row in tail]
     headers = (["rank"] if overall is not None else []) + ["objective", "seeds ok"]
     headers += [f"{c.header} {'↑' if c.higher_is_better else '↓'}" for c in columns]
     return markdown(body, headers), mixed

@@ -1,5 +1,6 @@
 """The task contract: data that passes the runner's checks, loads identically twice and has an encoder for every
-modality, as a check function and as a test class to subclass."""
+modality, and a data card that says what the data is and matches it; as check functions and as a test class to
+subclass."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 
+from pmrl_bench.cards import DataCard, ModalityCard, task_card
 from pmrl_bench.components import TaskData
 from pmrl_bench.errors import DataError, UsageError
 from pmrl_bench.registry import Component, Registry
@@ -84,6 +86,45 @@ def check_task(
     return data
 
 
+def _shown(field: str, value: Any) -> str:
+    if field == "modalities":
+        return ", ".join(f"{m.name} ({m.kind}, {'x'.join(map(str, m.shape))})" for m in value
+                         if isinstance(m, ModalityCard)) or "none"
+    return repr(dict(value) if field == "splits" else value)
+
+
+def check_task_card(component: Component, params: Mapping[str, Any] | None = None,
+                    data: TaskData | None = None) -> DataCard:
+    """The task states a data card (``card()`` returning :class:`pmrl_bench.cards.DataCard`) that names the data, its
+    source, licence and citation, and whose modalities (kinds and shapes), class count and split sizes are what
+    ``load()`` gives (``data``, or loaded here). Returns the card."""
+    params = params or {}
+    task = create_checked(component, params)
+    if not callable(getattr(task, "card", None)):
+        raise ContractViolation(
+            f"{component_label(component)}: the task has no card() method; every task states a data card "
+            "(pmrl_bench.cards.DataCard: name, description, source, licence, citation, and the data's modalities, "
+            "classes and split sizes): see 'Data cards' in docs/plugins.md"
+        )
+    try:
+        card = task_card(task, component.name, "")
+    except Exception as exc:
+        raise ContractViolation(f"{component_label(component)}: card() raised {type(exc).__name__}: {exc}") from exc
+    problems = card.problems()
+    if problems:
+        raise ContractViolation(f"{component_label(component)}: its data card is incomplete: {'; '.join(problems)}")
+    loaded = card.with_data(data if data is not None else load_task_data(component, params))
+    for field in ("modalities", "num_classes", "splits"):
+        stated, actual = getattr(card, field), getattr(loaded, field)
+        if (dict(stated) != dict(actual)) if field == "splits" else stated != actual:
+            raise ContractViolation(
+                f"{component_label(component)}: its data card states {field} {_shown(field, stated)}, but load() "
+                f"gives {_shown(field, actual)}; derive the card from the parameters as load() does, or from the data "
+                "(DataCard.with_data)"
+            )
+    return card
+
+
 class TaskContract:
     """The contract every task must meet::
 
@@ -108,6 +149,9 @@ class TaskContract:
 
     def test_loads_valid_deterministic_data(self, pmrl_component: Component, pmrl_plugin_manager: Any) -> None:
         check_task(pmrl_component, self.params, pmrl_plugin_manager.registry, self.encoders)
+
+    def test_states_a_data_card(self, pmrl_component: Component) -> None:
+        check_task_card(pmrl_component, self.params)
 
     def test_one_step_through_the_runner(
         self, pmrl_component: Component, pmrl_plugin_manager: Any, tmp_path: Path

@@ -119,14 +119,17 @@ def test_the_runner_supplies_dim_and_rejects_a_different_one():
         resolved_params(registry, "objective", "confu", {("objective", "confu"): {"dim": "8"}}, dim=24)
 
 
-def test_a_four_modality_task_needs_modalities_set_before_training():
+def test_a_four_modality_task_is_not_applicable_until_modalities_is_set(capsys):
     config = SweepConfig(
         objectives=["confu"], tasks=["synthetic"], seeds=1, budget=Budget(steps=1, batch_size=16, dim=8),
         overrides={("task", "synthetic"): {"modalities": "4", "n_train": "64", "n_test": "32"}}, device="cpu",
         progress=False,
     )
-    with pytest.raises(UsageError, match=r"objective 'confu' cannot run on task 'synthetic'.*modalities=4"):
-        plan_sweep(config, get_registry())
+    plan = plan_sweep(config, get_registry())  # built for 3: not applicable, said in one line, no error
+    reason = plan.not_applicable[("synthetic", "confu")]
+    assert "built for 3 modalities and the task has 4" in reason and "objective.confu.modalities=4" in reason
+    assert capsys.readouterr().err.count("is not applicable to task 'synthetic'") == 1
     config.overrides[("objective", "confu")] = {"modalities": "4"}
     plan = plan_sweep(config, get_registry())
+    assert not plan.not_applicable
     assert plan.specs[0].objective_params["dim"] == 8 and plan.specs[0].objective_params["modalities"] == 4

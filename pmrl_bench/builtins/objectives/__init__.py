@@ -55,6 +55,7 @@ def register_objectives(register: RegisterObjective) -> None:
         description="TRIANGLE: contrastive loss on the area of the triangle between an anchor and another "
         "instance's other modalities, both directions (squared-area surrogate of the official code; no ITM term)",
         search_space=SEARCH_SPACES["triangle"],
+        modalities=(3,),  # a triangle has three vertices; the class's simplex for other counts is not registered
     )
     register(
         "centrobind",

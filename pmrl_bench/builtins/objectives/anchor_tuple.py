@@ -87,7 +87,11 @@ class AnchorTupleObjective(AnchorTupleScore, LogitScaleObjective):
     codes, except the anchor (theirs: text) and the form of the temperature (module docstring).
     """
 
+    supports_seed_batch = False  # forward writes negative_det_fraction, which vmap cannot carry out
+
     label: ClassVar[str] = "anchor-tuple"
+    # The modality counts the runner may hand it (pmrl_bench.modality_counts): cofactor determinants of at most 7x7.
+    accepted_modalities: ClassVar[range] = range(2, MAX_MODALITIES + 1)
     # The order of the terms in ObjectiveOutput.terms (and so in the logs); the loss does not depend on it.
     term_order: ClassVar[tuple[str, str]] = ("a2d", "d2a")
 

@@ -89,6 +89,9 @@ class ConFu(LogitScaleObjective):
         dropout: dropout inside the fusion MLP (off at evaluation).
     """
 
+    # What its `modalities` parameter may be; a built module accepts its own `modalities` only (set in __init__).
+    accepted_modalities: tuple[int, ...] = tuple(range(3, MAX_MODALITIES + 1))
+
     def __init__(
         self,
         dim: int | None = None,
@@ -111,8 +114,11 @@ class ConFu(LogitScaleObjective):
         self.dim, self.modalities = int(dim), int(modalities)
         self.fusion_weight = float(fusion_weight)
         self.label_smoothing = float(label_smoothing)
+        # Heads exist for this many modalities only: a task with another count is not applicable (modality_counts).
+        self.accepted_modalities = (self.modalities,)
         self.pairs = list(itertools.combinations(range(self.modalities), 2))
         self.fusions = nn.ModuleList(FusionMLP(self.dim, hidden, layers, dropout) for _ in self.pairs)
+        self.supports_seed_batch = dropout == 0  # dropout draws differently when seeds train as one model
         self._positions: dict[str, int] = {}  # the task's modality order, as forward / native_directions saw it
 
     def check_modalities(self, modalities: Sequence[str]) -> None:

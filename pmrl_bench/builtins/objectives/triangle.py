@@ -26,7 +26,8 @@ anchor and the k−1 other points, i.e. of the k−1 difference vectors d_p = t 
 their Gram matrix, and the surrogate without the root, ``det G/(k−1)!`` (the official expression for k = 3).
 k = 2 gives the segment length ``‖t − v‖`` (surrogate ``‖t − v‖² = 2 − 2 t·v`` for unit vectors, so the surrogate
 loss at k = 2 is CLIP's InfoNCE at temperature τ/2, softmax being shift-invariant). Up to 8 modalities (cofactor
-determinants of at most 7×7).
+determinants of at most 7×7). The registered ``triangle`` is the paper's, k = 3 (``modalities=(3,)`` where it
+registers): a sweep reports it as not applicable to other counts; a plugin may register this class for others.
 
 Assembly and numerics: G_ij's entries are ``|t_i|² − t_i·o^p_j − t_i·o^q_j + o^p_j·o^q_j``, so one (B, D) ×
 (D, (k−1)B) matmul gives every pair (no (B, B, D) difference tensor, which the official code materialises), and

@@ -29,6 +29,6 @@ def register_tasks(register: RegisterTask) -> None:
     register(
         "table",
         "pmrl_bench.builtins.tasks.table:TableTask",
-        description="Your own table (parquet/CSV/JSON, or a datasets hub name): columns mapped to modalities, "
-                    "optional label",
+        description="Your own data: a table (parquet/CSV/JSON, or a datasets hub name) with columns mapped to "
+                    "modalities, or a multi-view .mat/.npz/.h5 file whose views are the modalities; optional label",
     )

