@@ -1,4 +1,5 @@
-"""Devices and precision: ``auto`` picks CUDA when it is available; mixed precision, uploads and clock syncs.
+"""Devices and precision: ``auto`` picks CUDA when it is available; mixed precision, uploads and clock syncs; the
+CPU model and kernel capability a result records.
 
 Mixed precision covers the encoders only: the runner casts embeddings to float32 before normalising them and
 handing them to the objective, and objectives keep their linear algebra (SVD, volumes) in float32 outside autocast.
@@ -6,6 +7,8 @@ handing them to the objective, and objectives keep their linear algebra (SVD, vo
 
 from __future__ import annotations
 
+import functools
+import platform
 import re
 
 import numpy as np
@@ -59,6 +62,26 @@ def describe(device: torch.device, dtype: torch.dtype | None, compiled: bool = F
     notes += ["compiled"] if compiled else []
     notes += [f"{threads} thread{'s' if threads != 1 else ''}"] if threads is not None else []
     return f"{device} ({', '.join(notes)})" if notes else str(device)
+
+
+@functools.cache
+def cpu_model() -> str:
+    """The CPU's model name: ``/proc/cpuinfo``'s "model name" on Linux, else what the platform reports."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
+            for line in info:
+                if line.startswith("model name") and ":" in line:
+                    return line.split(":", 1)[1].strip()[:256]  # the result schema's bound
+    except OSError:  # not Linux, or /proc not mounted
+        pass
+    return (platform.processor() or platform.machine() or "unknown")[:256]
+
+
+def cpu_facts() -> dict[str, str]:
+    """What a result records of the CPU beside ``describe``'s device: the model and the ATen CPU capability
+    (``DEFAULT``, ``AVX2``, ``AVX512``, ...; ``ATEN_CPU_CAPABILITY`` can lower it). CPU numbers move with both: the
+    kernels they select add floating-point terms in another order (README, "Committed results")."""
+    return {"model": cpu_model(), "capability": torch.backends.cpu.get_cpu_capability()}
 
 
 def synchronize(device: torch.device) -> None:

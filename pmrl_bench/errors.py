@@ -5,6 +5,8 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
+from pmrl_bench.console import shorten
+
 
 class PmrlBenchError(Exception):
     """Base class of every error pmrl-bench raises on purpose."""
@@ -22,7 +24,7 @@ class UnknownNameError(UsageError, LookupError):
         close = difflib.get_close_matches(name, available, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         listing = ", ".join(available) if available else "none"
-        super().__init__(f"unknown {what} {name!r}{hint}; available: {listing}")
+        super().__init__(f"unknown {what} {shorten(repr(name))}{hint}; available: {listing}")
         self.name = name
         self.available = available
 
@@ -37,6 +39,14 @@ class DataError(UsageError):
 
 class RunFailed(PmrlBenchError):
     """At least one run of a sweep failed or diverged (exit status 1)."""
+
+
+class SaveFailed(PmrlBenchError):
+    """The disk or file system refused what a run produced (a result, an init stage): full, read-only, removed.
+
+    The environment's fault, not the objective's: it stops the command with one line (exit status 1) and is never
+    recorded as a ``failed`` run. Whatever trains a run lets it through its ``except Exception``.
+    """
 
 
 class Interrupted(KeyboardInterrupt):

@@ -21,3 +21,12 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
     except BaseException:  # Ctrl-C or SIGTERM mid-write included: leave no temporary behind
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def is_directory(path: Path) -> bool:
+    """``path.is_dir()``, but a path the system refuses to look up (a name too long, a NUL byte in it) is not a
+    directory instead of an exception, so that a bad path given on the command line is one line."""
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):
+        return False

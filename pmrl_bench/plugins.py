@@ -6,17 +6,24 @@ Environment variables:
 * ``PMRL_BENCH_LOAD_PLUGINS``: comma-separated distribution or entry-point names of the external plugins
   to load; empty loads none; unset loads all. Built-ins always load. A name that matches no installed plugin
   is reported (a warning, or an error under ``PMRL_BENCH_STRICT_PLUGINS``).
-* ``PMRL_BENCH_STRICT_PLUGINS=1``: a plugin that fails to load or register is an error, not a warning
-  (for plugin authors).
+* ``PMRL_BENCH_STRICT_PLUGINS=1``: every plugin problem is an error, not a warning: a plugin that fails to load
+  or register, and a name registered twice or invalid (for plugin authors and CI).
+
+Plugins cannot break the host: what a plugin prints while it is imported or registers goes to stderr, never stdout
+(which may hold ``--json`` output); a plugin that raises or exits is skipped; and a name two plugins register (or an
+invalid one) is a :class:`~pmrl_bench.registry.Clash`: both registrations are set aside with a warning, and only a
+command that uses the name fails.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.metadata
 import os
 import signal
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -25,7 +32,7 @@ import pluggy
 
 from pmrl_bench import hookspecs
 from pmrl_bench.errors import Interrupted, PluginError
-from pmrl_bench.registry import NAME_PATTERN, Component, Kind, Registry
+from pmrl_bench.registry import Clash, Component, Kind, Registry, place
 
 ENTRY_POINT_GROUP = "pmrl_bench"
 ENV_LOAD_PLUGINS = "PMRL_BENCH_LOAD_PLUGINS"
@@ -52,12 +59,21 @@ class PluginFailure:
 
     plugin: str
     distribution: str | None
-    stage: str  # "load", the hook name, "select" (named in PMRL_BENCH_LOAD_PLUGINS, not installed) or "import"
+    # "load", the hook name, "select" (named in PMRL_BENCH_LOAD_PLUGINS, not installed), "import", or "clash" (a name
+    # registered twice or invalid: ``error`` says whose)
+    stage: str
     error: str
+
+    @classmethod
+    def of_clash(cls, clash: Clash) -> PluginFailure:
+        last = clash.components[-1]
+        return cls(last.plugin, last.distribution, "clash", clash.message())
 
     def message(self, skipped: bool = True) -> str:
         if self.stage == "select":
             return f"{ENV_LOAD_PLUGINS} names {self.plugin!r}: {self.error}"
+        if self.stage == "clash":
+            return self.error
         where = f" (distribution {self.distribution})" if self.distribution else ""
         outcome = " and was skipped" if skipped else ""
         return f"plugin {self.plugin!r}{where} failed during {self.stage}{outcome}: {self.error}"
@@ -90,6 +106,11 @@ def _interrupted_in(plugin: str, dist: str | None, stage: str) -> Interrupted:
                                       f"{ENV_LOAD_PLUGINS}")
 
 
+def _plugin_code() -> contextlib.AbstractContextManager[Any]:
+    """Around a plugin's import or hook: what it prints goes to stderr, so stdout holds only pmrl-bench's output."""
+    return contextlib.redirect_stdout(sys.stderr)
+
+
 def _allowed_external() -> set[str] | None:
     """None means every external plugin; an empty set means none."""
     raw = os.environ.get(ENV_LOAD_PLUGINS)
@@ -118,6 +139,7 @@ class PluginManager:
         self._info: dict[str, PluginInfo] = {}
         self._loaded = False
         self._registry: Registry | None = None
+        self._reporter_clashes: list[Clash] = []
 
     # -- loading ---------------------------------------------------------------------------------
     def load(self) -> None:
@@ -148,7 +170,8 @@ class PluginManager:
             if self.pm.has_plugin(ep.name):
                 continue
             try:
-                plugin = ep.load()
+                with _plugin_code():
+                    plugin = ep.load()
             except KeyboardInterrupt:
                 raise _interrupted_in(ep.name, dist, "the import") from None
             except (Exception, SystemExit) as exc:  # one broken plugin must not take the CLI down
@@ -188,7 +211,8 @@ class PluginManager:
     def _fail(self, failure: PluginFailure) -> None:
         if _strict():
             raise PluginError(failure.message(skipped=False) + f" ({ENV_STRICT} is set)")
-        self.failures.append(failure)
+        if failure not in self.failures:  # the registry and the reporters are collected again after a change
+            self.failures.append(failure)
 
     # -- the registry ----------------------------------------------------------------------------
     @property
@@ -210,7 +234,8 @@ class PluginManager:
                 pending: list[Component] = []
                 register = self._make_register(kind, impl.plugin_name, dist, version, pending)
                 try:
-                    impl.function(**{arg: register for arg in impl.argnames})
+                    with _plugin_code():
+                        impl.function(**{arg: register for arg in impl.argnames})
                 except KeyboardInterrupt:
                     raise _interrupted_in(impl.plugin_name, dist, hook_name) from None
                 except (Exception, SystemExit) as exc:  # a plugin that raises while registering is skipped, not fatal
@@ -219,7 +244,9 @@ class PluginManager:
                     self._fail(PluginFailure(impl.plugin_name, dist, hook_name, _describe(exc)))
                     continue
                 for component in pending:
-                    registry.add(component)  # duplicates are an error naming both plugins
+                    registry.add(component)  # a duplicate or invalid name becomes a clash, reported below
+        for clash in registry.clashes():
+            self._fail(PluginFailure.of_clash(clash))
         return registry
 
     @staticmethod
@@ -239,35 +266,44 @@ class PluginManager:
         return register
 
     # -- reporters (run --log NAME) ------------------------------------------------------------------
-    def reporters(self) -> dict[str, Component]:
-        """Every registered reporter by name (``kind == "reporter"``), collected afresh on each call (it is called
+    def reporters(self, require: Sequence[str] = ()) -> dict[str, Component]:
+        """Every usable reporter by name (``kind == "reporter"``), collected afresh on each call (it is called
         once per command). A plugin that raises while registering is a failure like any other; a duplicate or
-        invalid name is an error naming the plugin."""
+        invalid name is a clash, left out with a warning, and an error if ``require`` (what the command will use,
+        e.g. ``--log``) names it."""
         self.load()
         found: dict[str, Component] = {}
+        clashes: dict[str, Clash] = {}
         for impl in self.pm.hook.register_reporters.get_hookimpls():
             info = self._info.get(impl.plugin_name)
             dist, version = (info.distribution, info.version) if info else (None, None)
             pending: list[Component] = []
             register = self._make_register("reporter", impl.plugin_name, dist, version, pending)  # type: ignore[arg-type]
             try:
-                impl.function(**{arg: register for arg in impl.argnames})
-            except Exception as exc:  # as for components: a broken plugin is skipped, a broken built-in is a bug
+                with _plugin_code():
+                    impl.function(**{arg: register for arg in impl.argnames})
+            except KeyboardInterrupt:
+                raise _interrupted_in(impl.plugin_name, dist, "register_reporters") from None
+            except (Exception, SystemExit) as exc:  # as for components: a broken plugin is skipped, a built-in raises
                 if info is not None and info.builtin:
                     raise
-                self._fail(PluginFailure(impl.plugin_name, dist, "register_reporters", f"{type(exc).__name__}: {exc}"))
+                self._fail(PluginFailure(impl.plugin_name, dist, "register_reporters", _describe(exc)))
                 continue
             for component in pending:
-                if not NAME_PATTERN.match(component.name):
-                    raise PluginError(f"plugin {component.plugin!r} registered an invalid reporter name "
-                                      f"{component.name!r}")
-                if component.name in found:
-                    raise PluginError(f"reporter {component.name!r} is registered twice: by plugin "
-                                      f"{found[component.name].plugin!r} and by plugin {component.plugin!r}")
-                found[component.name] = component
+                place(component, found, clashes)
+        self._reporter_clashes = list(clashes.values())
+        for clash in clashes.values():
+            self._fail(PluginFailure.of_clash(clash))
+        for name in require:
+            if name in clashes:
+                raise PluginError(clashes[name].message())
         return found
 
     # -- introspection -----------------------------------------------------------------------------
+    def clashes(self) -> list[Clash]:
+        """Every name registered twice or invalid: components, and reporters as last collected."""
+        return [*self.registry.clashes(), *self._reporter_clashes]
+
     def plugins(self) -> list[PluginInfo]:
         self.load()
         return list(self._info.values())

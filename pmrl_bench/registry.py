@@ -111,26 +111,71 @@ class Component:
             raise UsageError(f"{self.kind} {self.name!r} rejected {shown}: {exc}") from exc
 
 
+def origin(component: Component) -> str:
+    """``plugin 'name' (distribution dist)``: who registered ``component``."""
+    where = f" (distribution {component.distribution})" if component.distribution else ""
+    return f"plugin {component.plugin!r}{where}"
+
+
+@dataclass
+class Clash:
+    """A name that cannot be used: registered by several plugins (or twice by one), or not a valid name."""
+
+    kind: str  # a Kind, or "reporter"
+    name: str
+    components: list[Component]
+    invalid: bool  # the name breaks NAME_PATTERN; otherwise it is registered more than once
+
+    def message(self) -> str:
+        who = " and by ".join(origin(c) for c in self.components)
+        if self.invalid:
+            return (f"{who} registered an invalid {self.kind} name {self.name!r}: use letters, digits and . _ + - "
+                    "(at most 64 characters, starting with a letter or digit)")
+        times = "twice" if len(self.components) == 2 else f"{len(self.components)} times"
+        return (f"{self.kind} {self.name!r} is registered {times}: by {who}; no command can "
+                "use it until you uninstall one, or limit plugins with PMRL_BENCH_LOAD_PLUGINS")
+
+
+def place(component: Component, table: dict[str, Component], clashes: dict[str, Clash]) -> None:
+    """Put ``component`` in ``table`` by name, or, if its name is invalid or already taken, take the name out of
+    ``table`` and record the clash, so that neither registration is used by mistake."""
+    clash = clashes.get(component.name)
+    if clash is not None:
+        clash.components.append(component)
+    elif not NAME_PATTERN.match(component.name):
+        clashes[component.name] = Clash(component.kind, component.name, [component], invalid=True)
+    elif component.name in table:
+        clashes[component.name] = Clash(component.kind, component.name, [table.pop(component.name), component],
+                                        invalid=False)
+    else:
+        table[component.name] = component
+
+
 class Registry:
     """Components by kind and name. Built by the plugin manager; read by everything else."""
 
     def __init__(self) -> None:
         self._components: dict[Kind, dict[str, Component]] = {kind: {} for kind in KINDS}
         self._resolvers: dict[Kind, list[Resolver]] = {kind: [] for kind in KINDS}
+        self._clashes: dict[Kind, dict[str, Clash]] = {kind: {} for kind in KINDS}
 
     def add(self, component: Component) -> None:
-        if not NAME_PATTERN.match(component.name):
-            raise PluginError(
-                f"plugin {component.plugin!r} registered an invalid {component.kind} name {component.name!r}: "
-                "use letters, digits and . _ + - (at most 64 characters, starting with a letter or digit)"
-            )
-        existing = self._components[component.kind].get(component.name)
-        if existing is not None:
-            raise PluginError(
-                f"{component.kind} {component.name!r} is registered twice: by plugin {existing.plugin!r} "
-                f"and by plugin {component.plugin!r}; uninstall one, or limit plugins with PMRL_BENCH_LOAD_PLUGINS"
-            )
-        self._components[component.kind][component.name] = component
+        """Register ``component``. An invalid name, or a name registered twice, is not an error here: the name is
+        recorded as a :class:`Clash` (see :meth:`clashes`), is left out of :meth:`names` and :meth:`components`,
+        and :meth:`get` refuses it, so that only a command that would use it fails."""
+        place(component, self._components[component.kind], self._clashes[component.kind])
+
+    def clashes(self) -> list[Clash]:
+        """Every name that was registered twice or is invalid, in the order they were found."""
+        return [clash for kind in KINDS for clash in self._clashes[kind].values()]
+
+    def refuse_clashes(self, kind: Kind, names: Iterable[str]) -> None:
+        """Raise the clash of the first of ``names`` that is a clash: a command checks what it will use before it
+        warns about the rest, so that it fails with one line."""
+        for name in names:
+            clash = self._clashes[kind].get(name)
+            if clash is not None:
+                raise PluginError(clash.message())
 
     def add_resolver(self, kind: Kind, resolver: Resolver) -> None:
         """Let ``resolver`` build components for names of ``kind`` that nobody registered (tried in order)."""
@@ -142,6 +187,9 @@ class Registry:
         found = self._components[kind].get(name)
         if found is not None:
             return found
+        clash = self._clashes[kind].get(name)
+        if clash is not None:
+            raise PluginError(clash.message())
         for resolver in self._resolvers[kind]:
             built = resolver(self, name)
             if built is not None:
@@ -173,6 +221,9 @@ class Registry:
 
     def default_encoder_for(self, modality_kind: str) -> Component:
         """The encoder that registered itself as the default for a modality kind (first registration wins)."""
+        for clash in self._clashes["encoder"].values():  # the default is ambiguous: name the clash, not "none"
+            if any(modality_kind in c.metadata.get("default_for", ()) for c in clash.components):
+                raise PluginError(f"no default encoder for modality kind {modality_kind!r}: {clash.message()}")
         for component in self._components["encoder"].values():
             if modality_kind in component.metadata.get("default_for", ()):
                 return component

@@ -19,7 +19,6 @@ tracking service that fails never fails a benchmark run.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from pmrl_bench.console import say
 from pmrl_bench.errors import UnknownNameError, UsageError
 from pmrl_bench.registry import Component
 from pmrl_bench.results import RunResult
@@ -164,9 +164,8 @@ class SweepReporters:
             function(*args)
         except Exception as exc:  # noqa: BLE001 - tracking must not fail the benchmark
             del self.reporters[name]
-            print(f"pmrl-bench: warning: reporter {name!r} failed in {method}: {type(exc).__name__}: {exc}; it is "
-                  "switched off for the rest of this sweep (the runs and their result files are unaffected)",
-                  file=sys.stderr)
+            say(f"warning: reporter {name!r} failed in {method}: {type(exc).__name__}: {exc}; it is "
+                "switched off for the rest of this sweep (the runs and their result files are unaffected)")
 
 
 class ReporterOpener:

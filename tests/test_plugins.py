@@ -68,9 +68,12 @@ def test_duplicate_registration_names_both_plugins(fresh_manager):
             register("pmrl", _toy_objective_factory)
 
     fresh_manager.register_plugin(Clash(), name="clash-plugin")
+    registry = fresh_manager.registry  # a clash is not fatal to the registry: only using the name is an error
+    assert "pmrl" not in registry.names("objective") and "infonce" in registry.names("objective")
     with pytest.raises(PluginError) as info:
-        fresh_manager.registry  # noqa: B018 - building the registry raises
+        registry.get("objective", "pmrl")
     assert "pmrl_bench.builtins.objectives" in str(info.value) and "clash-plugin" in str(info.value)
+    assert [f.stage for f in fresh_manager.failures] == ["clash"]
 
 
 def test_plugin_raising_while_registering_is_skipped(fresh_manager):
@@ -109,7 +112,8 @@ def test_invalid_name_is_rejected(fresh_manager):
 
     fresh_manager.register_plugin(BadName(), name="bad-name")
     with pytest.raises(PluginError, match="invalid objective name"):
-        fresh_manager.registry  # noqa: B018
+        fresh_manager.registry.get("objective", "../escape")
+    assert "../escape" not in fresh_manager.registry.names("objective")
 
 
 def test_unknown_hook_in_a_plugin_is_reported_not_fatal(fresh_manager):

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +24,7 @@ from sklearn.cross_decomposition import CCA
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 
+from pmrl_bench.console import say, write
 from pmrl_bench.components import TaskData
 from pmrl_bench.errors import PmrlBenchError, UsageError
 from pmrl_bench.evaluation.retrieval import recall_metrics, retrieval_ranks
@@ -130,9 +130,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UsageError(f"--components must be >= 1, got {args.components}")
         result = cca_retrieval(data, args.components)
     except PmrlBenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        say(f"error: {exc}")
         return 2
-    print(_markdown(args.task, result))
+    write(_markdown(args.task, result))
     if args.json:
         args.json.write_text(
             json.dumps({"task": args.task, "task_params": params, **result}, indent=2, default=str) + "\n")

@@ -13,15 +13,21 @@ from typing import NoReturn
 
 from pmrl_bench._version import __version__
 from pmrl_bench.cli import catalog, results, training
-from pmrl_bench.cli.output import PROG, say
+from pmrl_bench.cli.output import PROG, json_stdout, plugin_problems, say
+from pmrl_bench.console import shorten_words
 from pmrl_bench.errors import Interrupted, PmrlBenchError, RunFailed, UsageError
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line on stderr and exit status 2."""
+    """argparse, but a usage error is one line on stderr and exit status 2, and help ends with the plugin problems
+    (a plugin that failed, a name two plugins registered), so ``--help`` works and shows them whatever they are."""
 
     def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{message} (see '{self.prog} --help')")
+        # argparse echoes the offending value whole; a 10 000-character one is cut to a readable length
+        raise UsageError(f"{shorten_words(message)} (see '{self.prog} --help')")
+
+    def format_help(self) -> str:
+        return super().format_help() + plugin_problems()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,6 +40,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _dispatch(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    if args.command == "run":
+        return training.cmd_run(args, argv)
+    if args.command == "tune":
+        return training.cmd_tune(args, argv)
+    if args.command == "leaderboard":
+        return results.cmd_leaderboard(args)
+    if args.command == "show":
+        return results.cmd_show(args)
+    if args.command == "list":
+        return catalog.cmd_list(args)
+    if args.command == "compare":
+        return results.cmd_compare(args)
+    return catalog.cmd_plugins(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
@@ -43,19 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return 2
-        if args.command == "run":
-            return training.cmd_run(args, argv)
-        if args.command == "tune":
-            return training.cmd_tune(args, argv)
-        if args.command == "leaderboard":
-            return results.cmd_leaderboard(args)
-        if args.command == "show":
-            return results.cmd_show(args)
-        if args.command == "list":
-            return catalog.cmd_list(args)
-        if args.command == "compare":
-            return results.cmd_compare(args)
-        return catalog.cmd_plugins(args)
+        with json_stdout(bool(getattr(args, "json", False))):  # --json: stdout holds the JSON document alone
+            return _dispatch(args, argv)
     except UsageError as exc:
         say(f"error: {exc}")
         return 2

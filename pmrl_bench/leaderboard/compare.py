@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from pmrl_bench.errors import UsageError
+from pmrl_bench.fsutil import is_directory
 from pmrl_bench.leaderboard.data import MAIN_VIEW, Run, runs_of
 from pmrl_bench.leaderboard.significance import ALPHA, PairedTest, format_delta, format_p, holm, paired_test
 from pmrl_bench.leaderboard.md import Markdown, code, text
@@ -160,7 +161,7 @@ def comparison_markdown(comparison: Comparison, old_name: str, new_name: str, k:
 
 def read_results(directory: Path, side: str) -> tuple[list[RunResult], list[str]]:
     """Every valid result under ``directory``, and one line per file that was skipped."""
-    if not directory.is_dir():
+    if not is_directory(directory):
         raise UsageError(f"{side} results directory {str(directory)!r} does not exist; "
                          "pass a directory of result files")
     results, problems = ResultStore(directory).scan()

@@ -16,11 +16,13 @@ from typing import Any
 import docstring_parser
 from tabulate import tabulate
 
+from pmrl_bench.console import escape, shorten
 from pmrl_bench.errors import PmrlBenchError
 from pmrl_bench.registry import Component
 
 UNDOCUMENTED = "(undocumented)"
 REQUIRED = "(required)"
+CELL_LIMIT = 300
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,8 @@ def try_describe(component: Component) -> tuple[list[ParameterInfo], str | None]
         return describe_parameters(component), None
     except PmrlBenchError as exc:
         return [], str(exc)
+    except (Exception, SystemExit) as exc:  # a plugin module that raises at import must not take 'list' down
+        return [], f"{type(exc).__name__}: {exc}"
 
 
 def _shown_default(info: ParameterInfo) -> str:
@@ -104,7 +108,9 @@ def parameter_table(infos: Sequence[ParameterInfo], indent: str = "    ") -> str
     """The parameters as an aligned plain-text table, each line indented by ``indent``."""
     if not infos:
         return f"{indent}(no parameters)"
-    rows = [[i.name, i.type, _shown_default(i), i.meaning] for i in infos]
+    # docstrings and defaults are plugin text: escaped, and cut, so that no cell can drive or flood the terminal
+    rows = [[escape(shorten(str(cell), CELL_LIMIT)) for cell in (i.name, i.type, _shown_default(i), i.meaning)]
+            for i in infos]
     table = tabulate(rows, headers=["parameter", "type", "default", "meaning"], tablefmt="plain",
                      disable_numparse=True)
     return "\n".join(indent + line.rstrip() for line in table.splitlines())

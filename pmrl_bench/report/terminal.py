@@ -21,13 +21,16 @@ from pmrl_bench.leaderboard.tables import (
     HIGHER_IS_BETTER, RETRIEVAL_METRICS, Cell, by_label, format_cell, main_rank_column, retrieval_cell, scalar_cell,
     seeds_cell,
 )
+from pmrl_bench.console import escape, shorten
 from pmrl_bench.results import RunResult
+from pmrl_bench.results.schema import NOT_APPLICABLE
 
 if TYPE_CHECKING:
     from pmrl_bench.runner.summary import SweepSummary
 
 FUSED_PROBE = "linear:fused"  # the classification headline: a linear probe on the mean of the modalities
 TABLE_FORMAT = "simple"
+CELL_LIMIT = 200  # characters of one cell: a label or task name from a result file can be any length
 
 
 @dataclass
@@ -53,7 +56,8 @@ class TaskSummary:
 
 def _counts(runs: Sequence[Run]) -> dict[str, int]:
     counts = {status: sum(1 for r in runs if r.status == status) for status in ("ok", "diverged", "failed")}
-    return {**counts, "total": len(runs)}
+    skipped = sum(1 for r in runs if r.status == NOT_APPLICABLE)  # never trained: listed only where there are some
+    return {**counts, **({NOT_APPLICABLE: skipped} if skipped else {}), "total": len(runs)}
 
 
 def summarize(results: Sequence[RunResult], full: bool = False) -> list[TaskSummary]:
@@ -68,7 +72,9 @@ def summarize(results: Sequence[RunResult], full: bool = False) -> list[TaskSumm
         ranks: dict[str, int] = {}
         protocols: list[str] = []
         for group in by_protocol(runs):  # ranked as on the pages: paired tests within each protocol
-            ranks.update(main_ranks(by_label(group.runs))[0])
+            ranked = by_label([r for r in group.runs if r.status != NOT_APPLICABLE])
+            if ranked:
+                ranks.update(main_ranks(ranked)[0])
             protocols.append(group.name)
         directions = sorted({d for r in runs for d in r.views.get(MAIN_VIEW, {})})
         probes = sorted({p for r in runs for p in r.classification}) if full else [FUSED_PROBE]
@@ -112,13 +118,20 @@ def _rank_text(row: Row) -> str:
     return "–" if row.rank is None else str(row.rank)
 
 
+def _safe(text: str) -> str:
+    """A string from a result file, fit for a terminal cell: control characters escaped (a result file may hold
+    ``ESC[2J``), a newline too so the table keeps its rows, and cut to :data:`CELL_LIMIT` characters."""
+    return escape(shorten(str(text), CELL_LIMIT))
+
+
 def _render(headers: list[str], body: list[list[str]]) -> str:
-    return tabulate(body, headers=headers, tablefmt=TABLE_FORMAT, disable_numparse=True)
+    return tabulate([[_safe(cell) for cell in row] for row in body], headers=[_safe(h) for h in headers],
+                    tablefmt=TABLE_FORMAT, disable_numparse=True)
 
 
 def _title(summary: TaskSummary, what: str) -> str:
     runs = sum(row.counts["total"] for row in summary.rows)
-    return f"{summary.task} ({len(summary.rows)} configurations, {runs} runs): {what}"
+    return f"{_safe(summary.task)} ({len(summary.rows)} configurations, {runs} runs): {what}"
 
 
 def compact_tables(summaries: Sequence[TaskSummary]) -> str:
@@ -148,8 +161,8 @@ def main_tables(summaries: Sequence[TaskSummary]) -> str:
         if probes:  # one column per probe: mean ± std only, so the table fits a terminal (--json has intervals)
             body = [[row.label, row.seeds, *(_cell_text(row.classification.get(p), interval=False) for p in probes)]
                     for row in summary.rows]
-            blocks.append(f"{summary.task}: classification probes on frozen embeddings; accuracy %, mean ± std\n"
-                          f"{_render(['objective', 'seeds ok', *probes], body)}")
+            title = f"{_safe(summary.task)}: classification probes on frozen embeddings; accuracy %, mean ± std"
+            blocks.append(f"{title}\n{_render(['objective', 'seeds ok', *probes], body)}")
     return "\n\n".join(blocks)
 
 
@@ -187,6 +200,7 @@ def sweep_json(sweep: SweepSummary, tasks: Sequence[TaskSummary], results_dir: P
                ) -> dict[str, Any]:
     """``run --json``: the sweep's counts (``ok``/``diverged``/``failed`` ran now), where things are, the tables."""
     counts = {"planned": sweep.planned, "ok": sweep.ok, "diverged": sweep.diverged, "failed": sweep.failed,
-              "already_done": sweep.skipped, "already_done_by_status": dict(sweep.reused)}
+              "not_applicable": sweep.not_applicable, "already_done": sweep.skipped,
+              "already_done_by_status": dict(sweep.reused)}
     return {"runs": counts, "results": str(results_dir), "leaderboards": str(leaderboard_dir),
             "tasks": summary_json(tasks)}

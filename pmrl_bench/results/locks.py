@@ -64,6 +64,21 @@ def output_lock_problem(out_dir: Path) -> str | None:
     return None
 
 
+def create_output_lock(out_dir: Path) -> str | None:
+    """Create ``out_dir``, its lock directory and its lock file, as :func:`output_lock` will, without taking the
+    lock (another writer may hold it); why that failed, or None. Permission bits can lie (a path under ``/proc``
+    looks writable to ``os.access``): only creating the files proves they can be created."""
+    directory = _output_lock_dir(out_dir)
+    try:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        lock = lock_in(directory, OUTPUT_LOCK_KEY)
+        os.close(os.open(lock.lock_file, os.O_RDWR | os.O_CREAT, 0o644))
+    except OSError as exc:
+        where = exc.filename if exc.filename is not None else directory
+        return f"cannot create {where}: {exc.strerror or exc}"
+    return None
+
+
 @contextmanager
 def output_lock(out_dir: Path) -> Iterator[None]:
     """Held while writing into ``out_dir``: serialises writers of one output directory (two sweeps finishing

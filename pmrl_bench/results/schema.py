@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_serializer, model_validator
 
 from pmrl_bench.registry import NAME_PATTERN
 
@@ -34,7 +34,10 @@ PLOTTED = {("singular", "sigma_mean"): "list", ("representation", "spectrum"): "
 CURVES_KEY = "curves"
 MAX_DEPTH = 32  # deeper nesting than any result pmrl-bench writes (about 6 levels); recursion stays bounded
 MAX_RANK = 10**18  # per-query ranks must fit int64 (with room): the bootstrap holds them as such
-Status = Literal["ok", "diverged", "failed"]
+# "not_applicable": the objective does not accept the task's number of modalities (``pmrl_bench.modality_counts``);
+# such a run never trained, and its result says why in ``error`` so the pages can show it with dashes.
+NOT_APPLICABLE = "not_applicable"
+Status = Literal["ok", "diverged", "failed", "not_applicable"]
 # Validation context for data read from a file (or about to be written to one): see check_file_content.
 FILE_CONTENT = {"file_content": True}
 # A metric: a JSON number, finite (no bool, no numeric string).
@@ -125,12 +128,31 @@ class Selection(BaseModel):
     value: float | None = None
 
 
+class CpuFacts(BaseModel):
+    """The CPU a run computed on. CPU results move with its kernels (the ATen capability picks torch's vectorised
+    code, and the model says what MKL and oneDNN dispatch to), so two results differing here may differ a little."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(max_length=256)  # /proc/cpuinfo's "model name", or what the platform reports
+    capability: str = Field(max_length=32)  # torch.backends.cpu.get_cpu_capability(): DEFAULT, AVX2, AVX512, ...
+
+
 class Splits(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     train: int = Field(ge=0)
     val: int = Field(ge=0)
     test: int = Field(ge=0)
+    # rows the task dropped before splitting (missing values); written only when the task dropped some
+    dropped: int | None = Field(default=None, ge=0)
+
+    @model_serializer(mode="wrap")
+    def _without_unset_dropped(self, handler: Any) -> Any:
+        data = handler(self)
+        if isinstance(data, dict) and data.get("dropped") is None:
+            data.pop("dropped", None)
+        return data
 
 
 class RunResult(BaseModel):
@@ -167,6 +189,7 @@ class RunResult(BaseModel):
     robustness: dict[str, Any] = Field(default_factory=dict)
     cost: dict[str, Any] = Field(default_factory=dict)
     tuning: dict[str, Any] | None = None
+    cpu: CpuFacts | None = None  # with ``device``: what the numbers were computed on (absent in older files)
 
     @model_validator(mode="before")
     @classmethod

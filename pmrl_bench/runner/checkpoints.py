@@ -75,7 +75,22 @@ def read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise UsageError(f"{where}: not a readable safetensors file ({first}); checkpoints are safetensors, "
                          "never pickles") from None
+    _check_finite(state, where)
     return state, metadata
+
+
+def _check_finite(state: dict[str, torch.Tensor], where: str) -> None:
+    """Every floating-point weight finite: a NaN or inf would make every run that starts from it diverge, which the
+    result files would then charge to the objective."""
+    import torch
+
+    for key in sorted(state):
+        tensor = state[key]
+        if tensor.is_floating_point() or tensor.is_complex():
+            bad = int((~torch.isfinite(tensor)).sum())
+            if bad:
+                raise UsageError(f"{where}: tensor {key!r} holds {bad} non-finite value(s) (NaN or inf) of "
+                                 f"{tensor.numel()}; give finite encoder weights")
 
 
 def _metadata(data: bytes) -> dict[str, str]:
@@ -87,18 +102,28 @@ def _metadata(data: bytes) -> dict[str, str]:
 
 def encoder_shapes(registry: Registry, data: TaskData, encoders: dict[str, EncoderChoice],
                    dim: int) -> dict[str, tuple[int, ...]]:
-    """``{key: shape}`` of the encoders a run of this task builds (what a checkpoint must hold)."""
+    """``{key: shape}`` of the encoders a run of this task builds (what a checkpoint must hold); see
+    :func:`encoder_layout` for the dtypes too."""
+    return {key: shape for key, (shape, _) in encoder_layout(registry, data, encoders, dim).items()}
+
+
+def encoder_layout(registry: Registry, data: TaskData, encoders: dict[str, EncoderChoice],
+                   dim: int) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+    """``{key: (shape, dtype)}`` of the encoders a run of this task builds."""
     from torch import nn
 
     modules = nn.ModuleDict({
         m.name: registry.get("encoder", encoders[m.name].name).create(modality=m, dim=dim, **encoders[m.name].params)
         for m in data.modalities
     })
-    return {k: tuple(v.shape) for k, v in modules.state_dict().items()}
+    return {k: (tuple(v.shape), v.dtype) for k, v in modules.state_dict().items()}
 
 
-def check_fits(state: dict[str, Any], expected: dict[str, tuple[int, ...]], path: Path | str, task: str) -> None:
-    """One line naming the first missing, extra or mis-shaped key when ``state`` does not fit the encoders."""
+def check_fits(state: dict[str, Any], expected: dict[str, tuple[int, ...]], path: Path | str, task: str,
+               dtypes: dict[str, torch.dtype] | None = None) -> None:
+    """One line naming the first missing, extra or mis-shaped key when ``state`` does not fit the encoders; with
+    ``dtypes`` (the encoders' own), also the first integer, boolean or complex tensor where the encoder holds
+    floating-point weights (loading would silently round them, to zeros for small weights)."""
     where = f"--init-checkpoint {str(path)!r} does not fit the encoders of task {task!r}"
     for key in sorted(expected):
         if key not in state:
@@ -110,6 +135,11 @@ def check_fits(state: dict[str, Any], expected: dict[str, tuple[int, ...]], path
         if tuple(state[key].shape) != expected[key]:
             raise UsageError(f"{where}: key {key!r} has shape {list(state[key].shape)}, the encoder expects "
                              f"{list(expected[key])}")
+    for key in sorted(dtypes or {}):
+        wanted, given = dtypes[key], state[key].dtype  # type: ignore[index]
+        if wanted.is_floating_point and not given.is_floating_point:
+            raise UsageError(f"{where}: key {key!r} is {str(given).removeprefix('torch.')}, the encoder's weights "
+                             f"are {str(wanted).removeprefix('torch.')}; give floating-point weights")
 
 
 def _sample(expected: dict[str, Any]) -> str:

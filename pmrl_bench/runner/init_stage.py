@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from pmrl_bench.console import say
 from pmrl_bench.components import TaskData
-from pmrl_bench.errors import PmrlBenchError, UsageError
+from pmrl_bench.errors import PmrlBenchError, SaveFailed, UsageError
 from pmrl_bench.registry import Registry
 from pmrl_bench.results import ResultStore
 from pmrl_bench.results.locks import lock_in
@@ -29,6 +29,10 @@ from pmrl_bench.runner.distributed import SINGLE_PROCESS, DistributedContext, br
 from pmrl_bench.runner.spec import RunSpec
 
 State = dict[str, torch.Tensor]
+
+
+class InitStageWriteError(SaveFailed):
+    """A trained init stage could not be saved (disk full, directory read-only): the command stops (exit status 1)."""
 
 
 class InitStageFailed(PmrlBenchError):
@@ -128,12 +132,11 @@ class InitStages:
         try:
             state, metadata = checkpoints.read(path)
         except UsageError as exc:
-            print(f"pmrl-bench: warning: retraining init stage {path.name}: {exc}", file=sys.stderr)
+            say(f"warning: retraining init stage {path.name}: {exc}")
             return None
         digest = checkpoints.tensors_sha256(state)
         if metadata.get("key") != key or metadata.get("sha256") != digest:
-            print(f"pmrl-bench: warning: retraining init stage {path.name}: its key or tensor hash does not match",
-                  file=sys.stderr)
+            say(f"warning: retraining init stage {path.name}: its key or tensor hash does not match")
             return None
         return state, self._record(path, key, digest)
 
@@ -167,5 +170,12 @@ class InitStages:
         metadata = {"key": key, "sha256": digest, "task": spec.task, "seed": str(spec.seed),
                     "protocol": spec.protocol.name, "init": json.dumps(init.params(), sort_keys=True),
                     "format": "pmrl-bench encoder state, keys <modality>.<parameter>"}
-        checkpoints.write(path, state, metadata)
+        try:
+            checkpoints.write(path, state, metadata)
+        except OSError as exc:  # the disk, not the init objective: stop, as for a result that cannot be written
+            raise InitStageWriteError(
+                f"cannot save init stage {path.relative_to(self.store.root).as_posix()} under {self.store.root}: "
+                f"{exc.strerror or exc}; nothing was recorded as failed: free space or make the directory writable, "
+                "then run the same command again"
+            ) from None
         return state, self._record(path, key, digest)

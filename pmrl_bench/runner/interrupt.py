@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-from pmrl_bench.errors import Interrupted
+from pmrl_bench.errors import Interrupted, PmrlBenchError
 
 STOP_SIGNALS: tuple[signal.Signals, ...] = tuple(
     s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)) if s is not None
@@ -46,6 +46,52 @@ def stop_signals_interrupt() -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+TERMINAL_SIGNALS: tuple[signal.Signals, ...] = tuple(
+    s for s in (signal.SIGINT, getattr(signal, "SIGHUP", None)) if s is not None
+)
+
+
+@contextmanager
+def terminal_signals_ignored() -> Iterator[None]:
+    """Processes started within the block begin with SIGINT and SIGHUP ignored (a child keeps an inherited
+    ``SIG_IGN``): the terminal sends Ctrl-C and a hang-up to its whole foreground process group, and only the parent
+    may act on them, by stopping its workers in order and printing its one line."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in TERMINAL_SIGNALS}
+    try:
+        for sig in previous:
+            signal.signal(sig, signal.SIG_IGN)
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
+@contextmanager
+def quiet_worker() -> Iterator[None]:
+    """The body of a worker process that its parent stops with SIGTERM and that reports nothing itself.
+
+    SIGTERM unwinds the worker like Ctrl-C and it exits with status 1, without a traceback; an error pmrl-bench
+    raises on purpose (the parent meets the same one and says it) exits with status 2. Either way Python's exit
+    handlers run, and progress bars take a thread lock instead of a multiprocessing semaphore, so nothing is left
+    for the resource tracker to warn about after the parent's last line.
+    """
+    import sys
+
+    from tqdm.auto import tqdm
+
+    tqdm.set_lock(threading.RLock())
+    try:
+        with stop_signals_interrupt():
+            yield
+    except KeyboardInterrupt:
+        sys.exit(1)
+    except PmrlBenchError:
+        sys.exit(2)
 
 
 def signal_name(signum: int) -> str:

@@ -11,6 +11,11 @@ from typing import Any
 from pmrl_bench.errors import UsageError
 
 SELECTION_RULES = ("last", "best")
+# Upper bounds of the budget's counts, like the cap on a sweep's runs: a value past them is a typo or an attack,
+# not an experiment (ten million steps of the smallest encoder take days; an embedding of a million dimensions
+# is beyond any encoder here), and would otherwise train until killed.
+MAX_STEPS = 10_000_000
+MAX_DIM = 1_000_000
 # The metric --select best and `pmrl-bench tune` maximise on the validation split by default.
 DEFAULT_SELECTION_METRIC = "mean_R@1"
 
@@ -30,14 +35,14 @@ class Budget:
     def validate(self, what: str = "") -> None:
         prefix = f"{what}: " if what else ""
         problems = []
-        if self.steps < 1:
-            problems.append(f"--steps must be >= 1, got {self.steps}")
+        if not 1 <= self.steps <= MAX_STEPS:
+            problems.append(f"--steps must be between 1 and {MAX_STEPS}, got {self.steps}")
         if self.batch_size < 2:
             problems.append(f"--batch-size must be >= 2 (contrastive objectives need negatives), got {self.batch_size}")
         if not (self.lr > 0 and math.isfinite(self.lr)):  # inf would train to NaN and look like divergence
             problems.append(f"--lr must be a finite number > 0, got {self.lr}")
-        if self.dim < 1:
-            problems.append(f"--dim must be >= 1, got {self.dim}")
+        if not 1 <= self.dim <= MAX_DIM:
+            problems.append(f"--dim must be between 1 and {MAX_DIM}, got {self.dim}")
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0) or not self.grad_clip > 0 \
                 or not 0 <= self.warmup < 1:
             problems.append("weight decay must be >= 0, grad clip > 0 and warm-up in [0, 1)")

@@ -8,13 +8,14 @@ Fairness, enforced:
 * trials are scored on the validation split with one metric for every objective; the test split is never read;
 * a trial that diverges or fails scores the worst value (0) and counts as a trial; it never stops the study.
 
-Persistence: studies live in an Optuna RDB storage, by default SQLite at ``<results>/_tuning/studies.db``
-(``--storage URL`` takes any URL Optuna supports, e.g. PostgreSQL, so many machines or Slurm array tasks can work on
-one study). Trials are started under a file lock that counts completed and running trials first, so processes that
-share a machine (and its results directory) never start more than N; a trial whose process died (``kill -9``) is found
-through its lock, marked failed and its parameters retried, so a killed ``tune`` resumes to exactly N. Across
-machines, Optuna's heartbeat marks a dead trial failed after a grace period and retries it. Trial k samples with a
-generator seeded by (sampler seed, k), so a resumed study draws what an uninterrupted one would.
+Persistence: studies live in an Optuna storage, by default SQLite at ``<results>/_tuning/studies.db`` (``--storage``
+takes any RDB URL Optuna supports, e.g. PostgreSQL, or a journal file on a network file system, so many machines or
+Slurm array tasks can work on one study). Trials are started under a file lock that counts completed and running
+trials first, so processes that share a machine (and its results directory) never start more than N; a trial whose
+process died (``kill -9``) is found through its lock, marked failed and its parameters retried, so a killed ``tune``
+resumes to exactly N. Across machines, a trial whose heartbeat stopped is marked failed after a grace period and
+retried (Optuna's heartbeat in an RDB storage, a time in the trial's user attributes in a journal). Trial k samples
+with a generator seeded by (sampler seed, k), so a resumed study draws what an uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from __future__ import annotations
 import datetime as dt
 import math
 import socket
-import sys
 import threading
 import time
 import warnings
@@ -35,24 +35,31 @@ from typing import Any
 from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
+from pmrl_bench.console import say
 from pmrl_bench.components import TaskData
-from pmrl_bench.errors import UsageError
+from pmrl_bench.console import progress_label
+from pmrl_bench.errors import SaveFailed, UsageError
+from pmrl_bench.redact import mask_secrets
 from pmrl_bench.registry import Registry
 from pmrl_bench.results import ResultStore
 from pmrl_bench.results.locks import lock_in
 from pmrl_bench.results.store import TUNING_DIR
 from pmrl_bench.runner.spec import RunSpec
+from pmrl_bench.runner.sweep_plan import MAX_RUNS
 from pmrl_bench.tuning.records import (
     TrialRecord, TunedParams, digest, record_path, write_record,
 )
 from pmrl_bench.tuning.space import BUDGET_SPACE, Distribution, check_space, describe_space
+from pmrl_bench.tuning.storage import (
+    GRACE_PERIOD, HEARTBEAT_INTERVAL, native_heartbeat, open_storage, prepare_store, storage_url, store_faults,
+)
 
 SAMPLERS = ("random", "tpe")
 RETRIEVAL_METRICS = ("mean_R@1", "mean_R@5", "mean_R@10")
 WORST = 0.0  # every metric is a rate in [0, 1], maximised
-HEARTBEAT_INTERVAL = 30  # seconds between a running trial's heartbeats (RDB storages)
-GRACE_PERIOD = 180  # seconds without a heartbeat before another process fails and retries a trial
 POLL = 2.0  # seconds between checks while other processes finish the last trials
+MAX_SEED = 2**32 - 1  # the largest seed numpy's generators (and so Optuna's samplers) take
+HEARTBEAT_ATTR = "heartbeat"  # a running trial's last sign of life (seconds since the epoch) where Optuna keeps none
 
 
 @dataclass
@@ -66,13 +73,14 @@ class TuneSettings:
     progress: bool = True
 
     def validate(self) -> None:
-        if self.trials < 1:
-            raise UsageError("--trials must be >= 1 (the same number of completed trials for every objective), "
-                             f"got {self.trials}")
+        if not 1 <= self.trials <= MAX_RUNS:  # each trial trains a run: the cap of a sweep's runs holds here too
+            raise UsageError(f"--trials must be between 1 and {MAX_RUNS} (the same number of completed trials for "
+                             f"every objective), got {self.trials}")
         if self.sampler not in SAMPLERS:
             raise UsageError(f"--sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
-        if self.sampler_seed < 0 or self.trial_seed < 0:
-            raise UsageError("--sampler-seed and --seed must be >= 0")
+        for option, seed in (("--sampler-seed", self.sampler_seed), ("--seed", self.trial_seed)):
+            if not 0 <= seed <= MAX_SEED:  # what numpy's and Optuna's generators accept
+                raise UsageError(f"{option} must be between 0 and {MAX_SEED}, got {seed}")
 
 
 def check_metric(metric: str, data: Mapping[str, TaskData]) -> None:
@@ -163,33 +171,6 @@ class Study:
                        budget=replace(self.spec.budget, **budget_params), seed=self.settings.trial_seed)
 
 
-def storage_url(settings: TuneSettings, root: Path) -> str:
-    if settings.storage:
-        return settings.storage
-    path = (root / TUNING_DIR / "studies.db").resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{path}"
-
-
-def open_storage(url: str) -> Any:
-    import optuna
-
-    kwargs: dict[str, Any] = {}
-    if url.startswith("sqlite"):  # concurrent processes wait for SQLite's lock instead of failing at once
-        kwargs["engine_kwargs"] = {"connect_args": {"timeout": 120}}
-    try:
-        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna; they are what resumes dead trials
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(
-                url, heartbeat_interval=HEARTBEAT_INTERVAL, grace_period=GRACE_PERIOD,
-                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(), **kwargs,
-            )
-    except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises many types for a bad URL or an unreachable server
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise UsageError(f"--storage {url!r}: Optuna cannot open it ({first}); give an RDB URL such as "
-                         "sqlite:///path/studies.db or postgresql://user@host/db") from None
-
-
 def _sampler(kind: str, seed: int) -> Any:
     import optuna
 
@@ -203,17 +184,25 @@ def trial_sampler_seed(sampler_seed: int, number: int) -> int:
 @contextmanager
 def _heartbeat(storage: Any, trial_id: int) -> Iterator[None]:
     """Record a heartbeat for a running trial every HEARTBEAT_INTERVAL seconds (other machines can then tell a
-    dead trial from a slow one)."""
+    dead trial from a slow one): Optuna's own in an RDB storage, the time in the trial's ``HEARTBEAT_ATTR``
+    elsewhere (a journal file, which has none)."""
     stop = threading.Event()
+    native = native_heartbeat(storage)
+
+    def record() -> None:
+        if native:
+            storage.record_heartbeat(trial_id)
+        else:
+            storage.set_trial_user_attr(trial_id, HEARTBEAT_ATTR, time.time())
 
     def beat() -> None:
         while not stop.wait(HEARTBEAT_INTERVAL):
             try:
-                storage.record_heartbeat(trial_id)
+                record()
             except Exception:  # noqa: BLE001 - a missed heartbeat only delays failure detection
                 pass
 
-    storage.record_heartbeat(trial_id)
+    record()
     thread = threading.Thread(target=beat, daemon=True)
     thread.start()
     try:
@@ -221,6 +210,14 @@ def _heartbeat(storage: Any, trial_id: int) -> Iterator[None]:
     finally:
         stop.set()
         thread.join(timeout=5)
+
+
+def _silent_for(trial: Any) -> float:
+    """Seconds since a running trial's last HEARTBEAT_ATTR (or since it started, before the first)."""
+    beat = trial.user_attrs.get(HEARTBEAT_ATTR)
+    if isinstance(beat, int | float):
+        return time.time() - beat
+    return time.time() - trial.datetime_start.timestamp() if trial.datetime_start is not None else 0.0
 
 
 class StudyRunner:
@@ -251,11 +248,17 @@ class StudyRunner:
         return lock_in(self.locks, f"{self.study.name}#{number}")
 
     def _reap_dead_trials(self) -> None:
-        """Trials started on this machine whose process died (their lock is free): failed, parameters retried."""
+        """Trials whose process died, failed and their parameters retried: on this machine, those whose lock is free;
+        on another, those whose heartbeat stopped GRACE_PERIOD seconds ago (Optuna's check in an RDB storage, the
+        trial's HEARTBEAT_ATTR in a journal file, so a study shared by cluster jobs survives a job that was killed)."""
+        import optuna
         from optuna.trial import TrialState
 
+        native = native_heartbeat(self.storage)
         for trial in self.optuna_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             if trial.user_attrs.get("host") != self.host:
+                if not native and _silent_for(trial) > GRACE_PERIOD:
+                    self._retry(trial)
                 continue
             lock = self._trial_lock(trial.number)
             try:
@@ -263,10 +266,24 @@ class StudyRunner:
             except Timeout:
                 continue  # alive
             try:
-                self.storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-                self.optuna_study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+                self._retry(trial)
             finally:
                 lock.release()
+        if native:  # ask/tell never runs Optuna's own check, which Study.optimize would
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(self.optuna_study)
+
+    def _retry(self, trial: Any) -> None:
+        """Fail a dead trial and enqueue its parameters again, unless another process has just done so."""
+        import optuna
+        from optuna.trial import TrialState
+
+        try:
+            self.storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            return
+        self.optuna_study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
 
     def counts(self) -> tuple[int, int]:
         from optuna.trial import TrialState
@@ -306,6 +323,8 @@ class StudyRunner:
                                          TrainOptions(device=self.device, progress=False, precision=self.precision,
                                                       init_state=init_state),
                                          evaluate_on="validation")
+        except SaveFailed:  # the disk refused an init stage: the environment's fault, not a failed trial
+            raise
         except (Exception, SystemExit) as exc:  # a failing trial counts, scored the worst value
             return WORST, "failed", f"{type(exc).__name__}: {exc}"
         if outcome.status != "ok":
@@ -319,8 +338,8 @@ class StudyRunner:
         """Take trials until the study has its N completed ones (other processes may take some)."""
         complete, _ = self.counts()
         bar = tqdm(total=self.study.settings.trials, initial=min(complete, self.study.settings.trials),
-                   desc=self.study.name, unit="trial", disable=not (progress and self.study.settings.progress) or None,
-                   leave=False)
+                   desc=progress_label(self.study.name), unit="trial",
+                   disable=not (progress and self.study.settings.progress) or None, leave=False)
         try:
             while True:
                 started = self._start_trial()
@@ -336,7 +355,7 @@ class StudyRunner:
                         value, status, error = self._evaluate(trial)
                     trial.set_user_attr("status", status)
                     if error:
-                        trial.set_user_attr("error", error[:500])
+                        trial.set_user_attr("error", mask_secrets(error)[:500])
                     self.optuna_study.tell(trial, value)
                 finally:
                     lock.release()
@@ -345,8 +364,19 @@ class StudyRunner:
         finally:
             bar.close()
 
+    def first_error(self) -> str:
+        """What the earliest completed trial that did not work stored as its error (for a one-line report)."""
+        from optuna.trial import TrialState
+
+        for trial in sorted(self.optuna_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
+                            key=lambda t: t.number):
+            if trial.user_attrs.get("status", "ok") != "ok":
+                return f"trial {trial.number}: {trial.user_attrs.get('status')}: {trial.user_attrs.get('error', '')}"
+        return "no error recorded"
+
     def record(self) -> TunedParams:
-        """The study as a tuned-parameter file (completed trials in order; the best, earliest on ties)."""
+        """The study as a tuned-parameter file (completed trials in order; the best ``ok`` one, earliest on ties:
+        a failed or diverged trial scores the worst value and is never the best, even when every score is 0)."""
         from optuna.trial import TrialState
 
         trials = [
@@ -355,7 +385,7 @@ class StudyRunner:
             for t in sorted(self.optuna_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
                             key=lambda t: t.number)
         ]
-        best = max(trials, key=lambda t: (t.value, -t.number), default=None)
+        best = max((t for t in trials if t.status == "ok"), key=lambda t: (t.value, -t.number), default=None)
         settings = self.study.settings
         return TunedParams(
             study=self.study.name, study_id=self.study.study_id, task=self.study.spec.task,
@@ -378,33 +408,38 @@ def _work(studies: list[Study], plan_data: Mapping[str, TaskData], registry: Reg
     """Take trials of every study in turn until each has its N (other processes may be taking trials too)."""
     from pmrl_bench.runner.init_stage import InitStages
 
-    storage = open_storage(storage_url(studies[0].settings, store.root))
-    inits = InitStages(store, registry, device, dict(fingerprints), precision, progress=False)
-    runners = []
-    for study in tqdm(studies, desc="tune", unit="study", disable=not progress or len(studies) < 2 or None):
-        runner = StudyRunner(study, plan_data[study.spec.task], registry, device, precision, inits, storage)
-        runner.run(progress)
-        runners.append(runner)
+    url = storage_url(studies[0].settings.storage, store.root)
+    with store_faults(url, store.root):  # a full disk in the middle of a study is one line too
+        storage = open_storage(url, store.root)
+        inits = InitStages(store, registry, device, dict(fingerprints), precision, progress=False)
+        runners = []
+        for study in tqdm(studies, desc="tune", unit="study", disable=not progress or len(studies) < 2 or None):
+            runner = StudyRunner(study, plan_data[study.spec.task], registry, device, precision, inits, storage)
+            runner.run(progress)
+            runners.append(runner)
     return runners
 
 
 def _worker(studies: list[Study], plan_data: Mapping[str, TaskData], root: Path, device: str, precision: str,
             fingerprints: Mapping[str, str], threads: int) -> None:
-    """A ``tune --jobs`` worker process: the same loop, quietly (the parent shows progress and writes the files)."""
+    """A ``tune --jobs`` worker process: the same loop, quietly (the parent shows progress, writes the files, and
+    says what stopped it)."""
     import torch
 
     from pmrl_bench.plugins import get_registry
+    from pmrl_bench.runner.interrupt import quiet_worker
     from pmrl_bench.runner.jobs import run_threads
 
-    with run_threads(threads):
+    with quiet_worker(), run_threads(threads):
         _work(studies, plan_data, get_registry(), ResultStore(root), torch.device(device), precision, fingerprints,
               False)
 
 
 def run_studies(studies: list[Study], plan_data: Mapping[str, TaskData], registry: Registry, store: ResultStore,
                 device: Any, precision: str, fingerprints: Mapping[str, str], progress: bool, jobs: int = 1,
-                threads: int = 1) -> list[tuple[Path, TunedParams]]:
-    """Run every study to N completed trials and write its tuned-parameter file; returns them.
+                threads: int = 1) -> list[tuple[Path | None, TunedParams]]:
+    """Run every study to N completed trials and write its tuned-parameter file; returns ``(path, record)`` of each
+    study, ``path`` None for a study without a successful trial (every trial failed or diverged), which gets no file.
 
     With ``jobs`` > 1, ``jobs - 1`` worker processes take trials of the same studies beside this one (the studies'
     locks keep the total at N); each process uses ``threads`` torch threads, so a trial's result does not depend
@@ -414,9 +449,12 @@ def run_studies(studies: list[Study], plan_data: Mapping[str, TaskData], registr
         return []
     import multiprocessing
 
+    from pmrl_bench.runner.interrupt import terminal_signals_ignored
     from pmrl_bench.runner.jobs import run_threads, worker_device
 
-    open_storage(storage_url(studies[0].settings, store.root))  # create the database before workers race to
+    url = storage_url(studies[0].settings.storage, store.root)
+    with store_faults(url, store.root):  # every part of the store written once, before any trial or worker
+        prepare_store(url, store.root, [study.name for study in studies])
     context = multiprocessing.get_context("spawn")
     workers = [
         context.Process(target=_worker, daemon=True,
@@ -424,26 +462,39 @@ def run_studies(studies: list[Study], plan_data: Mapping[str, TaskData], registr
                               dict(fingerprints), threads))
         for i in range(1, jobs)
     ]
-    for worker in workers:
-        worker.start()
     try:
+        with terminal_signals_ignored():  # Ctrl-C reaches this process only; it stops the workers
+            for worker in workers:
+                worker.start()
         with run_threads(threads):
             runners = _work(studies, plan_data, registry, store, device, precision, fingerprints, progress)
         for worker in workers:
             worker.join()
     finally:
-        for worker in workers:  # Ctrl-C, SIGTERM or an error here: stop the workers too
+        for worker in workers:  # Ctrl-C, SIGTERM or an error here: stop the workers too (they exit quietly)
             if worker.is_alive():
                 worker.terminate()
                 worker.join(timeout=10)
-    written = []
-    for runner in runners:
-        study = runner.study
-        record = runner.record()
-        path = record_path(store.root, study.spec.task, study.spec.objective, study.study_id)
-        write_record(path, record)
-        written.append((path, record))
-        if not record.complete:
-            print(f"pmrl-bench: warning: study {study.name} has {len(record.trials)} of "
-                  f"{record.trials_requested} trials (others are still running elsewhere)", file=sys.stderr)
-    return written
+            if worker.is_alive():
+                worker.kill()
+                worker.join()
+    with store_faults(url, store.root):
+        return [_write_record(runner, store.root) for runner in runners]
+
+
+def _write_record(runner: StudyRunner, root: Path) -> tuple[Path | None, TunedParams]:
+    """Write a study's tuned-parameter file; a study whose every trial failed or diverged gets none (and loses one
+    left from before), so ``run --tuned`` never trains with the parameters of a trial that did not work."""
+    study = runner.study
+    record = runner.record()
+    path = record_path(root, study.spec.task, study.spec.objective, study.study_id)
+    if record.best is None:
+        path.unlink(missing_ok=True)
+        say(f"study {study.name}: all {len(record.trials)} trials failed or diverged ({runner.first_error()}); "
+            "no tuned-parameter file written")
+        return None, record
+    write_record(path, record)
+    if not record.complete:
+        say(f"warning: study {study.name} has {len(record.trials)} of "
+            f"{record.trials_requested} trials (others are still running elsewhere)")
+    return path, record

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from pmrl_bench.console import say
 from pmrl_bench.errors import UsageError
 from pmrl_bench.registry import Registry
 from pmrl_bench.results.store import TUNING_DIR
-from pmrl_bench.runner.sweep_plan import SweepConfig, SweepPlan, plan_sweep
+from pmrl_bench.runner.sweep_plan import MAX_RUNS, SweepConfig, SweepPlan, plan_sweep
 from pmrl_bench.runner.spec import RunSpec
 from pmrl_bench.tuning.records import TunedParams, read_record
 from pmrl_bench.tuning.space import BUDGET_SPACE
 from pmrl_bench.tuning.study import Study, TuneSettings, check_metric, check_space_builds, objective_space
+from pmrl_bench.tuning.tuned_values import checked_best
 
 
 def plan_tuning(config: SweepConfig, settings: TuneSettings, registry: Registry,
@@ -22,13 +23,40 @@ def plan_tuning(config: SweepConfig, settings: TuneSettings, registry: Registry,
     """Every check before the first trial: names, budget, protocol, tasks, metric and each objective's space."""
     settings.validate()
     plan = plan_sweep(replace(config, seeds=1, shard=None), registry)
+    if len(plan.specs) * settings.trials > MAX_RUNS:  # every trial trains a run, as every seed of a sweep does
+        raise UsageError(f"--trials {settings.trials} for each of {len(plan.specs)} studies makes "
+                         f"{len(plan.specs) * settings.trials} trials; a tune holds at most {MAX_RUNS}: "
+                         "use fewer trials, objectives or tasks")
     check_metric(settings.metric, plan.data)
     studies = []
+    told: set[str] = set()
     for spec in plan.specs:
+        if (spec.task, spec.objective) in plan.not_applicable:  # announced by the plan; nothing to tune there
+            continue
         space = objective_space(registry, spec.objective)
         check_space_builds(registry, spec.objective, spec.objective_params, space)
+        if not space and spec.objective not in told:
+            told.add(spec.objective)
+            _say_unsearched(spec.objective, spec.objective_params)
         studies.append(Study(replace(spec, seed=settings.trial_seed), space, settings, root))
     return studies, plan
+
+
+def unsearched_parameters(params: dict[str, Any], prefix: str = "") -> list[str]:
+    """``["temperature=0.07", ...]``: the parameters a study leaves at their values (a weighted sum's by part);
+    ``dim`` is the runner's (``--dim``), not the objective's to search."""
+    if "parts" in params and isinstance(params["parts"], dict):  # a weighted sum: its parts' own parameters
+        return [item for part, values in params["parts"].items()
+                for item in unsearched_parameters(values, f"{prefix}{part}.")]
+    return [f"{prefix}{key}={value}" for key, value in params.items() if key != "dim"]
+
+
+def _say_unsearched(objective: str, params: dict[str, Any]) -> None:
+    """One line naming what a study of an objective without a search space does not search."""
+    left = unsearched_parameters(params)
+    if left:
+        say(f"objective {objective!r} declares no search space: tune searches the learning rate and weight decay "
+            f"only and leaves {', '.join(left)} at their values")
 
 
 def _context_of(spec: RunSpec, record: TunedParams) -> dict[str, Any]:
@@ -51,29 +79,36 @@ def _difference(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> str:
     return ""
 
 
-def tuned(spec: RunSpec, path: Path, record: TunedParams, root: Path) -> RunSpec:
-    """``spec`` with the record's best parameters, and the tuning provenance that labels it."""
-    if record.best is None:
-        raise UsageError(f"tuned-parameter file {str(path)!r} has no completed trial")
+def tuned(spec: RunSpec, path: Path, record: TunedParams, root: Path, registry: Registry | None = None) -> RunSpec:
+    """``spec`` with the record's best parameters, each checked as on the command line (``registry``: where the
+    objective is found, the plugin manager's by default), and the tuning provenance that labels it."""
+    if record.best is None or record.best.status != "ok":
+        raise UsageError(f"tuned-parameter file {str(path)!r} has no successful trial (every trial failed or "
+                         "diverged); tune again, e.g. with other --set values or a smaller --lr")
     if not record.complete:
         raise UsageError(f"study {record.study} has {len(record.trials)} of {record.trials_requested} trials; "
                          "finish it with the same 'pmrl-bench tune' command first")
-    best = record.best.params
+    if registry is None:
+        from pmrl_bench.plugins import get_registry
+
+        registry = get_registry()
+    objective_params, budget = checked_best(spec, path, record, registry)
     try:
         provenance_path = path.relative_to(root)
     except ValueError:
         provenance_path = Path(path.name)
     return replace(
         spec,
-        objective_params={**spec.objective_params, **best.get("objective", {})},
-        budget=replace(spec.budget, **best.get("budget", {})),
+        objective_params=objective_params,
+        budget=budget,
         tuning={"study": record.study, "trials": len(record.trials), "sampler": record.sampler,
                 "seed": record.sampler_seed, "metric": record.metric, "split": record.split,
                 "best_trial": record.best.number, "file": provenance_path.as_posix()},
     )
 
 
-def apply_tuned(plan: SweepPlan, root: Path, files: list[Path], use_results: bool) -> SweepPlan:
+def apply_tuned(plan: SweepPlan, root: Path, files: list[Path], use_results: bool,
+                registry: Registry | None = None) -> SweepPlan:
     """Replace each run's parameters by the tuned ones: from ``files`` (``--params-from``) and, with
     ``use_results`` (``--tuned``), from the matching study under ``<root>/_tuning``. A run with no match is bad
     input."""
@@ -81,6 +116,9 @@ def apply_tuned(plan: SweepPlan, root: Path, files: list[Path], use_results: boo
     used = set()
     specs = []
     for spec in plan.specs:
+        if (spec.task, spec.objective) in plan.not_applicable:  # recorded as not applicable: nothing was tuned
+            specs.append(spec)
+            continue
         candidates = [(p, r) for p, r in explicit if (r.task, r.objective) == (spec.task, spec.objective)]
         if not candidates and use_results:
             directory = root / TUNING_DIR / spec.task / spec.objective
@@ -102,9 +140,8 @@ def apply_tuned(plan: SweepPlan, root: Path, files: list[Path], use_results: boo
                              "choose one with --params-from FILE")
         path, record = matching[0]
         used.add(path)
-        specs.append(tuned(spec, path, record, root))
+        specs.append(tuned(spec, path, record, root, registry))
     for path, record in explicit:
         if path not in used:
-            print(f"pmrl-bench: warning: {path} ({record.task}/{record.objective}) matches no run of this sweep",
-                  file=sys.stderr)
+            say(f"warning: {path} ({record.task}/{record.objective}) matches no run of this sweep")
     return replace(plan, specs=specs)

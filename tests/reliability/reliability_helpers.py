@@ -10,7 +10,7 @@ import torch
 
 from pmrl_bench import hookimpl
 from pmrl_bench.components import VECTOR, Modality, ObjectiveOutput, Split, TaskData
-from pmrl_bench.results import ResultStore
+from pmrl_bench.results import ResultStore, RunResult
 
 # A sweep small enough for tests: 256 training instances, 20 steps, the default encoders.
 TINY = ["--tasks", "synthetic", "--set", "task.synthetic.n_train=256", "--set", "task.synthetic.n_test=128",
@@ -108,3 +108,30 @@ class BadTasks:
     @hookimpl
     def register_tasks(self, register):
         register("bad", BadTask)
+
+
+def text_result(text: str, seed: int, value: str) -> RunResult:
+    """A valid result of task ``t`` whose free-text fields (a parameter value, direction and probe names) hold
+    ``text``; written without training, for the commands that read results."""
+    from pmrl_bench.evaluation.per_query import encode_ranks
+
+    scores = {"R@1": 0.4 + 0.1 * seed, "R@5": 0.7, "R@10": 0.8, "MdR": 2.0}
+    directions = (f"{text}->m1", f"m1->{text}")
+    return RunResult(
+        run_id=f"t/obj/{value}-seed{seed}", config_id=value, task="t", objective="obj",
+        params={"objective": {"mode": f"{text} {value}"}, "task": {}, "encoders": {}, "budget": {"steps": 10}},
+        seed=seed, status="ok",
+        metrics={"retrieval": {d: scores for d in directions},
+                 "per_query_ranks": {"retrieval": {d: encode_ranks(np.arange(1, 9)) for d in directions}},
+                 "classification": {f"linear:{text}": 0.5}},
+        versions={"torch": "2", "pmrl_bench": "0.1.0", "plugins": {}}, device="cpu", command=f"run {text}",
+    )
+
+
+def text_results(root: Path, text: str) -> Path:
+    """Two configurations of two seeds each (:func:`text_result`) under ``root``."""
+    store = ResultStore(root)
+    for seed in range(2):
+        for value in ("v1", "v2"):
+            store.write(text_result(text, seed, value))
+    return root

@@ -71,7 +71,7 @@ CASES = [
     ("out of range (objective)", ["--objectives", "pmrl", "--set", "objective.pmrl.tau1=-1"], "must be > 0"),
     ("out of range (task)", ["--objectives", "infonce", "--set", "task.synthetic.noise=-0.5"], "noise must be >= 0"),
     # impossible budgets
-    ("zero steps", ["--objectives", "infonce", "--steps", "0"], "--steps must be >= 1, got 0"),
+    ("zero steps", ["--objectives", "infonce", "--steps", "0"], "--steps must be between 1 and 10000000, got 0"),
     ("batch of one", ["--objectives", "infonce", "--batch-size", "1"], "--batch-size must be >= 2"),
     ("batch larger than the data", ["--objectives", "infonce", "--batch-size", "4096"],
      "exceeds the 217 training instances"),  # 256 minus 15% for validation
@@ -79,7 +79,7 @@ CASES = [
      "--lr must be a finite number > 0, got 0.0"),
     ("learning rate infinite", ["--objectives", "infonce", "--lr", "inf"], "--lr must be a finite number > 0"),
     ("no seeds", ["--objectives", "infonce", "--seeds", "0"], "--seeds must be >= 1"),
-    ("zero dimensions", ["--objectives", "infonce", "--dim", "0"], "--dim must be >= 1"),
+    ("zero dimensions", ["--objectives", "infonce", "--dim", "0"], "--dim must be between 1 and"),
     ("not a number", ["--objectives", "infonce", "--steps", "ten"], "invalid int value: 'ten'"),
     ("unknown device", ["--objectives", "infonce", "--device", "tpu"], "--device must be"),
     ("seeds beyond memory", ["--objectives", "infonce", "--seeds", "100000000"],
@@ -191,7 +191,7 @@ def test_duplicate_registration_names_both_plugins(fresh_manager, capsys, tmp_pa
 def test_plugin_name_that_would_escape_the_results_directory(fresh_manager, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     fresh_manager.register_plugin(RegistersAnEscapingName(), name="escaper")
-    err = _bad([*RUN, "--objectives", "infonce"], capsys)
+    err = _bad([*RUN, "--objectives", "infonce", "--tasks", "../../etc"], capsys)
     assert "registered an invalid task name '../../etc'" in err
 
 
