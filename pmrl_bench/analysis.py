@@ -11,7 +11,8 @@ sorted as noted):
 
 1. ``task``, ``objective``, ``label`` (the configuration as the leaderboard pages name it), ``protocol`` (the
    page's protocol section: ``scratch``, ``warm:infonce:300``, ...), ``tuned`` (bool: parameters from a tuning
-   study), ``seed``, ``status`` (``ok``, ``diverged`` or ``failed``; only ``ok`` runs carry test metrics),
+   study), ``seed``, ``status`` (``ok``, ``diverged``, ``failed`` or ``not_applicable``; only ``ok`` runs carry
+   test metrics),
    ``config_id``, ``run_id``, ``path`` (the file, relative to the results directory).
 2. Test metrics of the main cosine view ``retrieval``: ``mean_R@1``, ``mean_R@5``, ``mean_R@10``, ``mean_MdR``
    (each the mean over the run's directions, as the pages average them), then ``R@1[<query>-><gallery>]`` for every
@@ -29,10 +30,13 @@ sorted as noted):
    left out), e.g. ``stability/optimisation/loss_final``, ``stability/singular/sigma1_share``.
 8. ``cost/<key>[/<sub>]``: ``cost/ms_per_step``, ``cost/params``, ``cost/peak_memory_bytes``, ...
 9. ``selection/rule``, ``selection/step``, ``selection/metric``, ``selection/value``; ``splits/train``,
-   ``splits/val``, ``splits/test``; ``init/<key>`` (the checkpoint a warm start began from); ``tuning/<key>``.
-10. ``device``, ``versions/<package>`` (``versions/pmrl_bench``, ``versions/torch``, ``versions/python``, ...,
-    ``versions/plugins/<distribution>``), ``data_fingerprint``, ``duration_s``, ``created`` (a UTC timestamp; NaT
-    when a file has none), ``error``, ``diverged_step``, ``command``, ``schema_version``.
+   ``splits/val``, ``splits/test``, ``splits/dropped`` (rows dropped before splitting; empty when none were);
+   ``init/<key>`` (the checkpoint a warm start began from); ``tuning/<key>``.
+10. ``device``, ``cpu/capability`` and ``cpu/model`` (the ATen CPU capability and the CPU model the run computed
+    with; empty for older files), ``versions/<package>`` (``versions/pmrl_bench``, ``versions/torch``,
+    ``versions/python``, ..., ``versions/plugins/<distribution>``), ``data_fingerprint``, ``duration_s``,
+    ``created`` (a UTC timestamp; NaT when a file has none), ``error``, ``diverged_step``, ``command``,
+    ``schema_version``.
 11. ``params/<section>/<key>...``: the parameters that ran, one column per leaf (a list as its JSON text).
 
 Sections 2 to 4, 6 to 8 and 11 are sorted by column name within a view or block; metric columns are floats, NaN
@@ -58,8 +62,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pmrl_bench.console import escape
 from pmrl_bench.errors import UsageError
-from pmrl_bench.results.schema import PER_QUERY_KEY, RETRIEVAL_KEYS, RunResult, is_retrieval_view
+from pmrl_bench.results.schema import PER_QUERY_KEY, RETRIEVAL_KEYS, CpuFacts, RunResult, is_retrieval_view
 from pmrl_bench.results.store import ResultStore
 
 if TYPE_CHECKING:
@@ -71,8 +76,8 @@ MAIN_VIEW = "retrieval"  # the cosine view the pages rank by (leaderboard.data.M
 ID_COLUMNS = ("task", "objective", "label", "protocol", "tuned", "seed", "status", "config_id", "run_id", "path")
 LONG_COLUMNS = (*ID_COLUMNS, "view", "direction", "query", "gallery", *RETRIEVAL_KEYS)
 # The fields of RunResult in section 10, in column order (``versions`` flattened to versions/<package>).
-RUN_FIELDS = ("device", "versions", "data_fingerprint", "duration_s", "created", "error", "diverged_step", "command",
-              "schema_version")
+RUN_FIELDS = ("device", "cpu", "versions", "data_fingerprint", "duration_s", "created", "error", "diverged_step",
+              "command", "schema_version")
 # Column prefixes owned by a section: a metrics entry of that name is put under "metrics/" so nothing collides.
 _RESERVED = {*ID_COLUMNS, *RUN_FIELDS, "at_init", "robustness", "stability", "cost", "selection", "splits", "init",
              "tuning", "params", "metrics"}
@@ -143,7 +148,7 @@ def _read(root: Path, skip_invalid: bool) -> list[RunResult]:
         if not skip_invalid:
             more = f" (and {len(problems) - 1} more invalid result files)" if len(problems) > 1 else ""
             raise UsageError(f"{problem.path}: {reason}{more}; pass skip_invalid=True to load the others")
-        warnings.warn(f"skipped {problem.path}: {reason}", stacklevel=3)
+        warnings.warn(escape(f"skipped {problem.path}: {reason}"), stacklevel=3)  # shown on a terminal
     if not results:
         skipped = f" ({len(problems)} invalid files skipped)" if problems else ""
         raise UsageError(f"no result files in {str(root)!r}{skipped}; pass the directory that "
@@ -188,11 +193,13 @@ def _wide(r: RunResult) -> Columns:
     out.update(_leaves(r.cost, "cost/", (_COST,)))
     out.update(_leaves(r.selection.model_dump(), "selection/", (_RUN_INFO, 0)))
     if r.splits is not None:
-        out.update(_leaves(r.splits.model_dump(), "splits/", (_RUN_INFO, 1)))
+        out.update(_leaves(dict(r.splits), "splits/", (_RUN_INFO, 1)))  # every field, "dropped" too when unset
     out.update(_leaves(r.init or {}, "init/", (_RUN_INFO, 2)))
     out.update(_leaves(r.tuning or {}, "tuning/", (_RUN_INFO, 3)))
     for i, name in enumerate(RUN_FIELDS):
         value = getattr(r, name)
+        if name == "cpu":  # every field, empty for files written before results recorded the CPU
+            value = dict(value) if value is not None else dict.fromkeys(CpuFacts.model_fields)
         if isinstance(value, Mapping):
             out.update(_leaves(value, f"{name}/", (_RUN, i)))
         else:

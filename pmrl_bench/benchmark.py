@@ -49,11 +49,11 @@ def run_benchmark(config: SweepConfig, results_dir: Path, leaderboard_dir: Path,
     """
     manager = plugins.MANAGER  # looked up per call: tests and embedders may swap it
     registry = registry if registry is not None else manager.registry
-    opener = ReporterOpener(log, manager.reporters(), results_dir) if log else None  # before anything trains
+    opener = ReporterOpener(log, manager.reporters(require=log), results_dir) if log else None  # before anything trains
     try:
         plan = plan_sweep(config, registry)
         if tuned or params_from:
-            plan = apply_tuned(plan, results_dir, list(params_from), use_results=tuned)
+            plan = apply_tuned(plan, results_dir, list(params_from), use_results=tuned, registry=registry)
         store = ResultStore(results_dir)
         ensure_writable(leaderboard_dir, "--leaderboard")  # like the results directory: before training
         summary = execute_sweep(plan, config, registry, store, collect_versions(manager.versions()),
@@ -71,9 +71,9 @@ def run_benchmark(config: SweepConfig, results_dir: Path, leaderboard_dir: Path,
 
 
 def tune_benchmark(config: SweepConfig, settings: TuneSettings, results_dir: Path, *,
-                   registry: Registry | None = None) -> list[tuple[Path, TunedParams]]:
+                   registry: Registry | None = None) -> list[tuple[Path | None, TunedParams]]:
     """One study per (task, objective, protocol), each resumed to exactly ``settings.trials`` completed trials;
-    the tuned-parameter files written, with their records."""
+    the tuned-parameter file written for each, with its record (None: no successful trial, so no file)."""
     registry = registry if registry is not None else plugins.MANAGER.registry
     store = ResultStore(results_dir)
     studies, plan = plan_tuning(config, settings, registry, store.root)

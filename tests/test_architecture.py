@@ -17,15 +17,16 @@ MAX_FUNCTION_LINES = 80
 # Bottom to top. A module may import from its own layer or those below it, never from a layer above. The first
 # dotted prefix of a module that appears here decides its layer (``runner.train`` is in ``runner``).
 LAYERS: list[set[str]] = [
-    {"_version", "errors", "fsutil", "components", "hookspecs", "splits", "device", "rounding", "console"},
-    {"registry", "params"},
+    {"_version", "errors", "fsutil", "components", "hookspecs", "splits", "device", "rounding", "console", "redact",
+     "cards"},
+    {"registry", "params", "modality_counts"},
     {"composite", "plugins", "results"},
     {"evaluation"},
     {"runner"},
     {"stability"},
     {"tracking", "tuning", "baselines"},
     {"leaderboard", "report"},
-    {"analysis", "benchmark", "cli", "testing", "builtins", "__init__", "__main__"},
+    {"analysis", "benchmark", "launch", "cli", "testing", "builtins", "__init__", "__main__"},
 ]
 
 

@@ -6,6 +6,7 @@ import json
 import shutil
 
 import numpy as np
+import pytest
 
 from pmrl_bench.cli import main
 from pmrl_bench.evaluation.per_query import encode_ranks
@@ -26,6 +27,7 @@ def _one_line_error(capsys) -> str:
     return err
 
 
+@pytest.mark.slow
 def test_one_changed_configuration_is_exactly_what_is_reported(tmp_path, capsys):
     old, new = tmp_path / "old", tmp_path / "new"
     assert main(["run", "--objectives", "infonce,anchor", *TINY, "--results", str(old),

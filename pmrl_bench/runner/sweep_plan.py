@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import re
-import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from pmrl_bench.components import Modality, TaskData
+from pmrl_bench.console import say, shorten
 from pmrl_bench.errors import DataError, UnknownNameError, UsageError
+from pmrl_bench.modality_counts import not_applicable_reason
 from pmrl_bench.params import Overrides, coerce
 from pmrl_bench.registry import Component, Registry
-from pmrl_bench.runner.checks import check_task_data
+from pmrl_bench.runner.checks import check_task_data, warn_small_validation, warn_unseen_test_labels
 from pmrl_bench.runner.fingerprint import data_fingerprint
+from pmrl_bench.runner.footprint import check_fits_memory, parameter_count
 from pmrl_bench.runner.shard import Shard, select_shard
-from pmrl_bench.runner.spec import SELECTION_RULES, Budget, EncoderChoice, InitStage, Protocol, RunSpec
+from pmrl_bench.runner.spec import MAX_STEPS, SELECTION_RULES, Budget, EncoderChoice, InitStage, Protocol, RunSpec
 from pmrl_bench.splits import DEFAULT_VAL_SIZE, split_sizes, with_validation
 
 PROBES = ("torch", "sklearn")
@@ -50,6 +52,7 @@ class SweepConfig:
     jobs: int | str = 1  # --jobs N|auto: runs trained at once, in worker processes (runner.parallel)
     threads: int = 1  # --threads N: torch intra-op threads of each run (results depend on it, so it is fixed)
     compile: bool = False  # --compile: torch.compile the encoders' training forward (CUDA graphs on CUDA)
+    seed_batch: int | str = 1  # --seed-batch N|auto: seeds of a configuration trained as one model (runner.seed_batch)
 
 
 @dataclass
@@ -58,6 +61,9 @@ class SweepPlan:
     data: dict[str, TaskData]
     fingerprints: dict[str, str] = field(default_factory=dict)  # task -> data fingerprint
     splits: dict[str, dict[str, int]] = field(default_factory=dict)  # task -> split sizes, counted while planning
+    # (task, objective) -> why the objective does not apply (its modality counts exclude the task's): those runs are
+    # recorded as not applicable, never trained
+    not_applicable: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
 def resolved_params(
@@ -112,9 +118,10 @@ def plan_sweep(config: SweepConfig, registry: Registry) -> SweepPlan:
         raise UsageError(f"--select must be one of {', '.join(SELECTION_RULES)}, got {config.selection!r}")
     if config.probe not in PROBES:
         raise UsageError(f"--probe must be one of {', '.join(PROBES)}, got {config.probe!r}")
-    from pmrl_bench.runner.jobs import check_threads, parse_jobs
+    from pmrl_bench.runner.jobs import check_threads, parse_jobs, parse_seed_batch
 
     parse_jobs(str(config.jobs))
+    parse_seed_batch(str(config.seed_batch))
     check_threads(config.threads)
     if not objective_names:
         raise UsageError("no objectives selected; available: " + ", ".join(registry.names("objective")))
@@ -129,26 +136,30 @@ def plan_sweep(config: SweepConfig, registry: Registry) -> SweepPlan:
 
     objective_params = {}
     objectives = {}
+    largest = 0  # parameters of the largest objective: a run holds its task's encoders and one objective
     for name in objective_names:
         params = resolved_params(registry, "objective", name, config.overrides, config.budget.dim)
+        largest = max(largest, objective_size(registry, name, params, config.device))
         instance = build_objective_for_checks(registry, name, params)
         if instance is not None:
             objectives[name] = instance
         objective_params[name] = params
     init_stage = _init_stage(config, registry)
+    init_objective = None
     if init_stage is not None:
-        instance = build_objective_for_checks(registry, init_stage.objective, init_stage.objective_params)
-        if instance is not None:
-            objectives[f"{init_stage.objective} (--init)"] = instance
+        largest = max(largest, objective_size(registry, init_stage.objective, init_stage.objective_params,
+                                              config.device))
+        init_objective = build_objective_for_checks(registry, init_stage.objective, init_stage.objective_params)
 
-    data, task_params, encoders = _load_tasks(config, registry, task_names)
+    data, task_params, encoders = _load_tasks(config, registry, task_names, largest)
 
     all_modalities = {m.name for d in data.values() for m in d.modalities}
     for modality in config.encoders:
         if modality not in all_modalities:
             raise UnknownNameError("modality in --encoder", modality, all_modalities)
-    for name, objective in objectives.items():  # e.g. an anchor modality the task does not have
-        _check_objective_fits(name, objective, data)
+    not_applicable = _applicability(registry, objective_names, objectives, data)
+    if init_stage is not None:  # every objective of a task starts from the init stage: it must apply everywhere
+        _check_init_fits(registry, init_stage.objective, init_objective, data)
 
     protocols = {task: _protocol(config, init_stage, registry, task, data[task], encoders[task]) for task in task_names}
     specs = [
@@ -161,12 +172,13 @@ def plan_sweep(config: SweepConfig, registry: Registry) -> SweepPlan:
     if config.shard is not None:
         specs = select_shard(specs, [s.run_id for s in specs], config.shard)
     return SweepPlan(specs, data, {task: data_fingerprint(d) for task, d in data.items()},
-                     {task: split_sizes(d) for task, d in data.items()})
+                     {task: split_sizes(d) for task, d in data.items()}, not_applicable)
 
 
-def _load_tasks(config: SweepConfig, registry: Registry, task_names: list[str],
+def _load_tasks(config: SweepConfig, registry: Registry, task_names: list[str], objective_parameters: int = 0,
                 ) -> tuple[dict[str, TaskData], dict[str, dict[str, Any]], dict[str, dict[str, EncoderChoice]]]:
-    """Load and check every task, carve its validation split and choose (and check) its encoders."""
+    """Load and check every task, carve its validation split and choose (and check) its encoders; their parameters
+    with ``objective_parameters`` (the largest objective's) must fit in memory."""
     data: dict[str, TaskData] = {}
     task_params: dict[str, dict[str, Any]] = {}
     encoders: dict[str, dict[str, EncoderChoice]] = {}
@@ -181,19 +193,23 @@ def _load_tasks(config: SweepConfig, registry: Registry, task_names: list[str],
                 f"of task {name!r}"
             )
         encoders[name] = _choose_encoders(registry, data[name], config)
+        parameters = objective_parameters
         for modality in data[name].modalities:  # range checks of encoder parameters run now, not in each run
             choice = encoders[name][modality.name]
-            build_encoder_for_checks(registry, choice.name, modality, config.budget.dim, choice.params)
+            parameters += build_encoder_for_checks(registry, choice.name, modality, config.budget.dim,
+                                                   choice.params) or 0
+        check_fits_memory(f"a run of task {name!r} (its encoders and the largest objective)", parameters,
+                          config.device, config.budget.dim)
         warn_small_test_split(name, len(loaded.test))
+        warn_unseen_test_labels(name, data[name])
+        warn_small_validation(name, len(data[name].validation or []), config.selection)
     return data, task_params, encoders
 
 
 def warn_small_test_split(task: str, n_test: int) -> None:
     if n_test < SMALL_TEST_SPLIT:
-        print(f"pmrl-bench: warning: task {task!r} has {n_test} test instances: chance R@1 is {1 / n_test:.1%} and "
-              f"chance R@10 {min(1.0, 10 / n_test):.0%}; "
-              f"retrieval metrics need at least {SMALL_TEST_SPLIT} to say much",
-              file=sys.stderr)
+        say(f"warning: task {task!r} has {n_test} test instances: chance R@1 is {1 / n_test:.1%} and "
+            f"chance R@10 {min(1.0, 10 / n_test):.0%}; retrieval metrics need at least {SMALL_TEST_SPLIT} to say much")
 
 
 def build_objective_for_checks(registry: Registry, name: str, params: dict[str, Any]) -> Any:
@@ -208,22 +224,38 @@ def build_objective_for_checks(registry: Registry, name: str, params: dict[str, 
 
 
 def build_encoder_for_checks(registry: Registry, name: str, modality: Modality, dim: int,
-                             params: dict[str, Any]) -> None:
+                             params: dict[str, Any]) -> int | None:
     """Build an encoder once while planning, so a parameter it rejects (``hidden=0``, ``dropout=2``) is bad input
-    before training; a plugin bug is left to its runs, which are recorded as failed (as for objectives)."""
+    before training; a plugin bug is left to its runs, which are recorded as failed (as for objectives). It is built
+    on the meta device, which allocates nothing (a size too large for memory is refused by the caller, not
+    allocated here); returns its parameter count, or None when that is unknown."""
+    component = registry.get("encoder", name)
     try:
-        registry.get("encoder", name).create(modality=modality, dim=dim, **params)
+        count = parameter_count(lambda: component.create(modality=modality, dim=dim, **params))
+        if count is None:  # it cannot be built on the meta device: build it for real, its checks must run
+            component.create(modality=modality, dim=dim, **params)
+        return count
     except UsageError as exc:
         raise UsageError(f"{exc} (modality {modality.name!r})") from None
     except Exception:  # noqa: BLE001
-        return
+        return None
+
+
+def objective_size(registry: Registry, name: str, params: dict[str, Any], device: str) -> int:
+    """The objective's parameters, counted on the meta device and refused when training cannot hold even them,
+    before the real build (:func:`build_objective_for_checks`) would allocate them."""
+    count = parameter_count(lambda: registry.get("objective", name).create(**params))
+    if count:
+        check_fits_memory(f"objective {name!r}", count, device)
+    return count or 0
 
 
 def parse_init(text: str) -> tuple[str, int]:
     """``"infonce:300"`` -> ``("infonce", 300)``."""
     match = _INIT.match(text)
-    if not match or int(match[2]) < 1:
-        raise UsageError(f"--init must be OBJECTIVE:STEPS with STEPS >= 1 (e.g. infonce:300), got {text!r}")
+    if not match or not 1 <= int(match[2]) <= MAX_STEPS:
+        raise UsageError(f"--init must be OBJECTIVE:STEPS with STEPS between 1 and {MAX_STEPS} (e.g. infonce:300), "
+                         f"got {shorten(repr(text))}")
     return match[1], int(match[2])
 
 
@@ -252,23 +284,52 @@ def _protocol(config: SweepConfig, init_stage: InitStage | None, registry: Regis
         return Protocol()
     from pmrl_bench.runner import checkpoints
 
-    state, _ = checkpoints.read(config.init_checkpoint)
-    checkpoints.check_fits(state, checkpoints.encoder_shapes(registry, data, encoders, config.budget.dim),
-                           config.init_checkpoint, task)
+    state, _ = checkpoints.read(config.init_checkpoint)  # non-finite weights are refused here
+    layout = checkpoints.encoder_layout(registry, data, encoders, config.budget.dim)
+    checkpoints.check_fits(state, {k: shape for k, (shape, _) in layout.items()}, config.init_checkpoint, task,
+                           dtypes={k: dtype for k, (_, dtype) in layout.items()})
     return Protocol("checkpoint", checkpoint_sha256=checkpoints.tensors_sha256(state),
                     checkpoint_path=str(config.init_checkpoint))
 
 
-def _check_objective_fits(name: str, objective: Any, data: dict[str, TaskData]) -> None:
-    """Call the objective's optional ``check_modalities(names)`` for every task: bad input fails before training."""
+def _applicability(registry: Registry, names: list[str], built: dict[str, Any],
+                   data: dict[str, TaskData]) -> dict[tuple[str, str], str]:
+    """``{(task, objective): why}`` for every pair whose task has a number of modalities the objective does not
+    accept, each announced in one line; every other pair gets the objective's own ``check_modalities``, so bad input
+    (an anchor the task does not have) still fails before training."""
+    skipped: dict[tuple[str, str], str] = {}
+    for name in names:
+        component, instance = registry.get("objective", name), built.get(name)
+        for task, task_data in data.items():
+            modalities = [m.name for m in task_data.modalities]
+            reason = not_applicable_reason(component, instance, modalities)
+            if reason is None:
+                _check_objective_fits(name, instance, task, modalities)
+                continue
+            skipped[(task, name)] = reason
+            say(f"objective {name!r} is not applicable to task {task!r}, so it is not trained there: {reason}")
+    return skipped
+
+
+def _check_init_fits(registry: Registry, name: str, instance: Any, data: dict[str, TaskData]) -> None:
+    for task, task_data in data.items():
+        modalities = [m.name for m in task_data.modalities]
+        reason = not_applicable_reason(registry.get("objective", name), instance, modalities)
+        if reason is not None:
+            raise UsageError(f"--init objective {name!r} cannot start task {task!r}: {reason}; "
+                             "warm-start with an objective every task accepts, e.g. infonce")
+        _check_objective_fits(f"{name} (--init)", instance, task, modalities)
+
+
+def _check_objective_fits(name: str, objective: Any, task: str, modalities: list[str]) -> None:
+    """Call the objective's optional ``check_modalities(names)``: bad input fails before training."""
     check = getattr(objective, "check_modalities", None)
     if not callable(check):
         return
-    for task, task_data in data.items():
-        try:
-            check([m.name for m in task_data.modalities])
-        except (ValueError, LookupError) as exc:
-            raise UsageError(f"objective {name!r} cannot run on task {task!r}: {exc}") from exc
+    try:
+        check(modalities)
+    except (ValueError, LookupError) as exc:
+        raise UsageError(f"objective {name!r} cannot run on task {task!r}: {exc}") from exc
 
 
 def load_task(registry: Registry, name: str, params: dict[str, Any]) -> TaskData:

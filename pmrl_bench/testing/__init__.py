@@ -30,13 +30,14 @@ from pmrl_bench.testing.encoder import EncoderContract, check_encoder
 from pmrl_bench.testing.helpers import REFERENCE_OBJECTIVE, TINY_TASK, TinyTask, default_encoders, reference_objective
 from pmrl_bench.testing.objective import ObjectiveContract, check_objective
 from pmrl_bench.testing.runner import check_entry_points, run_one_step
-from pmrl_bench.testing.task import TaskContract, check_task
+from pmrl_bench.testing.task import TaskContract, check_task, check_task_card
 
 # pytest registers the fixtures it finds in a plugin module, so they are imported into this one.
 from pmrl_bench.testing.fixtures import (  # noqa: F401
     pmrl_default_encoders, pmrl_plugin_manager, pmrl_register_plugin, pmrl_tiny_task,
 )
 from pmrl_bench.testing.search_space import check_search_space  # noqa: E402
+from pmrl_bench.testing.modality_counts import check_objective_modality_counts  # noqa: E402
 
 # The single objective checks stay importable from here, as before the package split (outside __all__).
 from pmrl_bench.testing.objective import (  # noqa: F401
@@ -54,10 +55,12 @@ __all__ = [
     "TinyTask",
     "check_encoder",
     "check_entry_points",
+    "check_objective_modality_counts",
     "check_objective",
     "check_parameters",
     "check_search_space",
     "check_task",
+    "check_task_card",
     "default_encoders",
     "reference_objective",
     "run_one_step",

@@ -193,6 +193,7 @@ TINY = ["--tasks", "synthetic", "--set", "task.synthetic.n_train=256", "--set", 
         "--steps", "10", "--seeds", "1", "--device", "cpu", "--no-progress"]
 
 
+@pytest.mark.slow
 def test_a_composite_sweep_end_to_end(tmp_path, capsys):
     results, boards = tmp_path / "results", tmp_path / "boards"
     where = ["--results", str(results), "--leaderboard", str(boards)]

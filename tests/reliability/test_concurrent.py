@@ -10,6 +10,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from reliability_helpers import assert_complete, run_args
 
 from pmrl_bench.plugins import get_registry
@@ -24,6 +25,7 @@ CHILD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 SUMMARY = re.compile(r"(\d+) runs: (\d+) ok, (\d+) diverged, (\d+) failed, (\d+) already done")
 
 
+@pytest.mark.slow
 def test_two_processes_on_one_results_directory(tmp_path):
     results = tmp_path / "results"
     seeds = 4

@@ -148,6 +148,7 @@ def test_bootstrap_memory_is_bounded_and_blocks_do_not_change_intervals(monkeypa
     assert stats.bootstrap_over_seeds_and_queries(ranks, stats.recall_at(5)) == interval
 
 
+@pytest.mark.slow
 def test_a_result_with_half_a_million_queries_is_ranked_in_bounded_memory(tmp_path):
     """About 4 MB of per-query ranks: before, the bootstrap asked for tens of GiB. Beyond
     MAX_BOOTSTRAP_QUERIES the page uses the seed bootstrap and says why."""

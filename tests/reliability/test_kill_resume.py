@@ -18,6 +18,7 @@ import pytest
 from pmrl_bench.cli import main
 from pmrl_bench.results import ResultStore
 
+from child_signals import start
 from reliability_helpers import assert_complete, run_args
 
 KILLPOINTS = Path(__file__).with_name("killpoints.py")
@@ -27,9 +28,10 @@ CHILD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 def _start(point: str, n: int, args: list[str], tmp_path: Path, **popen) -> subprocess.Popen:
+    """The CLI under ``killpoints.py``, with default signal dispositions (the tests signal it; see child_signals)."""
     env = {**os.environ, **CHILD_ENV, "PMRL_TEST_PAUSED": str(tmp_path / "paused")}
-    return subprocess.Popen([sys.executable, str(KILLPOINTS), point, str(n), *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, **popen)
+    return start([sys.executable, str(KILLPOINTS), point, str(n), *args],
+                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, **popen)
 
 
 def _resume_and_check(args: list[str], results: Path, boards: Path, capsys, expect_rerun: int) -> None:
@@ -52,6 +54,7 @@ def _resume_and_check(args: list[str], results: Path, boards: Path, capsys, expe
         ("board-partial", 1, 2),     # some pages new, some missing
     ],
 )
+@pytest.mark.slow
 def test_sigkill_then_next_run_completes(point, n, valid_after_kill, tmp_path, capsys):
     results, boards = tmp_path / "results", tmp_path / "boards"
     args = run_args(results, boards, seeds=SEEDS, steps=STEPS)
@@ -68,6 +71,7 @@ def test_sigkill_then_next_run_completes(point, n, valid_after_kill, tmp_path, c
 
 
 @pytest.mark.parametrize(("sig", "status", "name"), [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGINT, 130, "Ctrl-C")])
+@pytest.mark.slow
 def test_sigterm_and_ctrl_c_stop_cleanly_and_say_what_finished(sig, status, name, tmp_path, capsys):
     results, boards = tmp_path / "results", tmp_path / "boards"
     args = run_args(results, boards, seeds=SEEDS, steps=STEPS)
@@ -89,6 +93,7 @@ def test_sigterm_and_ctrl_c_stop_cleanly_and_say_what_finished(sig, status, name
     _resume_and_check(args, results, boards, capsys, expect_rerun=1)
 
 
+@pytest.mark.slow
 def test_sigkill_of_the_console_script_at_a_random_moment(tmp_path, capsys):
     """The installed ``pmrl-bench`` script, killed by timing (wherever it is), then resumed."""
     results, boards = tmp_path / "results", tmp_path / "boards"

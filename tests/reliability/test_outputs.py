@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from child_signals import start
 from filelock import FileLock, Timeout
 from reliability_helpers import assert_complete, run_args
 
@@ -142,8 +143,9 @@ def test_a_full_disk_while_writing_pages_leaves_whole_pages_and_no_temporary(tmp
 
 def _paused(args: list[str], tmp_path: Path) -> subprocess.Popen:
     env = {**os.environ, **CHILD_ENV, "PMRL_TEST_PAUSED": str(tmp_path / "paused")}
-    proc = subprocess.Popen([sys.executable, str(KILLPOINTS), "board-pause", "1", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    # the tests signal it: default dispositions whatever this process inherited (see child_signals)
+    proc = start([sys.executable, str(KILLPOINTS), "board-pause", "1", *args],
+                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.monotonic() + 240
     while not (tmp_path / "paused").exists():
         assert proc.poll() is None, proc.communicate()
@@ -154,6 +156,7 @@ def _paused(args: list[str], tmp_path: Path) -> subprocess.Popen:
 
 @pytest.mark.parametrize(("sig", "name"), [(signal.SIGTERM, "SIGTERM"), (signal.SIGHUP, "SIGHUP"),
                                            (signal.SIGINT, "Ctrl-C")])
+@pytest.mark.slow
 def test_a_signal_while_pages_are_written_says_so_in_one_line(sig, name, tmp_path):
     """Before, SIGTERM and SIGHUP here ended the process silently and Ctrl-C spoke of resuming a sweep."""
     results = _results_with_fixtures(tmp_path / "results").root
@@ -169,6 +172,7 @@ def test_a_signal_while_pages_are_written_says_so_in_one_line(sig, name, tmp_pat
     assert not any(boards.glob("*.tmp")) and ResultStore(results).scan()[1] == []
 
 
+@pytest.mark.slow
 def test_a_signal_during_the_rebuild_after_a_sweep_keeps_the_results(tmp_path, capsys):
     results, boards = tmp_path / "results", tmp_path / "boards"
     args = run_args(results, boards, seeds=1, steps=3)

@@ -92,6 +92,7 @@ class LazyAndBroken:
         register("lazy-broken", "pmrl_bench_no_such_module:Objective")
 
 
+@pytest.mark.slow
 def test_a_broken_lazy_factory_is_left_out_of_the_default_sweep(fresh_manager, tmp_path, capsys):
     """Before, ``run`` without --objectives stopped at the broken plugin, running none of the others."""
     fresh_manager.register_plugin(LazyAndBroken(), name="lazy-plugin")

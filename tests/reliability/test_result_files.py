@@ -34,7 +34,7 @@ INVALID_REASONS = {
     "task-escapes.json": "not a path-safe name",
     "truncated.json": "unreadable",
     "unknown-key.json": "notes: Extra inputs are not permitted",
-    "unknown-status.json": "status: Input should be 'ok', 'diverged' or 'failed'",
+    "unknown-status.json": "status: Input should be 'ok', 'diverged', 'failed' or 'not_applicable'",
     # Schema-valid before the leaderboard's needs were part of the schema; each crashed `pmrl-bench leaderboard`.
     "budget-list.json": "params.budget is a list, expected an object",
     "plugins-string.json": "versions.plugins is a string, expected {distribution: version}",
@@ -146,6 +146,7 @@ def test_written_files_are_strict_json_and_round_trip(tmp_path):
     assert isinstance(ResultStore.read(path), RunResult)
 
 
+@pytest.mark.slow
 def test_only_bounded_regular_files_inside_the_tree_are_read(tmp_path):
     """A FIFO, a link to /dev/zero, a 3 GB (sparse) file and a link out of the tree are listed, never read:
     before, the FIFO hung the leaderboard forever and the others ended in a MemoryError traceback. A child

@@ -56,6 +56,7 @@ def _stored(tmp_path) -> dict[str, dict]:
             for p in (tmp_path / "results").rglob("*.json") if "_logs" not in p.parts}
 
 
+@pytest.mark.slow
 def test_a_reporter_plugin_receives_step_scalars_and_results(collector, tmp_path, capsys):
     assert main([*RUN, "--seeds", "2", "--log", "collect"]) == 0
     starts = [c[1] for c in collector if c[0] == "start"]
@@ -85,6 +86,7 @@ def test_a_reporter_plugin_receives_step_scalars_and_results(collector, tmp_path
     assert collector == [("close",)]
 
 
+@pytest.mark.slow
 def test_tensorboard_event_files_load_in_tensorboards_reader(pmrl_plugin_manager, tmp_path, monkeypatch, capsys):
     event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
     monkeypatch.chdir(tmp_path)
@@ -110,6 +112,7 @@ def test_tensorboard_event_files_load_in_tensorboards_reader(pmrl_plugin_manager
     assert len(list(run_dir.glob("events.out.tfevents.*"))) == 1
 
 
+@pytest.mark.slow
 def test_tensorboard_writes_every_run_of_a_parallel_sweep(pmrl_plugin_manager, tmp_path, monkeypatch, capsys):
     """With --jobs 2 each worker opens its own reporters: every run's event file holds its curves and result."""
     event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")

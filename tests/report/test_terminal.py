@@ -105,6 +105,7 @@ def test_show_bad_input_is_one_line_and_exit_2(argv, expected, results_dir, tmp_
     assert len(err.splitlines()) == 1 and expected in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_run_ends_with_a_table_per_task_also_when_everything_was_done(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["run", "--objectives", "infonce,anchor", *TINY]) == 0

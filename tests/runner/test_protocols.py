@@ -39,6 +39,7 @@ def starting_hashes(monkeypatch):
     return seen
 
 
+@pytest.mark.slow
 def test_warm_start_trains_each_init_stage_once_and_every_objective_starts_from_it(tmp_path, capsys, starting_hashes):
     args = ["--objectives", "pmrl,infonce,gram,anchor", "--seeds", "2", "--init", "infonce:20", "--steps", "10",
             "--lr", "1e-4"]
@@ -66,6 +67,7 @@ def test_warm_start_trains_each_init_stage_once_and_every_objective_starts_from_
     assert "init stages: 2 trained" in capsys.readouterr().out  # another init budget is another stage
 
 
+@pytest.mark.slow
 def test_a_damaged_init_checkpoint_is_retrained(tmp_path, capsys):
     args = ["--objectives", "infonce", "--seeds", "1", "--init", "infonce:5", "--steps", "5"]
     assert _run(tmp_path, *args) == 0
@@ -79,6 +81,7 @@ def test_a_damaged_init_checkpoint_is_retrained(tmp_path, capsys):
     assert "retraining init stage" in captured.err and "init stages: 1 trained" in captured.out
 
 
+@pytest.mark.slow
 def test_a_warm_checkpoint_reproduces_the_init_rows_step_0_metrics_through_init_checkpoint(tmp_path):
     assert _run(tmp_path, "--objectives", "infonce", "--seeds", "1", "--init", "infonce:15", "--steps", "5") == 0
     (warm,) = ResultStore(tmp_path / "results").scan()[0]
@@ -102,6 +105,7 @@ def test_a_warm_checkpoint_reproduces_the_init_rows_step_0_metrics_through_init_
         ("absent", "no such file"),
     ],
 )
+@pytest.mark.slow
 def test_a_checkpoint_that_does_not_fit_stops_before_training_with_one_line(tmp_path, capsys, change, message):
     assert _run(tmp_path, "--objectives", "infonce", "--seeds", "1", "--init", "infonce:2", "--steps", "2") == 0
     (stage,) = (tmp_path / "results" / "_init" / "synthetic").glob("*.safetensors")
@@ -126,6 +130,7 @@ def test_a_checkpoint_that_does_not_fit_stops_before_training_with_one_line(tmp_
     assert sorted(p.name for p in (tmp_path / "results").rglob("*.json")) == before  # nothing trained, nothing lost
 
 
+@pytest.mark.slow
 def test_select_best_records_the_step_it_kept(tmp_path):
     assert _run(tmp_path, "--objectives", "infonce", "--seeds", "1", "--steps", "60", "--select", "best") == 0
     (result,) = ResultStore(tmp_path / "results").scan()[0]
@@ -170,6 +175,7 @@ class _PoisonedTask:
 
 
 @pytest.mark.parametrize("selection", ["last", "best"])
+@pytest.mark.slow
 def test_the_test_split_is_untouched_before_the_final_evaluation(tmp_path, monkeypatch, pmrl_register_plugin,
                                                                  selection):
     class Plugin:

@@ -28,6 +28,7 @@ def _at_init(tmp_path, name: str) -> dict[tuple[str, int], dict]:
     return {(r.objective, r.seed): r.metrics_at_init.model_dump() for r in found}
 
 
+@pytest.mark.slow
 def test_each_starting_state_is_evaluated_once_and_every_run_gets_a_fresh_evaluations_metrics(tmp_path, monkeypatch):
     shared_evaluations = []
     original = train_module.evaluate

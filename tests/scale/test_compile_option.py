@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from pmrl_bench.cli import main
@@ -18,6 +19,7 @@ from pmrl_bench.runner.train import TrainOptions, train_and_evaluate
 from scale_helpers import tiny_plan
 
 
+@pytest.mark.slow
 def test_compiled_encoders_train_and_evaluate_like_eager(monkeypatch):
     plan, _, registry = tiny_plan(objectives=("infonce",), steps=12)
     spec, data, cpu = plan.specs[0], plan.data["synthetic"], torch.device("cpu")
@@ -48,6 +50,7 @@ def test_result_files_say_the_encoders_were_compiled():
     assert describe(torch.device("cuda:0"), torch.float16) == "cuda:0 (fp16 autocast)"
 
 
+@pytest.mark.slow
 def test_result_files_record_the_thread_count_results_depend_on(tmp_path):
     assert describe(torch.device("cpu"), None, threads=1) == "cpu (1 thread)"
     cuda = describe(torch.device("cuda:0"), torch.bfloat16, True, threads=4)

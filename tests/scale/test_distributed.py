@@ -65,6 +65,7 @@ def _worker(rank: int, init_file: str, out_dir: str) -> None:
         dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_match_one_process_on_the_concatenated_batch(tmp_path):
     mp.spawn(_worker, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=WORLD, join=True)
     for name in OBJECTIVES:
@@ -95,6 +96,7 @@ def test_context_from_torchrun_environment():
     assert local_slice(torch.arange(8), DistributedContext(1, 4)).tolist() == [2, 3]
 
 
+@pytest.mark.slow
 def test_torchrun_sweep_writes_once_and_matches_a_single_process_run(tmp_path):
     """The documented launch: ``torchrun --nproc_per_node=2 -m pmrl_bench run``; rank 0 alone writes."""
     flags = ["run", "--objectives", "infonce", "--seeds", "1", "--steps", "20", *TINY_FLAGS]

@@ -52,6 +52,7 @@ def test_shard_of_a_plan_does_not_depend_on_flag_order():
     assert {s.run_id for s in a.specs} == {s.run_id for s in b.specs} and len(a.specs) == 2
 
 
+@pytest.mark.slow
 def test_split_then_merge_equals_the_unsharded_sweep(tmp_path):
     flags = ["run", "--objectives", "infonce,pmrl", "--seeds", "2", "--steps", "10", *TINY_FLAGS]
     assert main([*flags, "--results", str(tmp_path / "all"), "--leaderboard", str(tmp_path / "all-lb")]) == 0
