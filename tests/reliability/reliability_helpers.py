@@ -135,3 +135,13 @@ def text_results(root: Path, text: str) -> Path:
         for value in ("v1", "v2"):
             store.write(text_result(text, seed, value))
     return root
+
+
+def one_error_line(capsys, code: int, expected: int = 2) -> str:
+    """The command's stderr, asserted to be one ``pmrl-bench: error:`` line (no traceback) with exit ``expected``."""
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert code == expected, (captured.out, err)
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert err.startswith("pmrl-bench: error: "), err
+    return err

@@ -15,32 +15,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from reliability_helpers import TINY
+from reliability_helpers import TINY, one_error_line
 
 from pmrl_bench.cli import main
 from pmrl_bench.results import ResultStore
 
 RUN = ["run", *TINY, "--steps", "3", "--seeds", "1"]
-
-
-def _one_line(capsys, code: int) -> str:
-    captured = capsys.readouterr()
-    err = captured.err.strip()
-    assert code == 2, (captured.out, err)
-    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
-    assert err.startswith("pmrl-bench: error: "), err
-    return err
-
-
-@pytest.fixture
-def no_training(monkeypatch):
-    """Fails the test if anything starts training (patched on the class: bound names elsewhere see it too)."""
-    from pmrl_bench.runner.train import TrainingLoop
-
-    def refuse(self):
-        raise AssertionError("something trained although its input was refused")
-
-    monkeypatch.setattr(TrainingLoop, "run", refuse)
 
 
 # -- checkpoints ---------------------------------------------------------------------------------------------------
@@ -97,7 +77,7 @@ def test_a_checkpoint_that_would_train_nonsense_is_refused(case, damage, says, t
     path = tmp_path / "start.safetensors"
     save_file(_state(damage), str(path))
     results = tmp_path / "results"
-    err = _one_line(capsys, main([*RUN, "--objectives", "infonce", "--init-checkpoint", str(path),
+    err = one_error_line(capsys, main([*RUN, "--objectives", "infonce", "--init-checkpoint", str(path),
                                   "--results", str(results), "--leaderboard", str(tmp_path / "boards")]))
     assert says in err and str(path) in err, err
     assert not results.exists() or ResultStore(results).scan() == ([], [])
@@ -160,7 +140,7 @@ def test_values_of_a_tuned_parameter_file_pass_the_command_line_checks(case, edi
     path, record = tuned_file
     edit(record)
     path.write_text(json.dumps(record))
-    err = _one_line(capsys, main([*RUN, "--objectives", "infonce", "--steps", "3", "--dim", "8", "--params-from",
+    err = one_error_line(capsys, main([*RUN, "--objectives", "infonce", "--steps", "3", "--dim", "8", "--params-from",
                                   str(path), "--results", str(tmp_path / "r"), "--leaderboard", str(tmp_path / "b")]))
     assert says in err and str(path) in err, err
 
@@ -206,7 +186,7 @@ def test_every_count_has_an_upper_bound(case, argv, says, tmp_path, capsys, no_t
         base += ["--objectives", "infonce"]
     if command == "run":
         base += ["--leaderboard", str(tmp_path / "b")]
-    err = _one_line(capsys, main([*base, *rest]))
+    err = one_error_line(capsys, main([*base, *rest]))
     assert says in err, err
 
 
@@ -223,7 +203,7 @@ SIZES = [
 @pytest.mark.parametrize(("case", "argv", "says"), SIZES, ids=[c[0] for c in SIZES])
 def test_a_size_that_cannot_fit_in_memory_is_refused_with_the_estimate(case, argv, says, tmp_path, capsys,
                                                                        no_training):
-    err = _one_line(capsys, main([*RUN, *argv, "--results", str(tmp_path / "r"),
+    err = one_error_line(capsys, main([*RUN, *argv, "--results", str(tmp_path / "r"),
                                   "--leaderboard", str(tmp_path / "b")]))
     assert says in err and "GiB" in err and "more than the" in err, err
 
@@ -234,7 +214,7 @@ def test_the_estimate_counts_every_parameter_against_the_memory_there_is(tmp_pat
     from pmrl_bench.runner import footprint
 
     monkeypatch.setattr(footprint, "memory_limit", lambda device: (2**20, "a test machine"))
-    err = _one_line(capsys, main([*RUN, "--objectives", "infonce", "--results", str(tmp_path / "r"),
+    err = one_error_line(capsys, main([*RUN, "--objectives", "infonce", "--results", str(tmp_path / "r"),
                                   "--leaderboard", str(tmp_path / "b")]))
     assert "parameters: training needs about" in err and "0.0 GiB of memory of a test machine" in err, err
 
@@ -256,7 +236,7 @@ LYING_DIRECTORIES = [path for path in ("/proc/self/pmrl-bench-pages", "/proc/sel
 @pytest.mark.parametrize("where", LYING_DIRECTORIES)
 def test_a_leaderboard_directory_that_cannot_be_created_fails_before_the_sweep(where, tmp_path, capsys,
                                                                               no_training):
-    err = _one_line(capsys, main([*RUN, "--objectives", "infonce", "--results", str(tmp_path / "r"),
+    err = one_error_line(capsys, main([*RUN, "--objectives", "infonce", "--results", str(tmp_path / "r"),
                                   "--leaderboard", where]))
     assert "leaderboard directory" in err and "not writable" in err, err
 

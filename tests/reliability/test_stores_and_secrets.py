@@ -15,7 +15,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from reliability_helpers import TINY
+from reliability_helpers import TINY, one_error_line
 
 from pmrl_bench import hookimpl
 from pmrl_bench.cli import main
@@ -23,26 +23,6 @@ from pmrl_bench.redact import mask_secrets, mask_url
 from pmrl_bench.results import ResultStore
 
 TUNE = ["tune", *TINY, "--steps", "4", "--dim", "8", "--trials", "2"]
-
-
-def _one_line(capsys, code: int, expected: int = 2) -> str:
-    captured = capsys.readouterr()
-    err = captured.err.strip()
-    assert code == expected, (captured.out, err)
-    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
-    assert err.startswith("pmrl-bench: error: "), err
-    return err
-
-
-@pytest.fixture
-def no_training(monkeypatch):
-    """Fails the test if anything starts training (patched on the class: bound names elsewhere see it too)."""
-    from pmrl_bench.runner.train import TrainingLoop
-
-    def refuse(self):
-        raise AssertionError("something trained although its input was refused")
-
-    monkeypatch.setattr(TrainingLoop, "run", refuse)
 
 
 # -- the tuning store ----------------------------------------------------------------------------------------------
@@ -111,7 +91,7 @@ STORE_FAULTS = [
 def test_a_store_fault_is_one_line_before_any_trial(case, make, says, names, tmp_path, capsys, no_training):
     root = tmp_path / "results"
     extra = make(root)
-    err = _one_line(capsys, main([*TUNE, "--objectives", "infonce", "--results", str(root), *extra]))
+    err = one_error_line(capsys, main([*TUNE, "--objectives", "infonce", "--results", str(root), *extra]))
     assert says in err and names in err, err
     assert not list((root / "_tuning").rglob("*.json")) if (root / "_tuning").is_dir() else True
 
@@ -128,7 +108,7 @@ def test_a_read_only_store_on_disk_is_one_line_before_any_trial(read_only, tmp_p
     if read_only in ("directory", "both"):
         tuning.chmod(0o555)
     try:
-        err = _one_line(capsys, main([*TUNE, "--objectives", "infonce", "--results", str(root)]))
+        err = one_error_line(capsys, main([*TUNE, "--objectives", "infonce", "--results", str(root)]))
     finally:
         tuning.chmod(0o755)
         database.chmod(0o644)
@@ -137,7 +117,7 @@ def test_a_read_only_store_on_disk_is_one_line_before_any_trial(read_only, tmp_p
 
 @pytest.mark.parametrize("message", ["database or disk is full", "disk I/O error", "attempt to write a readonly "
                                      "database"])
-def test_a_store_fault_in_the_middle_of_a_study_is_one_line(message, tmp_path, capsys, monkeypatch):
+def test_a_store_fault_in_the_middle_of_a_study_isone_error_line(message, tmp_path, capsys, monkeypatch):
     """The first trial is stored; the store then fails on the second (a full disk, a failing one, a remount)."""
     import optuna
     from sqlalchemy.exc import OperationalError
@@ -155,12 +135,12 @@ def test_a_store_fault_in_the_middle_of_a_study_is_one_line(message, tmp_path, c
 
     monkeypatch.setattr(optuna.storages.RDBStorage, "set_trial_state_values", failing)
     root = tmp_path / "results"
-    err = _one_line(capsys, main([*TUNE, "--trials", "3", "--objectives", "infonce", "--results", str(root)]))
+    err = one_error_line(capsys, main([*TUNE, "--trials", "3", "--objectives", "infonce", "--results", str(root)]))
     assert message in err and "studies.db" in err and told, err
 
 
 @pytest.mark.slow
-def test_a_file_size_limit_reached_by_the_database_is_one_line(tmp_path):
+def test_a_file_size_limit_reached_by_the_database_isone_error_line(tmp_path):
     """A real write failure, whoever runs the test: the process may not grow the database past its size."""
     import resource
     import signal
@@ -281,13 +261,13 @@ def test_an_init_stage_that_cannot_be_saved_stops_the_sweep_and_fails_no_run(blo
     (results / blocker).write_text("a file where the init stages go")
     code = main(["run", "--objectives", "infonce,pmrl", *TINY, "--steps", "3", "--seeds", "2", "--init",
                  "infonce:3", "--results", str(results), "--leaderboard", str(tmp_path / "boards")])
-    err = _one_line(capsys, code, expected=1)
+    err = one_error_line(capsys, code, expected=1)
     assert "cannot save init stage" in err and "nothing was recorded as failed" in err, err
     assert ResultStore(results).scan() == ([], [])  # no run stored, as failed or otherwise
 
 
 @pytest.mark.slow
-def test_an_init_stage_that_cannot_be_saved_in_a_worker_stops_the_sweep_with_one_line(tmp_path):
+def test_an_init_stage_that_cannot_be_saved_in_a_worker_stops_the_sweep_withone_error_line(tmp_path):
     import subprocess
     import sys
 
@@ -304,11 +284,11 @@ def test_an_init_stage_that_cannot_be_saved_in_a_worker_stops_the_sweep_with_one
     assert ResultStore(results).scan() == ([], [])
 
 
-def test_a_tune_whose_init_stage_cannot_be_saved_stops_with_one_line(tmp_path, capsys):
+def test_a_tune_whose_init_stage_cannot_be_saved_stops_withone_error_line(tmp_path, capsys):
     results = tmp_path / "results"
     results.mkdir()
     (results / "_init").write_text("a file where the init stages go")
     code = main([*TUNE, "--objectives", "infonce", "--init", "infonce:3", "--results", str(results)])
-    err = _one_line(capsys, code, expected=1)
+    err = one_error_line(capsys, code, expected=1)
     assert "cannot save init stage" in err, err
     assert not list((results / "_tuning").rglob("*.json"))
