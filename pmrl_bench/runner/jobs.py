@@ -28,31 +28,26 @@ MAX_THREADS = 256
 
 def parse_jobs(text: str) -> int | str:
     """``--jobs`` value: a positive integer or ``auto``."""
-    value = text.strip().lower()
-    if value == AUTO:
-        return AUTO
-    try:
-        jobs = int(value)
-    except ValueError:
-        jobs = 0
-    if not 1 <= jobs <= MAX_JOBS:
-        raise UsageError(f"--jobs must be a number of worker processes between 1 and {MAX_JOBS}, or 'auto', "
-                         f"got {shorten(repr(text))}")
-    return jobs
+    return _count_or_auto(text, "--jobs", f"a number of worker processes between 1 and {MAX_JOBS}", MAX_JOBS)
 
 
 def parse_seed_batch(text: str) -> int | str:
     """``--seed-batch`` value: how many seeds of a configuration train as one model, or ``auto`` (all of them)."""
+    return _count_or_auto(text, "--seed-batch", "a positive number of seeds")
+
+
+def _count_or_auto(text: str, option: str, meaning: str, high: int | None = None) -> int | str:
+    """``auto``, or a whole number from 1 to ``high``; anything else is one line naming ``option``."""
     value = text.strip().lower()
     if value == AUTO:
         return AUTO
     try:
-        size = int(value)
+        count = int(value)
     except ValueError:
-        size = 0
-    if size < 1:
-        raise UsageError(f"--seed-batch must be a positive number of seeds or 'auto', got {text!r}")
-    return size
+        count = 0
+    if count < 1 or (high is not None and count > high):
+        raise UsageError(f"{option} must be {meaning}, or 'auto', got {shorten(repr(text))}")
+    return count
 
 
 def seed_groups(config_ids: Sequence[str], size: int | str) -> list[list[int]]:

@@ -38,7 +38,7 @@ from pmrl_bench.runner.cost import CostMeter
 from pmrl_bench.runner.monitor import TrainContext, TrainingMonitor
 from pmrl_bench.runner.spec import RunSpec
 from pmrl_bench.runner.train import (
-    PROBE_SIZE, EmbedAndScore, State, Trained, TrainOptions, _Selector, batches, build_encoders, feed_monitors,
+    PROBE_SIZE, EmbedAndScore, Selector, State, Trained, TrainOptions, batches, build_encoders, feed_monitors,
     seed_everything, snapshot,
 )
 from pmrl_bench.splits import with_validation
@@ -58,7 +58,7 @@ class Member:
     monitors: Sequence[TrainingMonitor]
     generator: torch.Generator
     initial: tuple[State, State] | None
-    selector: _Selector | None = None
+    selector: Selector | None = None
     after_step: Any = None
     diverged_step: int | None = None
     cost: dict[str, Any] = field(default_factory=dict)
@@ -135,7 +135,7 @@ class SeedBatchLoop:
         self.probe_batch = {m: x[:PROBE_SIZE] for m, x in validation.items()}
         for member in self.members:
             if member.spec.selection == "best":
-                member.selector = _Selector(member.encoders, member.objective, validation)
+                member.selector = Selector(member.encoders, member.objective, validation)
             context = TrainContext(self.budget.steps, names, member.objective)
             for monitor in member.monitors:
                 monitor.on_train_start(context)

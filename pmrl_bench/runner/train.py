@@ -147,7 +147,7 @@ def batches(n: int, batch_size: int, steps: int, generator: torch.Generator):
             produced += 1
 
 
-class _Selector:
+class Selector:
     """``--select best``: the encoder state with the highest validation mean R@1 at the probe cadence."""
 
     def __init__(self, encoders: nn.ModuleDict, objective: nn.Module, validation: Mapping[str, torch.Tensor]) -> None:
@@ -251,7 +251,7 @@ class TrainingLoop:
         assert data.validation is not None
         validation = split_tensors(data.validation, names, device) if world.is_main else {}
         self.probe_batch = {m: x[:PROBE_SIZE] for m, x in validation.items()}  # validation, never test
-        self.selector = (_Selector(self.encoders, self.objective, validation)
+        self.selector = (Selector(self.encoders, self.objective, validation)
                          if spec.selection == "best" and world.is_main else None)
         self.generator = torch.Generator().manual_seed(spec.seed)
         self.pending: list[tuple[int, tuple[str, ...], torch.Tensor]] = []  # steps not yet seen by the host

@@ -17,3 +17,15 @@ def tiny_plan(objectives=("infonce",), seeds=1, steps=20, **config):
                       overrides=dict(TINY_TASK), device="cpu", progress=False, **config)
     registry = get_registry()
     return plan_sweep(cfg, registry), cfg, registry
+
+
+def page_without_commands(markdown: str) -> list[str]:
+    """A page's lines without its command lines and cost tables (wall-clock step times and memory differ between
+    any two executions of the same runs; every other number must not)."""
+    lines, in_cost = [], False
+    for line in markdown.splitlines():
+        if line.startswith("#"):
+            in_cost = line.startswith("### Cost")
+        if not in_cost and not line.startswith("- Command:"):
+            lines.append(line)
+    return lines

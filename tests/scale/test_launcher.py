@@ -18,6 +18,7 @@ from pmrl_bench.testing.helpers import REFERENCE_OBJECTIVE, TINY_TASK
 from pmrl_bench.tuning.records import read_record
 
 from launch_driver import CRASH_OBJECTIVE, CrashingObjective
+from scale_helpers import page_without_commands
 
 DRIVER = Path(__file__).with_name("launch_driver.py")
 # 100 test instances: fewer would add a warning line about chance-level retrieval
@@ -32,18 +33,6 @@ def jobs_run_the_driver(monkeypatch, pmrl_register_plugin):
     pmrl_register_plugin(CrashingObjective(), name="launch-crash")
     monkeypatch.setattr(launch, "PROGRAM", [sys.executable, str(DRIVER)])
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-
-
-def _without_commands(markdown: str) -> list[str]:
-    """A page without its command lines and cost tables (wall-clock times and memory differ between any two
-    executions of the same runs; every other number must not)."""
-    lines, in_cost = [], False
-    for line in markdown.splitlines():
-        if line.startswith("#"):
-            in_cost = line.startswith("### Cost")
-        if not in_cost and not line.startswith("- Command:"):
-            lines.append(line)
-    return lines
 
 
 def _pages(directory: Path) -> list[str]:
@@ -76,7 +65,7 @@ def test_launcher_local_ends_with_the_pages_of_the_same_sweep_without_it(tmp_pat
     for page in pages:
         a, b = plain / "lb" / page, launched / "lb" / page
         if page.endswith(".md"):
-            assert _without_commands(a.read_text()) == _without_commands(b.read_text()), page
+            assert page_without_commands(a.read_text()) == page_without_commands(b.read_text()), page
         else:
             assert a.read_bytes() == b.read_bytes(), page
     launch_dir = launched / "results" / launch.LAUNCH_DIR

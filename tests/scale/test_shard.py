@@ -13,7 +13,7 @@ from pmrl_bench.errors import UsageError
 from pmrl_bench.results import ResultStore
 from pmrl_bench.runner.shard import Shard, parse_shard, select_shard, shard_indices
 
-from scale_helpers import TINY_FLAGS, tiny_plan
+from scale_helpers import TINY_FLAGS, page_without_commands, tiny_plan
 
 
 @pytest.mark.parametrize("text, shard", [("1/1", Shard(1, 1)), ("2/4", Shard(2, 4)), (" 3 / 3 ", Shard(3, 3))])
@@ -78,17 +78,6 @@ def test_split_then_merge_equals_the_unsharded_sweep(tmp_path):
     assert pages == sorted(p.name for p in (tmp_path / "merged-lb").iterdir())
     # identical tables; only the provenance lines name the (sharded) commands that ran
     for page in [p for p in pages if p.endswith(".md")]:
-        unsharded = _without_commands((tmp_path / "all-lb" / page).read_text())
-        assert unsharded == _without_commands((tmp_path / "merged-lb" / page).read_text()), page
+        unsharded = page_without_commands((tmp_path / "all-lb" / page).read_text())
+        assert unsharded == page_without_commands((tmp_path / "merged-lb" / page).read_text()), page
 
-
-def _without_commands(markdown: str) -> list[str]:
-    """The page without its command lines and cost tables (wall-clock step times and memory differ between any
-    two executions of the same runs; every other number must not)."""
-    lines, in_cost = [], False
-    for line in markdown.splitlines():
-        if line.startswith("#"):
-            in_cost = line.startswith("### Cost")
-        if not in_cost and not line.startswith("- Command:"):
-            lines.append(line)
-    return lines
