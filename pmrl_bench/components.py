@@ -58,6 +58,9 @@ class TaskData:
     validation: Split | None = None
     # Rows the task dropped before splitting (e.g. rows with a missing value); results record it under `splits`.
     dropped: int = 0
+    # Set by pmrl_bench.splits.with_validation: every split is in content order, so the row order a task read no
+    # longer matters.
+    content_ordered: bool = False
 
 
 @runtime_checkable

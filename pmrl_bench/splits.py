@@ -8,6 +8,8 @@ stratified by the label when every class has at least two instances.
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -30,42 +32,99 @@ def _rows(values, rows: np.ndarray):
     return np.asarray(values)[rows]
 
 
+def _row_bytes(values) -> list[bytes]:
+    """Each row of one modality (or of the labels) as bytes that do not depend on how it was stored: floating-point
+    values as float32 (what the encoders see), integers as int64, anything else by its ``repr``."""
+    if isinstance(values, list):
+        return [repr(item).encode() for item in values]
+    array = np.asarray(values)
+    if array.dtype.kind == "f":
+        array = array.astype(np.float32)
+    elif array.dtype.kind in "iub":
+        array = array.astype(np.int64)
+    else:
+        return [repr(item).encode() for item in array.reshape(len(array), -1).tolist()]
+    rows = np.ascontiguousarray(array.reshape(len(array), -1))
+    return [row.tobytes() for row in rows]
+
+
+def content_order(columns: Sequence[object], labels: np.ndarray | None = None) -> np.ndarray:
+    """Row indices ranked by a SHA-256 of each row's content: the values of every column in ``columns`` (the
+    modalities, in a fixed order) and the label. Equal rows keep their relative order (they are interchangeable)."""
+    parts = [_row_bytes(c) for c in columns] + ([_row_bytes(labels)] if labels is not None else [])
+    n = len(parts[0]) if parts else 0
+    digests = []
+    for i in range(n):
+        digest = hashlib.sha256()
+        for part in parts:
+            digest.update(len(part[i]).to_bytes(8, "little"))
+            digest.update(part[i])
+        digests.append(digest.digest())
+    return np.asarray(sorted(range(n), key=digests.__getitem__), dtype=np.int64)
+
+
+def split_content_order(split: Split) -> np.ndarray:
+    """:func:`content_order` of a split's rows, its modalities taken in name order."""
+    return content_order([split.inputs[m] for m in sorted(split.inputs)], split.labels)
+
+
+def in_content_order(split: Split) -> Split:
+    return take(split, split_content_order(split))
+
+
 def check_val_size(val_size: float) -> None:
     if not 0 < val_size < 1:
         raise ValueError(f"val_size must be a fraction in (0, 1), e.g. {DEFAULT_VAL_SIZE}, got {val_size}")
 
 
-def validation_rows(n: int, labels: np.ndarray | None, val_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted (train rows, validation rows) of an n-row train split."""
+def validation_rows(n: int, labels: np.ndarray | None, val_size: float, seed: int,
+                    order: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(train rows, validation rows) of an n-row train split, each in ``order`` (the rows' content order, from
+    :func:`content_order`; default: as stored). The seeded draw picks positions in ``order``, so given the content
+    order the carve depends on the rows' content and the seed only."""
+    check_val_size(val_size)
+    return seeded_carve(n, labels, int(np.ceil(val_size * n)), seed, order, f"{val_size:.0%}", "validation")
+
+
+def seeded_carve(n: int, labels: np.ndarray | None, n_out: int, seed: int, order: np.ndarray | None = None,
+                 share: str = "", purpose: str = "validation") -> tuple[np.ndarray, np.ndarray]:
+    """(kept rows, ``n_out`` held-out rows) of n rows: a seeded draw over positions in ``order``, stratified by the
+    label when every class has two rows and fits both parts; both in ``order``."""
     from sklearn.model_selection import train_test_split
 
-    check_val_size(val_size)
-    n_val = int(np.ceil(val_size * n))
-    if n_val < 2 or n - n_val < 2:
-        raise ValueError(f"a train split of {n} rows is too small to hold out {val_size:.0%} for validation "
+    if n_out < 2 or n - n_out < 2:
+        raise ValueError(f"a train split of {n} rows is too small to hold out {share or n_out} for {purpose} "
                          "(each part needs at least 2 rows)")
+    order = np.arange(n) if order is None else np.asarray(order)
     stratify = None
     if labels is not None:
-        counts = np.bincount(np.asarray(labels))
+        ordered = np.asarray(labels)[order]
+        counts = np.bincount(ordered)
         present = counts[counts > 0]
-        if present.min() >= 2 and len(present) <= min(n_val, n - n_val):
-            stratify = labels
-    train, val = train_test_split(np.arange(n), test_size=n_val, random_state=seed, stratify=stratify)
-    return np.sort(train), np.sort(val)
+        if present.min() >= 2 and len(present) <= min(n_out, n - n_out):
+            stratify = ordered
+    kept, held_out = train_test_split(np.arange(n), test_size=n_out, random_state=seed, stratify=stratify)
+    return order[np.sort(kept)], order[np.sort(held_out)]
 
 
 def carve_validation(split: Split, val_size: float = DEFAULT_VAL_SIZE, seed: int = 0) -> tuple[Split, Split]:
-    """``(train, validation)``: ``val_size`` of ``split``'s rows held out, seeded and stratified when labels allow."""
-    train_rows, val_rows = validation_rows(len(split), split.labels, val_size, seed)
+    """``(train, validation)``: ``val_size`` of ``split``'s rows held out, seeded and stratified when labels allow;
+    both in content order."""
+    train_rows, val_rows = validation_rows(len(split), split.labels, val_size, seed, split_content_order(split))
     return take(split, train_rows), take(split, val_rows)
 
 
 def with_validation(data: TaskData, val_size: float = DEFAULT_VAL_SIZE, seed: int = 0) -> TaskData:
-    """``data`` itself when it has a validation split, else a copy whose train split lost a validation part."""
-    if data.validation is not None:
+    """``data`` with a validation split (the task's own, or ``val_size`` of train carved out) and every split in
+    content order, so nothing downstream (batches, fingerprint, metrics) depends on the order of the task's rows.
+    Data this returned comes back unchanged."""
+    if data.content_ordered and data.validation is not None:
         return data
-    train, validation = carve_validation(data.train, val_size, seed)
-    return replace(data, train=train, validation=validation)
+    if data.validation is None:
+        train, validation = carve_validation(data.train, val_size, seed)
+    else:
+        train, validation = in_content_order(data.train), in_content_order(data.validation)
+    return replace(data, train=train, validation=validation, test=in_content_order(data.test), content_ordered=True)
 
 
 def split_sizes(data: TaskData) -> dict[str, int]:

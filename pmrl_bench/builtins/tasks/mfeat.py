@@ -25,7 +25,7 @@ from pmrl_bench.builtins.tasks import cache
 from pmrl_bench.cards import DataCard, ModalityCard, carved_sizes
 from pmrl_bench.components import IMAGE, VECTOR, Modality, Split, TaskData
 from pmrl_bench.errors import DataError
-from pmrl_bench.splits import DEFAULT_VAL_SIZE, check_val_size, validation_rows
+from pmrl_bench.splits import DEFAULT_VAL_SIZE, check_val_size, content_order, seeded_carve, validation_rows
 
 ENV_DIR = "PMRL_BENCH_MFEAT_DIR"
 N_ROWS, N_CLASSES = 2000, 10
@@ -166,12 +166,13 @@ def load_all_views() -> dict[str, np.ndarray]:
     return arrays
 
 
-def stratified_split(labels: np.ndarray, n_test: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted train and test row indices; every class keeps its share in both."""
-    from sklearn.model_selection import train_test_split
-
-    train, test = train_test_split(np.arange(len(labels)), test_size=n_test, stratify=labels, random_state=seed)
-    return np.sort(train), np.sort(test)
+def stratified_split(arrays: dict[str, np.ndarray], n_test: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Train and test row indices, in content order; every class keeps its share in both. The draw ranks the rows by
+    their content in all six views, so the test digits are the same whichever views a task uses and in whatever
+    order the files hold the rows."""
+    labels = arrays["label"]
+    order = content_order([arrays[view] for view in VIEW_DIMS], labels)
+    return seeded_carve(len(labels), labels, n_test, seed, order, purpose="test")
 
 
 class MfeatTask:
@@ -228,9 +229,12 @@ class MfeatTask:
     def load(self) -> TaskData:
         arrays = load_all_views()
         labels = arrays["label"]
-        train_rows, test_rows = stratified_split(labels, self.n_test, self.seed)
-        # validation is carved from train before standardising, so the statistics come from train alone
-        kept, held_out = validation_rows(len(train_rows), labels[train_rows], self.val_size, self.seed)
+        train_rows, test_rows = stratified_split(arrays, self.n_test, self.seed)
+        # validation is carved from train before standardising, so the statistics come from train alone; the carve
+        # ranks the rows by the task's own views, as any task holding the same rows would
+        chosen = [arrays[view][train_rows].astype(np.float32) for view in sorted(self.views)]
+        kept, held_out = validation_rows(len(train_rows), labels[train_rows], self.val_size, self.seed,
+                                         content_order(chosen, labels[train_rows]))
         train_rows, val_rows = train_rows[kept], train_rows[held_out]
         modalities, train_inputs, val_inputs, test_inputs = [], {}, {}, {}
         for view in self.views:

@@ -89,7 +89,7 @@ from pmrl_bench.cards import DataCard
 from pmrl_bench.components import TEXT, VECTOR, Modality, Split, TaskData
 from pmrl_bench.console import say
 from pmrl_bench.errors import DataError
-from pmrl_bench.splits import DEFAULT_VAL_SIZE, check_val_size, validation_rows
+from pmrl_bench.splits import DEFAULT_VAL_SIZE, check_val_size, content_order, seeded_carve, validation_rows
 
 MISSING = ("error", "drop")
 
@@ -166,6 +166,7 @@ class TableTask:
         self.source, self.test_source, self.validation_source = source, test_source, validation_source
         self.label, self.val_size, self.standardize = label, val_size, standardize
         self.test_size, self.text_length, self.seed = test_size, text_length, seed
+        self._loaded: TaskData | None = None  # load() reads the files once per task object; card() reuses it
 
     def card(self) -> DataCard:
         """The data card, derived from the files (with their SHA-256) and the parameters; reads the data."""
@@ -173,21 +174,17 @@ class TableTask:
 
         return table_card(self)
 
-    def split_rows(self, n: int, labels: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """Seeded train and test row indices of a source without a test split (stratified when labels allow)."""
-        from sklearn.model_selection import train_test_split
-
+    def split_rows(self, n: int, labels: np.ndarray | None,
+                   order: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Seeded train and test row indices of a source without a test split (stratified when labels allow), drawn
+        over positions in ``order`` (the rows' content order), so the row order of the file does not matter."""
         if n < 4:
             raise DataError(f"task 'table': {self.source!r} has {n} rows; it needs at least 4 to split")
-        n_test = int(np.ceil(self.test_size * n))
-        stratify = None
-        if labels is not None:
-            counts = np.bincount(labels)
-            if counts[counts > 0].min() >= 2 and np.count_nonzero(counts) <= min(n_test, n - n_test):
-                stratify = labels
-        train, test = train_test_split(np.arange(n), test_size=self.test_size, random_state=self.seed,
-                                       stratify=stratify)
-        return np.sort(train), np.sort(test)
+        try:
+            return seeded_carve(n, labels, int(np.ceil(self.test_size * n)), self.seed, order,
+                                f"{self.test_size:.0%}", "test")
+        except ValueError as exc:
+            raise DataError(f"task 'table': {exc}") from None
 
     def _roles(self, sources: dict[str, Source]) -> tuple[str, str | None, str | None]:
         """The source splits that serve as (train, test, validation); hub splits may be spelt "valid" or "dev"."""
@@ -200,19 +197,22 @@ class TableTask:
             raise DataError(f"task 'table': {self.source!r} has no train split (it has {', '.join(sources)})")
         return train, test, validation
 
-    def _parts(self, sources: dict[str, Source], labels: dict[str, np.ndarray]) -> dict[str, tuple[str, np.ndarray]]:
-        """``{"train"|"validation"|"test": (source split, its rows)}``: shipped splits whole, the rest carved."""
+    def _parts(self, sources: dict[str, Source], labels: dict[str, np.ndarray],
+               orders: dict[str, np.ndarray]) -> dict[str, tuple[str, np.ndarray]]:
+        """``{"train"|"validation"|"test": (source split, its rows)}``: shipped splits whole, the rest carved; rows in
+        content order (``orders``: each source split's), so carves and statistics ignore the files' row order."""
         train, test, validation = self._roles(sources)
         n = len(sources[train].frame)
         if test is not None:
-            parts = {"train": (train, np.arange(n)), "test": (test, np.arange(len(sources[test].frame)))}
+            parts = {"train": (train, orders[train]), "test": (test, orders[test])}
         else:
-            train_rows, test_rows = self.split_rows(n, labels.get(train))
+            train_rows, test_rows = self.split_rows(n, labels.get(train), orders[train])
             parts = {"train": (train, train_rows), "test": (train, test_rows)}
         if validation is not None:
-            parts["validation"] = (validation, np.arange(len(sources[validation].frame)))
+            parts["validation"] = (validation, orders[validation])
             return parts
-        # validation comes out of the train rows before any statistic is fitted on them
+        # validation comes out of the train rows before any statistic is fitted on them; the rows are in content
+        # order already, so the draw's positions depend on the content
         rows = parts["train"][1]
         try:
             kept, held_out = validation_rows(len(rows), labels[train][rows] if train in labels else None,
@@ -271,18 +271,24 @@ class TableTask:
         return sources, dropped
 
     def load(self) -> TaskData:
+        if self._loaded is None:
+            self._loaded = self._read()
+        return self._loaded
+
+    def _read(self) -> TaskData:
         read = read_source(self.source, self.test_source, self.validation_source, self.keys)
         sources = {name: read[name] for name in self._roles(read) if name is not None}  # e.g. no "unsupervised"
         mapping, label = self._mapping(sources)
         used = [c for cs in mapping.values() for c in cs] + ([label] if label else [])
         sources, dropped = self._without_missing(sources, used)
         labels, num_classes = label_ids(sources, label) if label else ({}, None)
-        parts = self._parts(sources, labels)
         # Check and convert every column on the source as it is, so errors name rows as the user numbers them.
         columns = {
             split: {c: column_values(source, c, c in self.text_columns) for cs in mapping.values() for c in cs}
             for split, source in sources.items()
         }
+        orders = {split: modalities_order(mapping, columns[split], labels.get(split)) for split in sources}
+        parts = self._parts(sources, labels, orders)
         modalities: list[Modality] = []
         inputs: dict[str, dict[str, Any]] = {part: {} for part in parts}
         for name, cols in mapping.items():
@@ -330,3 +336,16 @@ class TableTask:
         for part, array in arrays.items():
             inputs[part][name] = array
         return Modality(name, kind, tuple(shapes["train"]))
+
+
+def modalities_order(mapping: dict[str, list[str]], columns: dict[str, tuple[Any, str]],
+                     labels: np.ndarray | None) -> np.ndarray:
+    """A source split's rows in content order: each modality (in name order) as the concatenation of its columns,
+    and the label; the same rows read by another task (``mfeat``'s views, say) rank the same way."""
+    modalities = []
+    for name in sorted(mapping):
+        values = [columns[c][0] for c in mapping[name]]
+        if len(values) > 1:  # joined vector columns: one row of the modality, as the encoder sees it
+            values = [np.concatenate([np.asarray(v, dtype=np.float32).reshape(len(v), -1) for v in values], axis=1)]
+        modalities.append(values[0])
+    return content_order(modalities, labels)
