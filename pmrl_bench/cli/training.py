@@ -13,6 +13,7 @@ from pmrl_bench.cli.options import add_training_options, names, seed_batch, shar
 from pmrl_bench.cli.output import emit_json, warn_plugin_failures, write
 from pmrl_bench.console import escape
 from pmrl_bench.errors import RunFailed
+from pmrl_bench.tuning.space import DEFAULT_TRIAL_SEED, DEFAULT_TRIALS
 
 if TYPE_CHECKING:
     from pmrl_bench.runner.summary import SweepSummary
@@ -57,12 +58,15 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
                     "resume to exactly --trials; the best parameters are written to RESULTS/_tuning/TASK/OBJECTIVE/"
                     "ID.json for 'pmrl-bench run --tuned'.")
     add_training_options(tune)
-    tune.add_argument("--trials", type=int, required=True,
-                      help="completed trials per study, the same for every objective")
+    tune.add_argument("--trials", type=int, default=DEFAULT_TRIALS,
+                      help=f"completed trials per study, the same for every objective; trial 0 trains the published "
+                           f"defaults (default {DEFAULT_TRIALS})")
     tune.add_argument("--sampler", default="random", choices=["random", "tpe"],
                       help="random (default: strict fairness, independent draws) or tpe (Optuna's TPE)")
     tune.add_argument("--sampler-seed", type=int, default=0, help="seed of the sampler (default 0)")
-    tune.add_argument("--seed", dest="trial_seed", type=int, default=0, help="training seed of every trial (default 0)")
+    tune.add_argument("--seed", dest="trial_seed", type=int, default=DEFAULT_TRIAL_SEED,
+                      help=f"training seed of every trial, kept apart from the test seeds of `run` "
+                           f"(default {DEFAULT_TRIAL_SEED})")
     tune.add_argument("--metric", default="mean_R@1",
                       help="validation metric to maximise, the same for every objective: mean_R@1 (default; cosine "
                            "R@1 over all directions), mean_R@5, mean_R@10, or a probe such as linear:fused")

@@ -29,9 +29,12 @@ def tuning_section(records: Sequence[Record], stem: str, level: str = "###") -> 
             f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
             for part in best.params.values() for k, v in part.items())
         failed = sum(1 for t in r.trials if t.status != "ok")
+        defaults = r.defaults_trial
+        found = "–" if best is None else f"#{best.number}" + (" (still improving)" if r.still_improving else "")
         body.append([code(display_name(r.objective)), f"{len(r.trials)}/{r.trials_requested}", str(failed),
                      r.sampler, str(r.sampler_seed), str(r.trial_seed), text(r.metric),
-                     "–" if best is None else f"{100 * best.value:.1f}", text(shown)])
+                     "–" if defaults is None else f"{100 * defaults.value:.1f}",
+                     "–" if best is None else f"{100 * best.value:.1f}", found, text(shown)])
     budgets = {len(r.trials) for _, r in records}
     samplers = {(r.sampler, r.sampler_seed, r.metric) for _, r in records}
     fairness = ("Every objective had the same tuning budget, sampler, seed and metric."
@@ -42,8 +45,12 @@ def tuning_section(records: Sequence[Record], stem: str, level: str = "###") -> 
              "Studies of `pmrl-bench tune`: trials scored on the validation split (the test split is never read), "
              "each trial one training run; a trial that diverged or failed scored 0 and counts. "
              f"{fairness} Tuned rows above train with each study's best parameters on the usual seeds.", "",
+             "`defaults (%)`: trial 0, which trains the published defaults, so a study's best is never below it. "
+             "`best trial`: the trial that found the best value; *still improving* marks a study whose best came in "
+             "its last fifth of trials, where more trials may still find better values. The trials train on their "
+             "own seed (`trial seed`), which no test run uses.", "",
              markdown(body, ["objective", "trials", "failed", "sampler", "sampler seed", "trial seed",
-                             "metric (validation)", "best (%)", "best parameters"]), ""]
+                             "metric (validation)", "defaults (%)", "best (%)", "best trial", "best parameters"]), ""]
     lines += [image("best validation score so far per trial", plot_names(stem)["tuning"]), ""]
     return lines
 

@@ -31,6 +31,7 @@ class TrialRecord(BaseModel):
     value: float
     status: str  # "ok", or "diverged"/"failed" (scored the worst value)
     params: dict[str, Any]
+    published_defaults: bool = False  # the enqueued trial that trains the published defaults (trial 0)
 
 
 class TunedParams(BaseModel):
@@ -60,6 +61,15 @@ class TunedParams(BaseModel):
     @property
     def complete(self) -> bool:
         return len(self.trials) >= self.trials_requested
+
+    @property
+    def still_improving(self) -> bool:
+        """The best trial came in the study's last fifth: more trials might still have found better values."""
+        return self.best is not None and bool(self.trials) and self.best.number >= len(self.trials) * 4 / 5
+
+    @property
+    def defaults_trial(self) -> TrialRecord | None:
+        return next((t for t in self.trials if t.published_defaults), None)
 
     def label(self) -> str:
         """How leaderboards name a configuration trained with these parameters."""

@@ -6,7 +6,10 @@ Fairness, enforced:
   budget per trial (steps, batch, dimension) and the same trial seed; the learning rate and weight decay are
   searched for all of them alike (``space.BUDGET_SPACE``) beside each objective's own declared space;
 * trials are scored on the validation split with one metric for every objective; the test split is never read;
-* a trial that diverges or fails scores the worst value (0) and counts as a trial; it never stops the study.
+* a trial that diverges or fails scores the worst value (0) and counts as a trial; it never stops the study;
+* trial 0 of every study trains the published defaults (the objective's own defaults and the budget's learning rate
+  and weight decay), enqueued before any draw, so a tuned configuration is never worse than its default on
+  validation; the trials train on a seed of their own (:data:`DEFAULT_TRIAL_SEED`), which no test run uses.
 
 Persistence: studies live in an Optuna storage, by default SQLite at ``<results>/_tuning/studies.db`` (``--storage``
 takes any RDB URL Optuna supports, e.g. PostgreSQL, or a journal file on a network file system, so many machines or
@@ -49,7 +52,9 @@ from pmrl_bench.runner.sweep_plan import MAX_RUNS
 from pmrl_bench.tuning.records import (
     TrialRecord, TunedParams, digest, record_path, write_record,
 )
-from pmrl_bench.tuning.space import BUDGET_SPACE, Distribution, check_space, describe_space
+from pmrl_bench.tuning.space import (
+    BUDGET_SPACE, DEFAULT_TRIAL_SEED, DEFAULT_TRIALS, Distribution, check_space, describe_space,
+)
 from pmrl_bench.tuning.storage import (
     GRACE_PERIOD, HEARTBEAT_INTERVAL, native_heartbeat, open_storage, prepare_store, storage_url, store_faults,
 )
@@ -59,15 +64,16 @@ RETRIEVAL_METRICS = ("mean_R@1", "mean_R@5", "mean_R@10")
 WORST = 0.0  # every metric is a rate in [0, 1], maximised
 POLL = 2.0  # seconds between checks while other processes finish the last trials
 MAX_SEED = 2**32 - 1  # the largest seed numpy's generators (and so Optuna's samplers) take
+PUBLISHED_DEFAULTS = "published_defaults"  # the user attribute of the enqueued trial 0
 HEARTBEAT_ATTR = "heartbeat"  # a running trial's last sign of life (seconds since the epoch) where Optuna keeps none
 
 
 @dataclass
 class TuneSettings:
-    trials: int
+    trials: int = DEFAULT_TRIALS
     sampler: str = "random"
     sampler_seed: int = 0
-    trial_seed: int = 0
+    trial_seed: int = DEFAULT_TRIAL_SEED
     metric: str = "mean_R@1"
     storage: str | None = None
     progress: bool = True
@@ -153,7 +159,7 @@ class Study:
         self.study_id = digest({"context": self.context, "space": self.space_description(),
                                 "metric": self.settings.metric,
                                 "sampler": self.settings.sampler, "sampler_seed": self.settings.sampler_seed,
-                                "trial_seed": self.settings.trial_seed})
+                                "trial_seed": self.settings.trial_seed, "trial_0": PUBLISHED_DEFAULTS})
 
     @property
     def name(self) -> str:
@@ -165,6 +171,12 @@ class Study:
 
     def space_description(self) -> dict[str, Any]:
         return {"objective": describe_space(self.space), "budget": describe_space(BUDGET_SPACE)}
+
+    def published_defaults(self) -> dict[str, Any]:
+        """Trial 0's values: the run's own (default) values of every searched parameter, as Optuna names them."""
+        params = self.spec.params()
+        return {**{name: params["budget"][name] for name in BUDGET_SPACE},
+                **{name: params["objective"][name] for name in self.space if name in params["objective"]}}
 
     def trial_spec(self, objective_params: Mapping[str, Any], budget_params: Mapping[str, Any]) -> RunSpec:
         return replace(self.spec, objective_params={**self.spec.objective_params, **objective_params},
@@ -242,6 +254,10 @@ class StudyRunner:
                            ("sampler_seed", study.settings.sampler_seed), ("trial_seed", study.settings.trial_seed)):
             self.optuna_study.set_user_attr(key, value)
         self.locks = study.root / TUNING_DIR / ".locks"
+        with lock_in(self.locks, study.name):  # one process enqueues trial 0, before any trial is asked for
+            if not self.optuna_study.get_trials(deepcopy=False):
+                self.optuna_study.enqueue_trial(study.published_defaults(), user_attrs={PUBLISHED_DEFAULTS: True},
+                                                skip_if_exists=False)
 
     # -- slots -------------------------------------------------------------------------------------------
     def _trial_lock(self, number: int) -> FileLock:
@@ -283,7 +299,10 @@ class StudyRunner:
             self.storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
         except optuna.exceptions.UpdateFinishedTrialError:
             return
-        self.optuna_study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+        attrs = {"retry_of": trial.number}
+        if trial.user_attrs.get(PUBLISHED_DEFAULTS):
+            attrs[PUBLISHED_DEFAULTS] = True
+        self.optuna_study.enqueue_trial(trial.params, user_attrs=attrs)
 
     def counts(self) -> tuple[int, int]:
         from optuna.trial import TrialState
@@ -381,7 +400,8 @@ class StudyRunner:
 
         trials = [
             TrialRecord(number=t.number, value=float(t.value), status=str(t.user_attrs.get("status", "ok")),
-                        params=_split_params(t.params, self.study.space))
+                        params=_split_params(t.params, self.study.space),
+                        published_defaults=bool(t.user_attrs.get(PUBLISHED_DEFAULTS, False)))
             for t in sorted(self.optuna_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
                             key=lambda t: t.number)
         ]

@@ -29,6 +29,9 @@ def checked_best(spec: RunSpec, path: Path, record: TunedParams,
     """``(objective parameters, budget)`` of ``spec`` with the record's best trial applied, every value checked."""
     assert record.best is not None
     where = f"tuned-parameter file {str(path)!r}, best trial {record.best.number}"
+    if spec.seed == record.trial_seed:
+        raise UsageError(f"{where}: seed {spec.seed} is the seed every trial of its study trained with; test a tuned "
+                         f"configuration on other seeds (--seeds), or tune with another --seed")
     params = record.best.params
     for part in params:
         if part not in PARTS:

@@ -53,6 +53,45 @@ def test_every_objective_gets_the_same_trials_sampler_and_budget_draws(tmp_path)
     assert infonce.best is not None and infonce.best.value == max(t.value for t in infonce.trials)
 
 
+def test_trial_0_trains_the_published_defaults_on_a_seed_no_test_run_uses(tmp_path, capsys, fresh_manager):
+    from pmrl_bench.tuning.space import DEFAULT_TRIAL_SEED
+
+    root = tmp_path / "results"
+    assert main(["tune", "--objectives", "infonce,pmrl", "--trials", "3", "--results", str(root), *TINY]) == 0
+    for name, record in _records(root).items():
+        first = record.trials[0]
+        assert first.published_defaults and not any(t.published_defaults for t in record.trials[1:])
+        assert record.defaults_trial is first
+        assert first.params["budget"] == {"lr": 1e-3, "weight_decay": 0.01}  # run's own defaults (TINY sets neither)
+        declared = fresh_manager.registry.get("objective", name).parameters()
+        assert first.params["objective"] == {k: declared[k].default for k in first.params["objective"]}
+        assert record.best.value >= first.value  # tuned is never worse than default on validation
+        assert record.trial_seed == DEFAULT_TRIAL_SEED
+
+    # a tuned configuration is never tested on the seed its trials trained with
+    assert main(["tune", "--objectives", "infonce", "--trials", "1", "--seed", "1", "--results", str(tmp_path / "b"),
+                 *TINY]) == 0
+    capsys.readouterr()
+    assert main(["run", "--objectives", "infonce", "--seeds", "2", "--tuned", "--results", str(tmp_path / "b"),
+                 *TINY]) == 2
+    assert "seed 1 is the seed every trial of its study trained with" in capsys.readouterr().err
+    assert ResultStore(tmp_path / "b").scan()[0] == []  # refused before any run trained
+
+
+def test_a_study_whose_best_trial_came_in_its_last_fifth_is_still_improving():
+    from pmrl_bench.tuning.records import TrialRecord, TunedParams
+
+    def record(values):
+        trials = [TrialRecord(number=i, value=v, status="ok", params={}) for i, v in enumerate(values)]
+        return TunedParams(study="s", study_id="i", task="t", objective="o", protocol="scratch", context={},
+                           context_id="c", space={}, metric="mean_R@1", sampler="random", sampler_seed=0,
+                           trial_seed=1000, trials_requested=len(values), trials=trials,
+                           best=max(trials, key=lambda t: (t.value, -t.number)))
+
+    assert record([0.1] * 8 + [0.5, 0.2]).still_improving  # best at trial 8 of 10
+    assert not record([0.1] * 7 + [0.5, 0.2, 0.3]).still_improving  # best at trial 7 of 10
+
+
 def test_a_second_command_extends_nothing_and_more_trials_extend_the_study(tmp_path):
     root = tmp_path / "results"
     args = ["tune", "--objectives", "infonce", "--results", str(root), *TINY]
