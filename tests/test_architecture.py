@@ -20,7 +20,7 @@ LAYERS: list[set[str]] = [
     {"_version", "errors", "fsutil", "components", "hookspecs", "splits", "device", "rounding", "console", "redact",
      "cards"},
     {"registry", "params", "modality_counts"},
-    {"composite", "plugins", "results"},
+    {"composite", "plugins", "results", "run_marks"},
     {"evaluation"},
     {"runner"},
     {"stability"},

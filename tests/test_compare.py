@@ -91,6 +91,9 @@ def test_a_clear_improvement_is_significant_and_a_lost_seed_is_named():
     text = comparison_markdown(comparison, "old", "new")
     (row,) = _table_rows(text)
     assert "better (seed 2 only in old)" in row and "3/3 → 2/2" in row and "(1 significantly)" in text
+    # Seed level: two seeds in common are too few for a test over seeds (the query-level test still runs).
+    assert moved.seeds.seeds == (0, 1) and moved.seeds.p_value is None and "too few seeds" in row
+    assert "query-level p (Holm, given these trained models)" in text
 
 
 def test_bad_directories_are_one_line_errors(tmp_path, capsys):

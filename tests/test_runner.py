@@ -102,3 +102,15 @@ def test_budget_larger_than_the_data_is_rejected(tmp_path):
                          budget=Budget(batch_size=1000), overrides=dict(TINY_TASK))
     with pytest.raises(UsageError, match="exceeds the 217 training instances"):
         plan_sweep(config, get_registry())
+
+
+def test_a_result_records_the_task_data_card_it_trained_on(tmp_path):
+    from pmrl_bench.plugins import get_registry
+    from pmrl_bench.testing import run_one_step
+
+    result = run_one_step(get_registry(), tmp_path, objective="infonce", task="synthetic",
+                          task_params={"n_train": 160, "n_test": 100}, steps=2, batch_size=32, dim=8)
+    card = result.data_card
+    assert card["name"] and card["licence"] and card["citation"]
+    assert card["splits"] == {"train": result.splits.train, "val": result.splits.val, "test": result.splits.test}
+    assert [m["name"] for m in card["modalities"]] == sorted(result.params["encoders"])

@@ -1,5 +1,5 @@
 """The parser and the dispatch: each command's options and work live in its own module (``training``: run and
-tune; ``results``: leaderboard, show and compare; ``catalog``: list and plugins).
+tune; ``results``: leaderboard, show, compare and verdicts; ``catalog``: list and plugins).
 
 Exit status: 0 success; 2 bad usage or bad input (one line on stderr); 1 a run or check failed.
 """
@@ -53,6 +53,8 @@ def _dispatch(args: argparse.Namespace, argv: Sequence[str]) -> int:
         return catalog.cmd_list(args)
     if args.command == "compare":
         return results.cmd_compare(args)
+    if args.command == "verdicts":
+        return results.cmd_verdicts(args)
     return catalog.cmd_plugins(args)
 
 

@@ -1,4 +1,4 @@
-"""``leaderboard``, ``show`` and ``compare``: the commands that read result files."""
+"""``leaderboard``, ``show``, ``compare`` and ``verdicts``: the commands that read result files."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from pmrl_bench.cli.options import names
 from pmrl_bench.cli.output import emit_json, say, write
 from pmrl_bench.errors import UsageError
 from pmrl_bench.fsutil import is_directory
@@ -24,6 +25,18 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
                        help="output directory (default leaderboards/)")
     board.add_argument("--check", action="store_true",
                        help="exit 1 if the files on disk differ from what the results give")
+    board.add_argument("--references", type=names, metavar="OBJECTIVES",
+                       help="comma-separated reference objectives of verdicts.md (default infonce,anchor,gram)")
+    board.add_argument("--modality-sweep", type=Path, metavar="DIR",
+                       help="results of the same configurations at other numbers of modalities: adds "
+                            "modality-scaling.md and its plot")
+
+    verdicts = commands.add_parser("verdicts", help="the planned comparisons against the reference objectives: "
+                                                    "seed-level tests, one Holm correction over them all")
+    verdicts.add_argument("results", type=Path, metavar="RESULTS_DIR")
+    verdicts.add_argument("--references", type=names, metavar="OBJECTIVES",
+                          help="comma-separated reference objectives (default infonce,anchor,gram)")
+    verdicts.add_argument("--json", action="store_true", help="print verdicts.json on stdout instead of the table")
 
     compare = commands.add_parser("compare",
                                   help="markdown of what moved between two results directories, with paired tests")
@@ -41,7 +54,11 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
     if not args.check:
         ensure_writable(args.out, "--out")
-    written = rebuild_leaderboards(args.results, args.out, check=args.check)
+    if args.modality_sweep is not None and not is_directory(args.modality_sweep):
+        raise UsageError(f"--modality-sweep {str(args.modality_sweep)!r} is not a results directory; pass the "
+                         "directory `run --results DIR` wrote the other modality counts to")
+    written = rebuild_leaderboards(args.results, args.out, check=args.check, references=args.references,
+                                   modality_sweep=args.modality_sweep)
     write(f"leaderboards in {args.out}/ are up to date" if args.check else f"wrote {len(written)} files to {args.out}/")
     return 0
 
@@ -86,4 +103,30 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot write --out {str(args.out)!r}: {exc.strerror or exc}; pass a file in an existing, "
                          "writable directory") from None
     write(f"wrote {args.out}")
+    return 0
+
+
+def cmd_verdicts(args: argparse.Namespace) -> int:
+    import json
+
+    from pmrl_bench.leaderboard.verdicts import (
+        REFERENCES, check_references, planned_comparisons, verdicts_json, verdicts_page,
+    )
+    from pmrl_bench.results import ResultStore
+
+    if not is_directory(args.results):
+        raise UsageError(f"results directory {str(args.results)!r} does not exist; pass a directory of result files")
+    results, problems = ResultStore(args.results).scan()
+    for problem in problems:
+        say(f"warning: skipped {problem.path}: {problem.reason}")
+    if not results:
+        raise UsageError(f"no result files in {args.results}/; pass a directory of result files")
+    references = REFERENCES if args.references is None else args.references
+    if args.references is not None:
+        check_references(results, references)
+    planned = planned_comparisons(results, references)
+    if args.json:
+        emit_json(json.loads(verdicts_json(planned, references)))
+    else:
+        write(verdicts_page(planned, references), end="")
     return 0

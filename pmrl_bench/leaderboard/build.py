@@ -19,15 +19,20 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from pmrl_bench.baselines.record import BaselineResult
 from pmrl_bench.errors import PmrlBenchError, UsageError
+from pmrl_bench.leaderboard.baselines import match_baselines
 from pmrl_bench.leaderboard.cache import PageCache
 from pmrl_bench.leaderboard.data import Run, runs_of
 from pmrl_bench.leaderboard.fingerprints import page_keys
+from pmrl_bench.leaderboard.modality_scaling import PAGE as SCALING_PAGE
+from pmrl_bench.leaderboard.modality_scaling import scaling_files
 from pmrl_bench.leaderboard.pages import OVERVIEW, Skipped, group_stem, overview, page_stems, task_page
 from pmrl_bench.leaderboard.plots import render_plots
 from pmrl_bench.leaderboard.sections import Ranked, protocol_tables
 from pmrl_bench.leaderboard.stability_rows import with_headline
 from pmrl_bench.leaderboard.tuning import Record, for_protocol, tuning_plot, tuning_section
+from pmrl_bench.leaderboard.verdicts import REFERENCES, verdict_files
 from pmrl_bench.results import RunResult
 from pmrl_bench.results.locks import create_output_lock, output_lock_problem
 
@@ -39,19 +44,25 @@ __all__ = ["OVERVIEW", "Skipped", "build_leaderboards", "check_leaderboards", "e
 
 def build_leaderboards(results: Sequence[RunResult], problems: Iterable[Skipped | str] = (),
                        plots: bool = True, tuning: Sequence[Record] = (),
-                       cache: PageCache | None = None) -> dict[str, Page]:
-    """``{file name: content}``: a markdown page per task, ``README.md`` (the overview) and, with ``plots``
-    and matplotlib installed, PNG plots (bytes) beside them. ``problems``: the result files left out;
+                       cache: PageCache | None = None, references: Sequence[str] = REFERENCES,
+                       baselines: Sequence[tuple[str, BaselineResult]] = (),
+                       modality_sweep: Sequence[RunResult] = ()) -> dict[str, Page]:
+    """``{file name: content}``: a markdown page per task, ``README.md`` (the overview), the planned comparisons
+    against ``references`` (``verdicts.md`` and ``verdicts.json``, :mod:`pmrl_bench.leaderboard.verdicts`) and, with
+    ``plots`` and matplotlib installed, PNG plots (bytes) beside them. ``problems``: the result files left out;
     ``tuning``: the tuned-parameter files of the results directory (``tuning.records.scan_records``).
 
     ``cache``: take each task's page and plots, and the overview, from it when their inputs are unchanged
-    (:mod:`pmrl_bench.leaderboard.fingerprints`), and store the ones built; the pages are the same either way."""
-    problems = list(problems)
+    (:mod:`pmrl_bench.leaderboard.fingerprints`), and store the ones built; the pages are the same either way.
+    ``baselines``: ``(path, baseline)`` of the results directory's baseline files; one computed on other data than
+    its task's results is left out and listed with the skipped files."""
+    shown, mismatched = match_baselines(results, baselines)
+    problems = list(problems) + [Skipped(path, why) for path, why in mismatched]
     stems = page_stems({r.task for r in results})
     found: dict[str, dict[str, Page] | None] = dict.fromkeys(stems)
     front: str | None = None  # the overview
     if cache is not None:
-        keys, overview_key = page_keys(results, stems, tuning, problems, plots)
+        keys, overview_key = page_keys(results, stems, tuning, problems, plots, shown)
         found = {task: _own(cache.get(key), stems[task]) for task, key in keys.items()}
         cached = cache.get(overview_key) or {}
         front = cached[OVERVIEW] if list(cached) == [OVERVIEW] and isinstance(cached[OVERVIEW], str) else None
@@ -62,7 +73,7 @@ def build_leaderboards(results: Sequence[RunResult], problems: Iterable[Skipped 
             with_headline(runs)
         tables = {task: protocol_tables(tasks[task]) for task in (tasks if front is None else missing)}
         for task in missing:
-            found[task] = _task_files(task, stems[task], tasks[task], tables[task], tuning, plots)
+            found[task] = _task_files(task, stems[task], tasks[task], tables[task], tuning, plots, shown.get(task, []))
             if cache is not None:
                 cache.put(keys[task], found[task] or {})
         if front is None:
@@ -71,6 +82,12 @@ def build_leaderboards(results: Sequence[RunResult], problems: Iterable[Skipped 
                 cache.put(overview_key, {OVERVIEW: front})
     pages = {name: content for files in found.values() for name, content in (files or {}).items()}
     pages[OVERVIEW] = front
+    pages.update(verdict_files(results, references))  # seed-level t-tests on stored scores: cheap, never cached
+    scaling = scaling_files(results, modality_sweep, references, plots) if modality_sweep else {}
+    if scaling:
+        pages.update(scaling)
+        pages[OVERVIEW] = front.rstrip("\n") + ("\n\nHow the objectives fare as the number of modalities grows: "
+                                                f"[{SCALING_PAGE}]({SCALING_PAGE}).\n")
     return pages
 
 
@@ -82,7 +99,7 @@ def _own(files: dict[str, Page] | None, stem: str) -> dict[str, Page] | None:
 
 
 def _task_files(task: str, stem: str, runs: Sequence[Run], tables: Sequence[Ranked], tuning: Sequence[Record],
-                plots: bool) -> dict[str, Page]:
+                plots: bool, baselines: Sequence[BaselineResult] = ()) -> dict[str, Page]:
     """One task's page and, with ``plots``, the PNG plots beside it."""
     files: dict[str, Page] = {}
     sections = {}
@@ -93,7 +110,7 @@ def _task_files(task: str, stem: str, runs: Sequence[Run], tables: Sequence[Rank
         if plots:
             files.update(render_plots(task, table.group.runs, group))
             files.update(tuning_plot(task, records, group))
-    files[f"{stem}.md"] = task_page(task, stem, runs, tables, sections)
+    files[f"{stem}.md"] = task_page(task, stem, runs, tables, sections, baselines)
     return files
 
 

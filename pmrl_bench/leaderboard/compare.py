@@ -2,10 +2,11 @@
 
 Configurations are matched per task by config id (the same configuration, rerun or recomputed), then by row label
 (a configuration whose parameters changed but which each side's leaderboard names the same). For each matched
-pair whose results differ, Δ = new − old mean R@1 (cosine view), with the paired test of
-:mod:`pmrl_bench.leaderboard.significance` when both sides were scored on the same test queries (Holm-corrected
-over the pairs of a task), and an unpaired interval with a note otherwise. Configurations found on one side only
-are listed as new or vanished; identical ones are only counted.
+pair whose results differ, Δ = new − old mean R@1 (cosine view) seed by seed, tested over the seeds both sides
+finished (:mod:`pmrl_bench.leaderboard.seed_test`, Holm-corrected over the pairs of a task: the training run is the
+unit), and beside it the query-level paired test of :mod:`pmrl_bench.leaderboard.significance` when both sides were
+scored on the same test queries (it takes the trained models as given), an unpaired interval with a note otherwise.
+Configurations found on one side only are listed as new or vanished; identical ones are only counted.
 """
 
 from __future__ import annotations
@@ -21,9 +22,15 @@ import pandas as pd
 from pmrl_bench.errors import UsageError
 from pmrl_bench.fsutil import is_directory
 from pmrl_bench.leaderboard.data import MAIN_VIEW, Run, runs_of
-from pmrl_bench.leaderboard.significance import ALPHA, PairedTest, format_delta, format_p, holm, paired_test
+from pmrl_bench.leaderboard.seed_test import SeedComparison, compare_seeds
+from pmrl_bench.leaderboard.seed_test import holm as seed_holm
+from pmrl_bench.leaderboard.seed_test import verdict as seed_verdict
+from pmrl_bench.leaderboard.significance import (
+    ALPHA, PairedTest, format_delta, format_p, holm, paired_test, seed_scores,
+)
 from pmrl_bench.leaderboard.md import Markdown, code, text
 from pmrl_bench.leaderboard.tables import markdown
+from pmrl_bench.leaderboard.verdicts import comparison_cells
 from pmrl_bench.results import ResultStore, RunResult
 
 Key = tuple[str, str]  # (objective, config id)
@@ -35,8 +42,9 @@ class Moved:
     label: str
     old: list[Run]
     new: list[Run]
-    test: PairedTest
+    test: PairedTest  # query-level, given the trained models
     changes: str = ""  # the parameters that differ, when matched by label across config ids
+    seeds: SeedComparison | None = None  # new − old over the seeds both sides finished
 
 
 @dataclass
@@ -102,9 +110,12 @@ def compare_results(old: Sequence[RunResult], new: Sequence[RunResult], k: int =
             label = after[kn][0].label
             test = paired_test(after[kn], before[ko], "new", "old", MAIN_VIEW, k)
             changes = _param_changes(before[ko][0].result, after[kn][0].result) if ko != kn else ""
-            tested.append(Moved(task, label, before[ko], after[kn], test, changes))
+            seeds = compare_seeds(seed_scores(after[kn]), seed_scores(before[ko]), "new", "old")
+            tested.append(Moved(task, label, before[ko], after[kn], test, changes, seeds))
         for moved, test in zip(tested, holm([m.test for m in tested])):
             moved.test = test
+        for moved, seeds in zip(tested, seed_holm([m.seeds for m in tested if m.seeds is not None])):
+            moved.seeds = seeds  # every one tested here has them
         comparison.moved += tested
         comparison.vanished += [(task, before[key][0].label, before[key]) for key in vanished]
         comparison.new += [(task, after[key][0].label, after[key]) for key in added]
@@ -119,6 +130,14 @@ def _mean_r1(runs: Sequence[Run], k: int) -> str:
 
 def _seeds(runs: Sequence[Run]) -> str:
     return f"{sum(r.status == 'ok' for r in runs)}/{len(runs)}"
+
+
+def _seed_cells(moved: Moved, alpha: float) -> list[str]:
+    c = moved.seeds
+    if c is None:
+        return ["–"] * 4
+    delta, _, agree, _, _, holm_p = comparison_cells(c)
+    return [delta, agree, holm_p, seed_verdict(c, alpha).replace("beats", "better").replace("loses to", "worse")]
 
 
 def _verdict(test: PairedTest, alpha: float) -> str:
@@ -139,17 +158,20 @@ def comparison_markdown(comparison: Comparison, old_name: str, new_name: str, k:
     if comparison.moved:
         body = [
             [m.task, Markdown(code(m.label) + (f" ({text(m.changes)})" if m.changes else "")),
-             f"{_seeds(m.old)} → {_seeds(m.new)}", _mean_r1(m.old, k), _mean_r1(m.new, k), format_delta(m.test),
-             format_p(m.test.p_corrected), _verdict(m.test, alpha)]
+             f"{_seeds(m.old)} → {_seeds(m.new)}", _mean_r1(m.old, k), _mean_r1(m.new, k), *_seed_cells(m, alpha),
+             format_delta(m.test), format_p(m.test.p_corrected), _verdict(m.test, alpha)]
             for m in comparison.moved
         ]
-        headers = ["task", "configuration", "seeds ok", f"old R@{k}", f"new R@{k}",
-                   f"Δ R@{k} (points) [95%]", "p (Holm)", "verdict"]
+        headers = ["task", "configuration", "seeds ok", f"old R@{k}", f"new R@{k}", "seed-level Δ [95% t-interval]",
+                   "seeds agreeing", "p (t over seeds, Holm)", "seed-level verdict",
+                   f"Δ R@{k} (points) [95%]", "query-level p (Holm, given these trained models)", "verdict"]
         lines += [markdown(body, headers), "",
-                  (f"Mean R@{k} in % over the cosine directions and the seeds that finished. Δ = new − old over the "
-                   "seeds both sides finished, with a paired 95% bootstrap interval (seeds, and test queries "
-                   "within each seed); p: paired sign-flip test over test queries, Holm-corrected per task; "
-                   f"significant at α = {alpha}."),
+                  (f"Mean R@{k} in % over the cosine directions and the seeds that finished. Seed-level: one "
+                   "difference new − old per seed both sides finished, a 95% t-interval and a paired t-test over "
+                   "the seeds, Holm-corrected per task; `beats` / `loses to` also need 70% of the seeds to agree in "
+                   "sign. Then Δ with a paired 95% bootstrap interval (seeds, and test queries within each seed) "
+                   "and the query-level p (sign flips over test queries, Holm-corrected per task), which takes the "
+                   f"trained models as given; significant at α = {alpha}."),
                   ""]
     for title, entries in (("New", comparison.new), ("Vanished", comparison.vanished)):
         if entries:

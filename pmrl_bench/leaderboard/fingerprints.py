@@ -23,6 +23,7 @@ from importlib import metadata
 from pathlib import Path
 
 from pmrl_bench._version import __version__
+from pmrl_bench.baselines.record import BaselineResult
 from pmrl_bench.leaderboard.data import config_labels
 from pmrl_bench.leaderboard.pages import Skipped
 from pmrl_bench.leaderboard.tuning import Record
@@ -58,8 +59,10 @@ def _content(model: RunResult | Record) -> str:
 
 
 def page_keys(results: Sequence[RunResult], stems: Mapping[str, str], tuning: Sequence[Record],
-              problems: Iterable[Skipped | str], plots: bool) -> tuple[dict[str, str], str]:
-    """``({task: key of its page and plots}, key of the overview)`` for the pages ``results`` give."""
+              problems: Iterable[Skipped | str], plots: bool,
+              baselines: Mapping[str, Sequence[BaselineResult]] | None = None) -> tuple[dict[str, str], str]:
+    """``({task: key of its page and plots}, key of the overview)`` for the pages ``results`` give; ``baselines``:
+    the baselines shown on each task's page."""
     labels = config_labels(results)
     inputs: dict[str, list[tuple[str, str]]] = {task: [] for task in stems}
     for r in results:
@@ -68,7 +71,9 @@ def page_keys(results: Sequence[RunResult], stems: Mapping[str, str], tuning: Se
     for record in tuning:
         if record[1].task in records:
             records[record[1].task].append(_content(record))
-    keys = {task: _key("task", task, stems[task], plots, sorted(inputs[task]), sorted(records[task]))
+    shown = {task: sorted(b.model_dump_json() for b in found) for task, found in (baselines or {}).items()}
+    keys = {task: _key("task", task, stems[task], plots, sorted(inputs[task]), sorted(records[task]),
+                       *([shown[task]] if shown.get(task) else []))
             for task in sorted(stems)}
     skipped = [[p.path, p.reason] if isinstance(p, Skipped) else p for p in problems]
     return keys, _key("overview", sorted(keys.items()), skipped)

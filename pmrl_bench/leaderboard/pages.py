@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pmrl_bench.baselines.record import BaselineResult
 from pmrl_bench.composite import display_name
 from pmrl_bench.leaderboard.data import Run
 from pmrl_bench.leaderboard.md import Markdown, code, link, text
@@ -21,8 +22,9 @@ from pmrl_bench.leaderboard.tables import markdown, seeds_cell
 from pmrl_bench.results import RunResult
 
 OVERVIEW = "README.md"
-# Names a task page must not take: the overview's, and names Windows reserves for devices (any extension).
-RESERVED_STEMS = frozenset({"readme", "con", "prn", "aux", "nul",
+# Names a task page must not take: the overview's, the verdicts', and names Windows reserves for devices (any
+# extension).
+RESERVED_STEMS = frozenset({"readme", "verdicts", "modality-scaling", "con", "prn", "aux", "nul",
                             *(f"{p}{i}" for p in ("com", "lpt") for i in range(1, 10))})
 # Below this many test instances a page warns that its retrieval numbers say little.
 SMALL_TEST_SPLIT = 100
@@ -63,23 +65,50 @@ def group_stem(stem: str, protocol: str) -> str:
 
 
 def task_page(task: str, stem: str, runs: Sequence[Run], tables: Sequence[Ranked],
-              tuning: Mapping[str, list[str]]) -> str:
+              tuning: Mapping[str, list[str]], baselines: Sequence[BaselineResult] = ()) -> str:
+    """A task's page; ``baselines`` (computed on the same data) join the cosine retrieval table of every protocol."""
     results = [r.result for r in runs]
-    lines = [f"# Leaderboard: {code(task)}", "", *dataset_lines(task, results), "", *provenance(results), "",
-             CI_NOTE, "", "Retrieval rank rule for each query: pessimistic (ties in score count against the query).",
+    lines = [f"# Leaderboard: {code(task)}", "", *card_lines(results), *dataset_lines(task, results), "",
+             *provenance(results), "",
+             CI_NOTE, "", "Retrieval rank rule for each query: pessimistic (equal scores count against the query).",
              ""]
     if len(tables) > 1:
         lines += ["Protocols on this page: " + ", ".join(
             link(t.group.name, f"#protocol-{_anchor(t.group.name)}") for t in tables) + ".", ""]
     for table in tables:
         lines += [f"## Protocol {code(table.group.name)}", ""]
-        lines += group_sections(table, group_stem(stem, table.group.name), tuning.get(table.group.name, []))
+        lines += group_sections(table, group_stem(stem, table.group.name), tuning.get(table.group.name, []),
+                                baselines)
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def _anchor(name: str) -> str:
     """GitHub's heading anchor of ``Protocol `name``` (lower case, punctuation dropped, spaces to hyphens)."""
     return "".join(c for c in name.lower() if c.isalnum() or c in "-_ ").replace(" ", "-")
+
+
+def card_lines(results: Sequence[RunResult]) -> list[str]:
+    """The data card(s) the runs recorded (``data_card``), each distinct one once: what the data is, where it comes
+    from, on what terms, how to cite it; nothing for results that recorded none."""
+    cards = list(dict.fromkeys(json.dumps(r.data_card, sort_keys=True) for r in results if r.data_card))
+    lines: list[str] = []
+    for raw in cards:
+        card = json.loads(raw)
+
+        def said(key: str) -> str:
+            return text(" ".join(str(card.get(key) or "not stated").split()))
+
+        modalities = ", ".join(f"{m.get('name')} ({m.get('kind')}, {m.get('width')})"
+                               for m in card.get("modalities", []))
+        files = ", ".join(f"{name} (sha256 {str(digest)[:12]}…)"
+                          for name, digest in sorted(card.get("files", {}).items()))
+        lines += [f"**Data card: {said('name')}.** {said('description')}", "",
+                  f"- Source: {said('source')}" + (f" ({said('homepage')})" if card.get("homepage") else ""),
+                  f"- Licence: {said('licence')}", f"- Citation: {said('citation')}",
+                  f"- Modalities: {text(modalities) or 'not stated'}; classes: {card.get('num_classes') or 'none'}"]
+        lines += [f"- Files: {text(files)}"] if files else []
+        lines.append("")
+    return lines
 
 
 def dataset_lines(task: str, results: Sequence[RunResult]) -> list[str]:
@@ -133,7 +162,10 @@ def _inline(mapping: dict[str, Any]) -> str:
 def overview(tasks: Mapping[str, list[Run]], tables: Mapping[str, list[Ranked]], stems: Mapping[str, str],
              problems: Iterable[Skipped | str]) -> str:
     all_results = [r.result for runs in tasks.values() for r in runs]
-    lines = ["# pmrl-bench leaderboards", "", *provenance(all_results), ""]
+    lines = ["# pmrl-bench leaderboards", "", *provenance(all_results), "",
+             f"Planned comparisons, each objective against the reference objectives with one Holm correction over "
+             f"them all: {link('verdicts', 'verdicts.md')} (also {code('verdicts.json')}). The ranks below are "
+             "exploratory.", ""]
     protocols = sorted({t.group.name for ts in tables.values() for t in ts}, key=lambda n: (n != "scratch", n))
     for protocol in protocols:
         per_task = {task: t for task, ts in tables.items() for t in ts if t.group.name == protocol}
@@ -154,8 +186,9 @@ def overview(tasks: Mapping[str, list[Run]], tables: Mapping[str, list[Ranked]],
               "Where a view stores no per-query ranks, its intervals are a bootstrap over seeds "
               "(each page says which).",
               SEED_CI.replace("here ", "for classification "), "",
-              "Ranks come from paired tests on the same test queries and seeds (Holm-corrected per table), not from "
-              "overlapping intervals.", "",
+              "Ranks come from paired t-tests over seeds (the training run is the unit; Holm-corrected per table, "
+              "at least 70% of the seeds agreeing in sign), not from overlapping intervals; they are exploratory. "
+              "The verdicts page holds the planned comparisons.", "",
               "Rebuild these pages from the result files alone: `pmrl-bench leaderboard RESULTS_DIR --out DIR`; "
               "`--check` exits 1 when the files on disk differ from what the results give.", ""]
     problems = list(problems)
@@ -177,8 +210,10 @@ def _rank_table(per_task: Mapping[str, Ranked], stems: Mapping[str, str]) -> lis
     body.sort(key=lambda row: (float(row[0]), row[1]))
     headers = ["mean rank", "configuration", *(link(t, f"{stems[t]}.md") for t in per_task)]
     return ["### Rank across tasks", "",
-            "Per task: 1 + the number of configurations significantly better on mean cosine R@1 (paired tests, "
-            "Holm-corrected over the task's pairs); equal ranks are ties. "
+            "Per task: 1 + the number of configurations significantly better on mean cosine R@1 by a paired "
+            "t-test over seeds (Holm-corrected over the pairs of the task's table, at least 70% of the seeds "
+            "agreeing in sign; fewer than 3 seeds in common: not tested); equal ranks mean no detectable "
+            "difference was found, not equality. Exploratory: the planned comparisons are on the verdicts page. "
             "Mean rank over the tasks a configuration ran on.",
             "", markdown(body, headers), ""]
 
@@ -186,7 +221,8 @@ def _rank_table(per_task: Mapping[str, Ranked], stems: Mapping[str, str]) -> lis
 def _friedman(per_task: Mapping[str, Ranked]) -> list[str]:
     from pmrl_bench.leaderboard.significance import critical_difference_table, friedman_nemenyi
 
-    comparison = friedman_nemenyi({task: [r for rs in t.ranked.values() for r in rs] for task, t in per_task.items()})
+    # configurations only: the step-0 rows are references, never ranked
+    comparison = friedman_nemenyi({task: [r for rs in t.rows.values() for r in rs] for task, t in per_task.items()})
     if comparison is None:
         return []
     return ["### Across tasks: Friedman test and Nemenyi post-hoc", "", critical_difference_table(comparison), ""]

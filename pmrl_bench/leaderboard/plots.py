@@ -9,7 +9,7 @@ FreeType versions, which is why ``--check`` checks that the plots exist rather t
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -253,3 +253,34 @@ def render_plots(task: str, runs: Sequence[Run], stem: str | None = None) -> dic
             if png is not None:
                 out[names[kind]] = png
     return out
+
+
+def scaling_figure(panels: Mapping[tuple[str, str], Mapping[str, Mapping[int, tuple[float, float, int]]]],
+                   name: Callable[[str], str] = str) -> bytes | None:
+    """Mean R@1 against the number of modalities k: one panel per (task, protocol) of ``panels``
+    (``{objective: {k: (mean %, sd %, seeds)}}``), one line per objective (``name`` gives its legend) with the spread
+    over seeds as error bars; a k with no seed is left out of its line."""
+    try:
+        import matplotlib.style
+    except ImportError:
+        return None
+    if not panels:
+        return None
+    with matplotlib.style.context("default"):
+        figure = _figure(4.5 * len(panels), 3.6)
+        axes = np.atleast_1d(figure.subplots(1, len(panels)))
+        styles = _styles(sorted({name(o) for by_objective in panels.values() for o in by_objective}))
+        for ax, ((task, protocol), by_objective) in zip(axes, panels.items()):
+            for objective, cells in sorted(by_objective.items()):
+                ks = [k for k in sorted(cells) if cells[k][2] > 0]
+                if ks:
+                    label = name(objective)
+                    ax.errorbar(ks, [cells[k][0] for k in ks], yerr=[np.nan_to_num(cells[k][1]) for k in ks],
+                                marker="o", capsize=2, label=_legend(label), **styles[label])
+            ax.set_xlabel("modalities k")
+            ax.set_ylabel("mean R@1 (%)")
+            ax.xaxis.get_major_locator().set_params(integer=True)
+            ax.grid(alpha=0.3)
+            ax.set_title(f"{task}, {protocol}", fontsize=10)
+        _legend_below(figure, list(axes))
+        return _png(figure)

@@ -3,7 +3,8 @@ the representation it handed every objective.
 
 * :func:`by_protocol` splits a task's runs into one group per protocol (``scratch`` first);
 * :func:`describe` says in one paragraph where the encoders of a group started;
-* :func:`init_reference` is the init stage's own row (its step-0 scores, the same for every objective of a seed);
+* :func:`init_reference` is the step-0 row: the encoders every objective of a seed started from (random ones under
+  ``scratch``, the init stage's under a warm start), shown for reference and never ranked;
 * :func:`step0_changes` compares each configuration with its own step 0 on the same test queries and seeds (a
   paired test, Holm-corrected over the configurations), so "improves / preserves / destroys the alignment it was
   given" reads at a glance.
@@ -75,7 +76,8 @@ def describe(group: ProtocolGroup) -> str:
     then = (f"{budget.get('steps')} steps at learning rate {budget.get('lr')}" if budget
             else "the budget of its own configuration")
     if group.name == SCRATCH:
-        return f"Protocol {code(group.name)}: every objective trains its encoders from random weights for {text(then)}."
+        return (f"Protocol {code(group.name)}: every objective trains its encoders from random weights for "
+                f"{text(then)}. The row {code(reference_label(group))} scores those random encoders (not ranked).")
     init = protocol.get("init")
     if init:
         ib = init.get("budget", {})
@@ -85,24 +87,33 @@ def describe(group: ProtocolGroup) -> str:
             f"{code(init.get('objective'))} for {ib.get('steps')} steps at learning rate {ib.get('lr')} "
             f"(batch {ib.get('batch_size')}; {text(settings) or 'its defaults'}), once per seed; "
             "every objective then continues from those exact weights "
-            f"for {text(then)}. The row {code(INIT_PREFIX + group.name)} is the init stage itself (the step-0 scores "
-            "every objective of a seed started from)."
+            f"for {text(then)}. The row {code(reference_label(group))} is the init stage itself (the step-0 scores "
+            "every objective of a seed started from; not ranked)."
         )
     digest = protocol.get("checkpoint_sha256") or ""
     return (f"Protocol {code(group.name)}: every objective starts from the encoder weights of a checkpoint (tensor "
-            f"SHA-256 {code(digest[:16])}…) and trains for {text(then)}. The row {code(INIT_PREFIX + group.name)} "
-            "scores the checkpoint itself.")
+            f"SHA-256 {code(digest[:16])}…) and trains for {text(then)}. The row {code(reference_label(group))} "
+            "scores the checkpoint itself (not ranked).")
 
 
-INIT_PREFIX = "step 0 of "
+# Every step-0 row's label starts so: ``step 0 (random encoders)``, ``step 0 (init stage: infonce:300)``.
+INIT_PREFIX = "step 0 ("
+
+
+def reference_label(group: ProtocolGroup) -> str:
+    """The step-0 row's label: what the encoders at step 0 were."""
+    if not group.warm:
+        return f"{INIT_PREFIX}random encoders)"
+    if group.name.startswith("warm:"):
+        return f"{INIT_PREFIX}init stage: {group.name.removeprefix('warm:')})"
+    return f"{INIT_PREFIX}{group.name})"
 
 
 def init_reference(group: ProtocolGroup) -> list[Run]:
-    """The init stage's (or checkpoint's) scores, one Run per seed, from the step-0 metrics of one configuration
-    (cosine retrieval and probes are the same for every objective of a seed; objective-specific views are left out)."""
-    if not group.warm:
-        return []
-    label = INIT_PREFIX + group.name
+    """The step-0 scores, one Run per seed, from the step-0 metrics of one configuration: the random encoders under
+    ``scratch``, the init stage (or checkpoint) under a warm start. Cosine retrieval and probes are the same for every
+    objective of a seed; objective-specific views (``retrieval_native``) are left out."""
+    label = reference_label(group)
     by_seed: dict[int, Run] = {}
     for run in sorted(group.runs, key=lambda r: (r.label, r.seed)):
         if run.seed in by_seed:

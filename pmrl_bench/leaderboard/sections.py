@@ -7,24 +7,26 @@ Every function takes ``rows`` (``{label: runs}``, one protocol) and returns mark
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from pmrl_bench.baselines.record import BaselineResult
 from pmrl_bench.leaderboard.data import MAIN_VIEW, Run
-from pmrl_bench.leaderboard.md import code, image, text
+from pmrl_bench.leaderboard.md import code, image, link, text
 from pmrl_bench.leaderboard.plots import plot_names, plots_with_data
 from pmrl_bench.leaderboard.protocols import INIT_PREFIX, ProtocolGroup, step0_changes, step0_table
-from pmrl_bench.leaderboard.significance import (
-    ALPHA, PairedTest, pairwise_table, pairwise_tests, significance_ranks,
-)
+from pmrl_bench.leaderboard.seed_test import MIN_AGREE, MIN_SEEDS, SeedComparison, verdict
+from pmrl_bench.leaderboard.significance import ALPHA, format_p, paired_test, seed_pairwise, seed_ranks
 from pmrl_bench.leaderboard.stability_rows import OPTIMISATION_ROWS, SEEDS_ROWS, SINGULAR_ROWS, representation_rows
 from pmrl_bench.leaderboard.stats import MAX_BOOTSTRAP_QUERIES
 from pmrl_bench.leaderboard.tables import (
     SEED_ONLY_MARK, Column, direction_columns, format_cell, markdown, ranked_table, retrieval_columns,
     scalar_cell, seeds_cell, stability_table,
 )
+from pmrl_bench.leaderboard.tables import MARKS_NOTE, SeedDetail
+from pmrl_bench.leaderboard.verdicts import PAGE, comparison_cells, verdict_cell
 
 RETRIEVAL_CI = (
     "Intervals: a two-stage bootstrap: seeds resampled, and test queries resampled within each "
@@ -34,9 +36,12 @@ SEED_CI = "Intervals here are a bootstrap over seeds (the seed is the unit; per-
 MIXED_CI = (f"Cells marked {SEED_ONLY_MARK} lack per-query ranks (or rank more than {MAX_BOOTSTRAP_QUERIES} queries), "
             "so their interval is a bootstrap over seeds only.")
 RANK_NOTE = (
-    "`rank`: 1 + the number of configurations significantly better on mean R@1 by a paired test on the same test "
-    f"queries and seeds (sign flips over queries, Holm-corrected over every pair of this table, α = {ALPHA}); equal "
-    "ranks are ties. **Bold**: rank 1. The other columns are not ranked."
+    "`rank`: 1 + the number of configurations significantly better on mean R@1 by a paired t-test over seeds (the "
+    f"training run is the unit; Holm-corrected over every pair of this table, α = {ALPHA}, and at least "
+    f"{MIN_AGREE:.0%} of the seeds agreeing in sign; pairs with fewer than {MIN_SEEDS} seeds in common are not "
+    "tested). Equal ranks mean no detectable difference, not equality. An exploratory ranking: the planned "
+    "comparisons against the reference objectives are on the verdicts page. **Bold**: rank 1. The other columns "
+    "are not ranked."
 )
 # Beyond this many configurations, the pairwise table lists each one against the best and against its neighbour
 # in the ranking, not every pair.
@@ -60,36 +65,20 @@ def interval_note(columns: Sequence[Column]) -> str:
     return MIXED_CI
 
 
-def main_ranks(rows: Mapping[str, Sequence[Run]]) -> tuple[dict[str, int], list[PairedTest]]:
-    """Ranks on mean cosine R@1 by Holm-corrected paired tests, and the tests (p-values and Δ, no intervals).
-
-    A pair the paired test cannot compare (results without per-query ranks, or evaluated on other test queries)
-    falls back to the intervals of the table's cells: one is better when its interval lies entirely above the other's.
-    """
-    tests = pairwise_tests(rows, intervals=False)
-    ranks = significance_ranks(tests, list(rows))
-    untested = [t for t in tests if t.p_value is None]
-    if untested:
-        from pmrl_bench.leaderboard.tables import main_rank_column
-
-        column = main_rank_column([r for rs in rows.values() for r in rs])
-        cells = column.cells if column is not None else {}
-        for t in untested:
-            a, b = cells.get(t.a), cells.get(t.b)
-            if a is None or b is None or np.isnan(a.mean) or np.isnan(b.mean):
-                continue
-            (alo, ahi), (blo, bhi) = a.interval or (a.mean, a.mean), b.interval or (b.mean, b.mean)
-            if alo > bhi:
-                ranks[t.b] += 1
-            elif blo > ahi:
-                ranks[t.a] += 1
-    return ranks, tests
+def main_ranks(rows: Mapping[str, Sequence[Run]]) -> tuple[dict[str, int], list[SeedComparison]]:
+    """Ranks on mean cosine R@1 by the seed-level comparison of every pair (Holm over the pairs of the table), and
+    the comparisons. A pair with fewer than three seeds in common is not tested and separates no one."""
+    tests = seed_pairwise(rows)
+    return seed_ranks(tests, list(rows)), tests
 
 
 def retrieval_sections(rows: Mapping[str, Sequence[Run]], ranks: Mapping[str, int], level: str = "###",
-                       not_applicable: Mapping[str, Sequence[Run]] | None = None) -> list[str]:
-    """A section per retrieval view; configurations ``not_applicable`` to the task close the main table as dashes."""
+                       not_applicable: Mapping[str, Sequence[Run]] | None = None, references: Collection[str] = (),
+                       baselines: Sequence[BaselineResult] = ()) -> list[str]:
+    """A section per retrieval view; configurations ``not_applicable`` to the task close the main table as dashes.
+    ``references`` (step 0) and ``baselines`` (linear CCA, cosine view only) are shown unranked."""
     from pmrl_bench.leaderboard import not_applicable as na
+    from pmrl_bench.leaderboard.baselines import baseline_rows, direction_rows
 
     skipped = not_applicable or {}
     runs = [r for rs in rows.values() for r in rs]
@@ -108,25 +97,29 @@ def retrieval_sections(rows: Mapping[str, Sequence[Run]], ranks: Mapping[str, in
         summary = retrieval_columns(view_rows, view, None if own else directions)
         lines += [interval_note(summary), ""]
         if view == MAIN_VIEW:
-            table, _ = ranked_table(view_rows, summary, ranks=ranks, tail=na.dash_rows(skipped, len(summary)))
-            lines += [RANK_NOTE, "", table, ""]
+            detail = SeedDetail(view, directions)
+            tail = baseline_rows(baselines, directions) + na.dash_rows(skipped, len(summary) + 2)
+            table, _ = ranked_table(view_rows, summary, ranks=ranks, tail=tail, references=references, detail=detail)
+            lines += [RANK_NOTE, "", MARKS_NOTE, "", table, ""]
             lines += [*na.reasons(skipped), ""] if skipped else []
         else:
-            table, _ = ranked_table(view_rows, summary)
+            table, _ = ranked_table(view_rows, summary, references=references)
             lines += ["Mean over each row's own directions (they differ by objective). " if own
                       else f"Mean over the {len(directions)} directions. ",
                       "**Bold**: no other row's interval lies entirely above (below, for ↓).", "", table, ""]
-        per_direction, _ = ranked_table(view_rows, direction_columns(view_rows, view, directions, "R@1", own_mean=own))
+        per_direction, _ = ranked_table(view_rows, direction_columns(view_rows, view, directions, "R@1", own_mean=own),
+                                        references=references,
+                                        tail=direction_rows(baselines, directions) if view == MAIN_VIEW else ())
         lines += [f"R@1 per direction (query → gallery) of the {text(view_title(view))} view:", "", per_direction, ""]
     if MAIN_VIEW not in views:  # nothing trained here to put them beside
         lines += na.section(skipped, level)
     return lines
 
 
-def pairwise_section(rows: Mapping[str, Sequence[Run]], ranks: Mapping[str, int], tests: Sequence[PairedTest],
+def pairwise_section(rows: Mapping[str, Sequence[Run]], ranks: Mapping[str, int], tests: Sequence[SeedComparison],
                      level: str = "###") -> list[str]:
-    """The paired comparison behind the ranks: every pair (few configurations) or each against the best and its
-    neighbour in the ranking; Δ with its paired interval, Holm-corrected p over all pairs of the table."""
+    """The comparisons behind the ranks: every pair (few configurations) or each against the best and its neighbour
+    in the ranking; the seed-level Δ, interval, spread, agreement and p first, the query-level p beside them."""
     if len(rows) < 2:
         return []
     order = sorted(rows, key=lambda label: (ranks.get(label, 10**9), label))
@@ -137,20 +130,24 @@ def pairwise_section(rows: Mapping[str, Sequence[Run]], ranks: Mapping[str, int]
         best = order[0]
         shown = list(dict.fromkeys([(best, b) for b in order[1:]] + list(zip(order[1:], order[2:]))))
         scope = "each configuration against the best-ranked one and against its neighbour in the ranking"
-    corrected = {frozenset((t.a, t.b)): t.p_corrected for t in tests}
-    from pmrl_bench.leaderboard.significance import paired_test
-
-    detailed = []
+    by_pair = {frozenset((t.a, t.b)): t for t in tests}
+    body = []
     for a, b in shown:
-        test = paired_test(rows[a], rows[b], a, b)
-        test = test.swapped() if test.delta < 0 else test
-        from dataclasses import replace
-
-        detailed.append(replace(test, p_corrected=corrected.get(frozenset((a, b)))))
+        c = by_pair[frozenset((a, b))]
+        query_level = paired_test(rows[c.a], rows[c.b], c.a, c.b, interval=False)
+        body.append([code(c.a), code(c.b), *comparison_cells(c), text(verdict_cell(c, verdict(c))),
+                     format_p(query_level.p_value)])
+    headers = ["A", "B", "Δ mean R@1 (A − B, points) [95% t-interval]", "per-seed Δ min..max", "seeds agreeing",
+               "p (t over seeds)", "sign-flip p", "p (Holm)", "verdict", "query-level p (given these trained models)"]
     return [f"{level} Pairwise comparison (paired, mean cosine R@1)", "",
-            f"Listed: {scope}. Δ = A − B in points over the seeds both finished, with a paired two-stage bootstrap "
-            "interval; p: sign flips over test queries, Holm-corrected over every pair of this protocol's table.", "",
-            pairwise_table(detailed), ""]
+            f"Exploratory, uncorrected for the planned family; verdicts: {link(PAGE, PAGE)}.", "",
+            f"Listed: {scope}. Δ = A − B in points, one difference per seed both finished, with a 95% t-interval over "
+            "the seeds; p: paired t-test over seeds, Holm-corrected over every pair of this protocol's table; "
+            "sign-flip p: the exact sign-flip test over seeds; the verdict also needs at least "
+            f"{MIN_AGREE:.0%} of the seeds to agree in sign. Query-level p: sign flips over test queries on the "
+            "seed-averaged differences, uncorrected; it takes the trained models as given, so it speaks of "
+            "test-set sampling only, not of training noise.", "",
+            markdown(body, headers), ""]
 
 
 def step0_section(rows: Mapping[str, Sequence[Run]], level: str = "###") -> list[str]:
@@ -165,7 +162,8 @@ def step0_section(rows: Mapping[str, Sequence[Run]], level: str = "###") -> list
             step0_table(configurations, tests), ""]
 
 
-def classification_section(rows: Mapping[str, Sequence[Run]], level: str = "###") -> list[str]:
+def classification_section(rows: Mapping[str, Sequence[Run]], level: str = "###",
+                           references: Collection[str] = ()) -> list[str]:
     probes = sorted({p for rs in rows.values() for r in rs for p in r.classification})
     if not probes:
         return []
@@ -174,9 +172,25 @@ def classification_section(rows: Mapping[str, Sequence[Run]], level: str = "###"
                True, True)
         for p in probes
     ]
-    table, _ = ranked_table(dict(rows), columns)
+    table, _ = ranked_table(dict(rows), columns, references=references)
     return [f"{level} Classification (accuracy %, probes on frozen embeddings)", "", SEED_CI,
-            "**Bold**: no other row's interval lies entirely above.", "", table, ""]
+            "**Bold**: no other row's interval lies entirely above (the step-0 row is not ranked).",
+            *step0_probe_note(rows, references, probes), "", table, ""]
+
+
+def step0_probe_note(rows: Mapping[str, Sequence[Run]], references: Collection[str],
+                     probes: Sequence[str]) -> list[str]:
+    """What the step-0 row of the classification table is for, and which probes it lacks (and why)."""
+    present = [label for label in references if label in rows]
+    if not present:
+        return []
+    lines = [f"Read each probe against the {code(present[0])} row: a probe on frozen embeddings already scores "
+             "well on the encoders before training, so what training adds is the difference from step 0."]
+    missing = [p for p in probes if not any(p in r.classification for label in present for r in rows[label])]
+    if missing:
+        lines.append(f"Step 0 shows – for {', '.join(code(p) for p in missing)}: "
+                     "the evaluation of the starting encoders (`metrics_at_init`) runs the fused probes only.")
+    return lines
 
 
 def _robustness(run: Run) -> Mapping[str, object]:
@@ -335,13 +349,13 @@ def stability_section(stem: str, rows: Mapping[str, Sequence[Run]], level: str =
 @dataclass
 class Ranked:
     """One protocol's table on one task: its rows (configurations, and the step-0 reference row under a warm start),
-    and their ranks by paired tests."""
+    and their ranks by the seed-level comparisons."""
 
     group: ProtocolGroup
     rows: dict[str, list[Run]]  # configurations only
     ranked: dict[str, list[Run]]  # configurations and the reference row
     ranks: dict[str, int]
-    tests: list[PairedTest]
+    tests: list[SeedComparison]
     # configurations recorded as not applicable to the task (never ranked): {label: runs}
     not_applicable: dict[str, list[Run]] = field(default_factory=dict)
 
@@ -355,7 +369,7 @@ def rank_group(group: ProtocolGroup) -> Ranked:
     reference = init_reference(group)
     if reference:
         ranked[reference[0].label] = list(reference)
-    ranks, tests = main_ranks(ranked)
+    ranks, tests = main_ranks(rows)  # the step-0 row is shown for reference, never ranked
     return Ranked(group, rows, ranked, ranks, tests)
 
 
@@ -373,8 +387,9 @@ def protocol_tables(runs: Sequence[Run]) -> list[Ranked]:
     return tables
 
 
-def group_sections(table: Ranked, stem: str, tuning_lines: Sequence[str] = ()) -> list[str]:
-    """Everything a task page says about one protocol."""
+def group_sections(table: Ranked, stem: str, tuning_lines: Sequence[str] = (),
+                   baselines: Sequence[BaselineResult] = ()) -> list[str]:
+    """Everything a task page says about one protocol; ``baselines`` (linear CCA) join its cosine retrieval table."""
     from pmrl_bench.leaderboard.protocols import ProtocolGroup, describe
 
     group, rows, ranked, ranks, tests = table.group, table.rows, table.ranked, table.ranks, table.tests
@@ -383,11 +398,13 @@ def group_sections(table: Ranked, stem: str, tuning_lines: Sequence[str] = ()) -
         return [describe(ProtocolGroup(group.name, skipped)), "", *retrieval_sections({}, {}, "###",
                                                                                      table.not_applicable)]
     lines = [describe(group), ""]
-    lines += retrieval_sections(ranked, ranks, not_applicable=table.not_applicable)
-    lines += pairwise_section(ranked, ranks, tests)
+    references = [label for label in ranked if label not in rows]
+    lines += retrieval_sections(ranked, ranks, not_applicable=table.not_applicable, references=references,
+                                baselines=baselines)
+    lines += pairwise_section(rows, ranks, tests)
     if group.warm:
         lines += step0_section(rows)
-    lines += classification_section(ranked)
+    lines += classification_section(ranked, references=references)
     lines += robustness_section(rows, stem)
     lines += cost_section(rows)
     lines += list(tuning_lines)

@@ -1,8 +1,13 @@
-"""Paired significance tests between configurations, Holm-corrected ranks, and a Friedman/Nemenyi test across tasks.
+"""Paired tests between configurations, the ranks of a table, and a Friedman/Nemenyi test across tasks.
 
-Every configuration of a task is scored on the same test queries with the same seeds, so two configurations
-are compared **pairwise on the same (seed, query) units**, a much stronger test than asking whether two
-bootstrap intervals overlap:
+**Ranks** come from the seed-level comparison (:mod:`pmrl_bench.leaderboard.seed_test`; :func:`seed_pairwise`,
+:func:`seed_ranks`): the training run is the unit, one mean R@1 per seed, a paired t-test over the seeds both
+configurations finished, Holm-corrected over every pair of the table, and a pair decided only when at least 70 % of
+the seeds agree in sign. Such ranks are exploratory; the planned family is :mod:`pmrl_bench.leaderboard.verdicts`.
+
+The **query-level** test below is secondary: it takes the trained models as given and asks whether their difference
+could come from test-set sampling. Every configuration of a task is scored on the same test queries with the same
+seeds, so two configurations are compared **pairwise on the same (seed, query) units**:
 
 - The per-query statistic is the R@k hit (k = 1 by default) averaged over the view's directions; A − B is taken
   per (seed, query) for the seeds both configurations finished.
@@ -19,8 +24,8 @@ bootstrap intervals overlap:
   1/9999. Below that many queries, ``scipy.stats.permutation_test`` (``permutation_type="samples"``) is used.
   The test conditions on the trained models, so it speaks of test-set sampling; the interval is the place to judge
   the spread over seeds.
-- p-values of all pairs of a task are **Holm-corrected** (``statsmodels``); a configuration's rank is
-  1 + the number of configurations significantly better than it (corrected p < α and Δ > 0).
+- p-values of all pairs of a task are **Holm-corrected** (``statsmodels``); :func:`significance_ranks` reads ranks
+  from them, which the pages no longer do (with three seeds, one lucky seed could decide them).
 
 Across three or more tasks, :func:`friedman_nemenyi` runs a Friedman test (``scipy.stats.friedmanchisquare``)
 on each configuration's mean R@1 per task, a Nemenyi post-hoc (``scikit_posthocs.posthoc_nemenyi_friedman``) and
@@ -46,6 +51,9 @@ from scipy import stats
 from pmrl_bench.leaderboard.data import MAIN_VIEW, Run
 from pmrl_bench.leaderboard.stats import BOOTSTRAP_SEED, CONFIDENCE, N_BOOTSTRAP, Interval
 from pmrl_bench.leaderboard.md import Markdown, code, text
+from pmrl_bench.leaderboard.seed_test import BEATS, LOSES, SeedComparison, compare_seeds
+from pmrl_bench.leaderboard.seed_test import holm as seed_holm
+from pmrl_bench.leaderboard.seed_test import verdict as seed_verdict
 from pmrl_bench.leaderboard.tables import markdown
 
 ALPHA = 0.05
@@ -133,6 +141,16 @@ def _mean_recall(run: Run, view: str, k: int) -> float | None:
     scores = run.views.get(view, {})
     values = [s[f"R@{k}"] for s in scores.values() if f"R@{k}" in s]
     return float(np.mean(values)) if values else None
+
+
+def seed_scores(runs: Sequence[Run], view: str = MAIN_VIEW, k: int = 1) -> dict[int, float]:
+    """``{seed: mean R@k over the view's directions}`` of the runs that finished ok (the first run of a seed): the
+    per-seed values the seed-level tests of :mod:`pmrl_bench.leaderboard.seed_test` compare."""
+    out: dict[int, float] = {}
+    for seed, run in _ok_by_seed(runs).items():
+        if (score := _mean_recall(run, view, k)) is not None:
+            out[seed] = score
+    return out
 
 
 # -- resampling ------------------------------------------------------------------------------------------------
@@ -269,7 +287,7 @@ def pairwise_tests(rows: Mapping[str, Sequence[Run]], view: str = MAIN_VIEW, k: 
 def significance_ranks(tests: Sequence[PairedTest], labels: Sequence[str], alpha: float = ALPHA) -> dict[str, int]:
     """Rank = 1 + the number of configurations significantly better (Holm-corrected p < α and Δ > 0).
 
-    Configurations that nothing beats share rank 1 (a tie at the top).
+    Configurations that nothing beats share rank 1.
     """
     beaten_by: dict[str, set[str]] = {label: set() for label in labels}
     for t in tests:
@@ -278,6 +296,27 @@ def significance_ranks(tests: Sequence[PairedTest], labels: Sequence[str], alpha
             loser = t.b if winner == t.a else t.a
             if loser in beaten_by:
                 beaten_by[loser].add(winner)
+    return {label: 1 + len(beaten_by[label]) for label in labels}
+
+
+def seed_pairwise(rows: Mapping[str, Sequence[Run]], view: str = MAIN_VIEW, k: int = 1) -> list[SeedComparison]:
+    """Every pair of configurations (``{label: runs}`` of one table) compared over seeds on mean R@k
+    (:func:`~pmrl_bench.leaderboard.seed_test.compare_seeds`), oriented so that A is ahead, sorted by label and
+    Holm-corrected together."""
+    scores = {label: seed_scores(runs, view, k) for label, runs in rows.items()}
+    tests = [compare_seeds(scores[a], scores[b], a, b) for a, b in itertools.combinations(sorted(rows), 2)]
+    return seed_holm([t.swapped() if t.mean < 0 else t for t in tests])
+
+
+def seed_ranks(tests: Sequence[SeedComparison], labels: Sequence[str], alpha: float = ALPHA) -> dict[str, int]:
+    """Rank = 1 + the number of configurations that beat this one by the seed-level verdict (Holm-corrected p < α
+    and at least 70 % of the seeds agreeing in sign). Configurations nothing beats share rank 1."""
+    beaten_by: dict[str, set[str]] = {label: set() for label in labels}
+    for t in tests:
+        word = seed_verdict(t, alpha)
+        winner, loser = (t.a, t.b) if word == BEATS else (t.b, t.a) if word == LOSES else (None, None)
+        if winner is not None and loser in beaten_by:
+            beaten_by[loser].add(winner)
     return {label: 1 + len(beaten_by[label]) for label in labels}
 
 

@@ -9,7 +9,7 @@ files are escaped, markup made here (:class:`~pmrl_bench.leaderboard.md.Markdown
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,10 +22,22 @@ from pmrl_bench.leaderboard.stats import (
     Interval, RankStatistic, bootstrap_over_seeds, bootstrap_over_seeds_and_queries, interval_ranks, mean_std_cv,
     median_rank, recall_at,
 )
+from pmrl_bench.run_marks import run_marks
 
 RETRIEVAL_METRICS = ("R@1", "R@5", "R@10", "MdR")
 HIGHER_IS_BETTER = {"R@1": True, "R@5": True, "R@10": True, "MdR": False}
 SEED_ONLY_MARK = "†"
+# The rank cell of a row that is shown for reference (step 0, a baseline that does not train) and never ranked.
+REFERENCE_RANK = "ref"
+DETAIL_HEADERS = ("R@1 min..max", "marks")
+MARKS_NOTE = (
+    "`R@1 min..max`: the lowest and highest mean R@1 of a single seed (over the seeds that finished). `marks`: how "
+    "many finished seeds did not train (`inert`: the training loss never moved or the gradient norm stayed "
+    "negligible: no training signal, so read its numbers against step 0) and how many had a modality collapse "
+    "(`collapsed`, with the modalities: effective rank of its test embeddings near 1, or R@10 at or below chance "
+    "in every direction); `none`: neither. `ref` rows are shown for reference and never ranked: step 0 (the "
+    "encoders every objective of a seed started from) and baselines that do not train."
+)
 
 
 def markdown(rows: list[list[str]], headers: list[str]) -> str:
@@ -43,6 +55,52 @@ def seeds_cell(runs: Sequence[Run]) -> str:
     text = f"{counts['ok']}/{len(counted)}"
     problems = [f"{counts[s]} {s}" for s in ("diverged", "failed") if counts[s]]
     return f"{text} ({', '.join(problems)})" if problems else text
+
+
+def seed_means(runs: Sequence[Run], view: str, directions: Sequence[str] | None, metric: str = "R@1") -> list[float]:
+    """Per finished seed: ``metric`` averaged over ``directions`` (None: each run's own) of ``view``."""
+    values = []
+    for run in runs:
+        scores = run.views.get(view, {})
+        wanted = sorted(scores) if directions is None else directions
+        if run.status == "ok" and wanted and all(d in scores and metric in scores[d] for d in wanted):
+            values.append(float(np.mean([scores[d][metric] for d in wanted])))
+    return values
+
+
+def spread_cell(runs: Sequence[Run], view: str, directions: Sequence[str] | None) -> str:
+    """``13.4..44.2``: the lowest and highest per-seed mean R@1 in %, over the seeds that finished."""
+    values = seed_means(runs, view, directions)
+    return f"{100 * min(values):.1f}..{100 * max(values):.1f}" if values else "–"
+
+
+def marks_cell(runs: Sequence[Run]) -> str:
+    """How many finished seeds did not train (inert) or had a modality collapse (with which modalities):
+    ``inert 3/3``, ``collapsed 2/3 (fou)``, ``none``; ``–`` when no seed finished."""
+    marks = [run_marks(r.result) for r in runs if r.status == "ok"]
+    if not marks:
+        return "–"
+    found = []
+    inert = sum(m.inert for m in marks)
+    if inert:
+        found.append(f"inert {inert}/{len(marks)}")
+    collapsed = [m.collapsed for m in marks if m.collapsed]
+    if collapsed:
+        modalities = ", ".join(sorted({name for names in collapsed for name in names}))
+        found.append(f"collapsed {len(collapsed)}/{len(marks)} ({modalities})")
+    return "; ".join(found) if found else "none"
+
+
+@dataclass(frozen=True)
+class SeedDetail:
+    """Two columns at the end of a table: the per-seed spread of mean R@1 over ``directions`` of ``view`` (None: each
+    row's own directions), and the run marks (:mod:`pmrl_bench.run_marks`)."""
+
+    view: str
+    directions: Sequence[str] | None
+
+    def cells(self, runs: Sequence[Run], reference: bool) -> list[str]:
+        return [spread_cell(runs, self.view, self.directions), "–" if reference else marks_cell(runs)]
 
 
 def by_label(runs: Sequence[Run]) -> dict[str, list[Run]]:
@@ -116,22 +174,27 @@ class Column:
     higher_is_better: bool
     percent: bool
 
-    def ranks(self) -> dict[str, int]:
+    def ranks(self, exclude: Collection[str] = ()) -> dict[str, int]:
+        """Ranks by interval overlap among the cells, leaving out the rows in ``exclude`` (reference rows)."""
+        cells = {label: c for label, c in self.cells.items() if label not in exclude}
         return interval_ranks(
-            {label: c.interval for label, c in self.cells.items()},
-            {label: c.mean for label, c in self.cells.items()},
+            {label: c.interval for label, c in cells.items()},
+            {label: c.mean for label, c in cells.items()},
             self.higher_is_better,
         )
 
 
 def ranked_table(rows: dict[str, list[Run]], columns: Sequence[Column], rank_by: Column | None = None,
-                 ranks: Mapping[str, int] | None = None, tail: Sequence[list[str]] = ()) -> tuple[str, bool]:
+                 ranks: Mapping[str, int] | None = None, tail: Sequence[list[str]] = (),
+                 references: Collection[str] = (), detail: SeedDetail | None = None) -> tuple[str, bool]:
     """Rows = configurations. Each column bolds its rank-1 cells (best, and any tied with it), by interval overlap.
 
     ``ranks`` (e.g. from paired significance tests) replaces that: it fills a ``rank`` column, orders the rows, and
     bolds the rank-1 cells of the first column only (the column the ranks are about). Returns the markdown and
     whether some cells used the seed-only interval while others did not (then those cells carry the † mark).
-    ``tail``: finished rows (cells as written) put after the ranked ones, e.g. configurations that are not applicable.
+    ``references``: labels of ``rows`` shown for reference (step 0): never ranked nor bold, after the ranked rows.
+    ``detail``: add the per-seed spread and run-mark columns at the end.
+    ``tail``: finished rows (cells as written) put last, e.g. configurations that are not applicable.
     """
     mixed = any(
         len({c.seed_only for c in col.cells.values() if c.interval is not None}) > 1 for col in columns
@@ -140,21 +203,26 @@ def ranked_table(rows: dict[str, list[Run]], columns: Sequence[Column], rank_by:
         column_ranks = [dict(ranks)] + [{} for _ in columns[1:]]
         overall: Mapping[str, int] | None = ranks
     else:
-        column_ranks = [col.ranks() for col in columns]
-        overall = rank_by.ranks() if rank_by is not None else None
-    body = []
+        column_ranks = [col.ranks(references) for col in columns]
+        overall = rank_by.ranks(references) if rank_by is not None else None
+    body, reference_body = [], []
     for label, runs in rows.items():
+        reference = label in references
         cells = [
-            format_cell(col.cells[label], col.percent, bold=ranks.get(label) == 1, mark_seed_only=mixed)
+            format_cell(col.cells[label], col.percent, bold=not reference and ranks.get(label) == 1,
+                        mark_seed_only=mixed)
             for col, ranks in zip(columns, column_ranks)
         ]
-        lead = [str(overall[label]) if overall is not None and label in overall else "–"] if overall is not None else []
-        body.append([*lead, code(label), seeds_cell(runs), *cells])
+        rank = REFERENCE_RANK if reference else str(overall[label]) if overall and label in overall else "–"
+        lead = [rank] if overall is not None else []
+        extra = detail.cells(runs, reference) if detail is not None else []
+        (reference_body if reference else body).append([*lead, code(label), seeds_cell(runs), *cells, *extra])
     if overall is not None:
         body.sort(key=lambda row: (int(row[0]) if row[0] != "–" else 10**9, row[1]))
-    body += [list(row) for row in tail]
+    body += reference_body + [list(row) for row in tail]
     headers = (["rank"] if overall is not None else []) + ["objective", "seeds ok"]
     headers += [f"{c.header} {'↑' if c.higher_is_better else '↓'}" for c in columns]
+    headers += list(DETAIL_HEADERS) if detail is not None else []
     return markdown(body, headers), mixed
 
 

@@ -18,12 +18,13 @@ from tabulate import tabulate
 
 from pmrl_bench.leaderboard.data import MAIN_VIEW, Run, runs_of
 from pmrl_bench.leaderboard.tables import (
-    HIGHER_IS_BETTER, RETRIEVAL_METRICS, Cell, by_label, format_cell, main_rank_column, retrieval_cell, scalar_cell,
-    seeds_cell,
+    DETAIL_HEADERS, HIGHER_IS_BETTER, RETRIEVAL_METRICS, Cell, by_label, format_cell, main_rank_column, marks_cell,
+    retrieval_cell, scalar_cell, seed_means, seeds_cell, spread_cell,
 )
 from pmrl_bench.console import escape, shorten
 from pmrl_bench.results import RunResult
 from pmrl_bench.results.schema import NOT_APPLICABLE
+from pmrl_bench.run_marks import RunMarks, run_marks
 
 if TYPE_CHECKING:
     from pmrl_bench.runner.summary import SweepSummary
@@ -45,6 +46,10 @@ class Row:
     classification: dict[str, Cell] = field(default_factory=dict)  # probe -> accuracy
     objective: str = ""
     protocol: str = "scratch"
+    spread: str = "–"  # lowest..highest per-seed mean R@1 in %, as the pages write it
+    marks: str = "–"  # "inert 3/3", "collapsed 2/3 (fou)", "none": as the pages write it
+    seed_r1: list[float] = field(default_factory=list)  # per finished seed: mean R@1 (fraction)
+    run_marks: list[tuple[int, str, RunMarks]] = field(default_factory=list)  # (seed, status, marks) per run
 
 
 @dataclass
@@ -92,7 +97,10 @@ def summarize(results: Sequence[RunResult], full: bool = False) -> list[TaskSumm
                 if any(p in r.classification for r in label_runs)
             }
             rows.append(Row(label, ranks.get(label), seeds_cell(label_runs), _counts(label_runs), retrieval,
-                            classification, label_runs[0].result.objective, label_runs[0].result.protocol))
+                            classification, label_runs[0].result.objective, label_runs[0].result.protocol,
+                            spread_cell(label_runs, MAIN_VIEW, directions), marks_cell(label_runs),
+                            seed_means(label_runs, MAIN_VIEW, directions),
+                            [(r.seed, r.status, run_marks(r.result)) for r in label_runs]))
         order = {name.split("#")[0]: i for i, name in enumerate(protocols)}
         rows.sort(key=lambda row: (order.get(row.protocol, 0), row.rank if row.rank is not None else math.inf,
                                    row.label))
@@ -152,11 +160,16 @@ def main_tables(summaries: Sequence[TaskSummary]) -> str:
     for summary in summaries:
         metrics = [m for m in RETRIEVAL_METRICS if any(m in row.retrieval for row in summary.rows)]
         body = [[_rank_text(row), row.label, row.seeds,
-                 *(_cell_text(row.retrieval.get(m), percent=m != "MdR") for m in metrics)] for row in summary.rows]
-        headers = ["rank", "objective", "seeds ok", *(f"{m} {'↑' if HIGHER_IS_BETTER[m] else '↓'}" for m in metrics)]
+                 *(_cell_text(row.retrieval.get(m), percent=m != "MdR") for m in metrics), row.spread, row.marks]
+                for row in summary.rows]
+        headers = ["rank", "objective", "seeds ok", *(f"{m} {'↑' if HIGHER_IS_BETTER[m] else '↓'}" for m in metrics),
+                   *DETAIL_HEADERS]
         what = (f"cosine retrieval, mean over {summary.directions} directions; R@K in %, mean ± std "
-                "[95% interval]")
+                "[95% interval]; R@1 min..max over seeds; marks: seeds that did not train (inert) or collapsed")
         blocks.append(f"{_title(summary, what)}\n{_render(headers, body)}")
+        marked = marks_table(summary)
+        if marked:
+            blocks.append(marked)
         probes = sorted({p for row in summary.rows for p in row.classification}, key=_probe_order)
         if probes:  # one column per probe: mean ± std only, so the table fits a terminal (--json has intervals)
             body = [[row.label, row.seeds, *(_cell_text(row.classification.get(p), interval=False) for p in probes)]
@@ -164,6 +177,28 @@ def main_tables(summaries: Sequence[TaskSummary]) -> str:
             title = f"{_safe(summary.task)}: classification probes on frozen embeddings; accuracy %, mean ± std"
             blocks.append(f"{title}\n{_render(['objective', 'seeds ok', *probes], body)}")
     return "\n\n".join(blocks)
+
+
+def _marks_text(marks: RunMarks) -> str:
+    found = [f"inert: {marks.inert_reason}"] if marks.inert else []
+    found += [f"collapsed {reason}" for reason in marks.collapse_reasons]
+    return "; ".join(found)
+
+
+def marks_table(summary: TaskSummary) -> str:
+    """Per run with a mark: the configuration, the seed and why (``inert: loss never moved ...``); empty when no
+    finished run of the task is marked."""
+    body = [[row.label, str(seed), _marks_text(marks)]
+            for row in summary.rows for seed, _, marks in row.run_marks if marks.inert or marks.collapsed]
+    if not body:
+        return ""
+    title = f"{_safe(summary.task)}: runs marked inert (did not train) or collapsed; every other finished run: none"
+    return f"{title}\n{_render(['objective', 'seed', 'marks'], body)}"
+
+
+def _marks_json(seed: int, status: str, marks: RunMarks) -> dict[str, Any]:
+    return {"seed": seed, "status": status, "inert": marks.inert, "inert_reason": marks.inert_reason,
+            "collapsed": list(marks.collapsed), "collapse_reasons": list(marks.collapse_reasons)}
 
 
 def _number(value: float) -> float | None:
@@ -180,7 +215,8 @@ def cell_json(cell: Cell) -> dict[str, Any]:
 
 def summary_json(summaries: Sequence[TaskSummary]) -> dict[str, Any]:
     """``{task: {"directions", "configurations": [{"label", "objective", "protocol", "rank", "seeds", "retrieval",
-    "classification"}]}}``; ranks are within each protocol."""
+    "classification", "seed_R@1", "runs"}]}}``; ranks are within each protocol. ``seed_R@1``: ``{"min", "max"}`` of
+    the per-seed mean R@1 (fractions; null without a finished seed); ``runs``: each run's marks."""
     return {
         s.task: {
             "directions": s.directions,
@@ -188,7 +224,9 @@ def summary_json(summaries: Sequence[TaskSummary]) -> dict[str, Any]:
                 {"label": row.label, "objective": row.objective, "protocol": row.protocol, "rank": row.rank,
                  "seeds": row.counts,
                  "retrieval": {m: cell_json(c) for m, c in row.retrieval.items()},
-                 "classification": {p: cell_json(c) for p, c in row.classification.items()}}
+                 "classification": {p: cell_json(c) for p, c in row.classification.items()},
+                 "seed_R@1": {"min": min(row.seed_r1, default=None), "max": max(row.seed_r1, default=None)},
+                 "runs": [_marks_json(*run) for run in row.run_marks]}
                 for row in s.rows
             ],
         }

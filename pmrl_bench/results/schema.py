@@ -190,6 +190,9 @@ class RunResult(BaseModel):
     cost: dict[str, Any] = Field(default_factory=dict)
     tuning: dict[str, Any] | None = None
     cpu: CpuFacts | None = None  # with ``device``: what the numbers were computed on (absent in older files)
+    # The task's data card as the run saw it (``pmrl_bench.cards.DataCard.as_json``): a page opens with it, from the
+    # result files alone (absent in older files).
+    data_card: dict[str, Any] | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -34,10 +34,12 @@ from pmrl_bench.results.schema import (
 
 # Claim locks live here, apart from the results, in a directory that ignores itself in git.
 CLAIMS_DIR = ".claims"
-# Top-level directories of a results tree that hold no result files: init checkpoints (``_init``) and tuning
-# studies (``_tuning``). Names starting with "_" cannot be task names, so they never collide.
+# Top-level directories of a results tree that hold no result files: init checkpoints (``_init``), tuning
+# studies (``_tuning``) and baselines that do not train (``_baselines``, e.g. linear CCA). Names starting with "_"
+# cannot be task names, so they never collide; scanning skips every such directory.
 INIT_DIR = "_init"
 TUNING_DIR = "_tuning"
+BASELINES_DIR = "_baselines"
 # The largest result file read or written: about 50 times a run with per-query ranks of 100 000 test instances
 # in 12 directions. Anything larger is not a result pmrl-bench wrote, and reading it could exhaust memory.
 MAX_RESULT_BYTES = 32 * 2**20

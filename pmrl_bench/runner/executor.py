@@ -366,6 +366,7 @@ class RunExecutor:
             selection=selection,
             splits=self.plan.splits.get(spec.task),
             data_fingerprint=self.plan.fingerprints.get(spec.task),
+            data_card=self.plan.cards.get(spec.task),
             metrics_at_init=outcome.metrics_at_init,
             tuning=spec.tuning,
             robustness=outcome.robustness,

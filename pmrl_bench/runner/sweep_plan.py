@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from pmrl_bench.cards import fallback_card, task_card
 from pmrl_bench.components import Modality, TaskData
 from pmrl_bench.console import say, shorten
 from pmrl_bench.errors import DataError, UnknownNameError, UsageError
@@ -64,6 +65,7 @@ class SweepPlan:
     # (task, objective) -> why the objective does not apply (its modality counts exclude the task's): those runs are
     # recorded as not applicable, never trained
     not_applicable: dict[tuple[str, str], str] = field(default_factory=dict)
+    cards: dict[str, dict[str, Any]] = field(default_factory=dict)  # task -> its data card, as result files record it
 
 
 def resolved_params(
@@ -151,7 +153,7 @@ def plan_sweep(config: SweepConfig, registry: Registry) -> SweepPlan:
                                               config.device))
         init_objective = build_objective_for_checks(registry, init_stage.objective, init_stage.objective_params)
 
-    data, task_params, encoders = _load_tasks(config, registry, task_names, largest)
+    data, task_params, encoders, cards = _load_tasks(config, registry, task_names, largest)
 
     all_modalities = {m.name for d in data.values() for m in d.modalities}
     for modality in config.encoders:
@@ -172,21 +174,25 @@ def plan_sweep(config: SweepConfig, registry: Registry) -> SweepPlan:
     if config.shard is not None:
         specs = select_shard(specs, [s.run_id for s in specs], config.shard)
     return SweepPlan(specs, data, {task: data_fingerprint(d) for task, d in data.items()},
-                     {task: split_sizes(d) for task, d in data.items()}, not_applicable)
+                     {task: split_sizes(d) for task, d in data.items()}, not_applicable,
+                     cards)
 
 
 def _load_tasks(config: SweepConfig, registry: Registry, task_names: list[str], objective_parameters: int = 0,
-                ) -> tuple[dict[str, TaskData], dict[str, dict[str, Any]], dict[str, dict[str, EncoderChoice]]]:
-    """Load and check every task, carve its validation split and choose (and check) its encoders; their parameters
-    with ``objective_parameters`` (the largest objective's) must fit in memory."""
+                ) -> tuple[dict[str, TaskData], dict[str, dict[str, Any]], dict[str, dict[str, EncoderChoice]],
+                           dict[str, dict[str, Any]]]:
+    """Load and check every task, carve its validation split, state its data card and choose (and check) its
+    encoders; their parameters with ``objective_parameters`` (the largest objective's) must fit in memory."""
     data: dict[str, TaskData] = {}
     task_params: dict[str, dict[str, Any]] = {}
     encoders: dict[str, dict[str, EncoderChoice]] = {}
+    cards: dict[str, dict[str, Any]] = {}
     for name in task_names:
         task_params[name] = resolved_params(registry, "task", name, config.overrides)
-        loaded = load_task(registry, name, task_params[name])
+        built, loaded = built_and_loaded(registry, name, task_params[name])
         check_task_data(name, loaded)  # before carving a validation split, so errors name the task's own rows
         data[name] = with_validation(loaded, DEFAULT_VAL_SIZE, seed=0)
+        cards[name] = data_card(registry, name, built, loaded)
         if config.budget.batch_size > len(data[name].train):
             raise UsageError(
                 f"--batch-size {config.budget.batch_size} exceeds the {len(data[name].train)} training instances "
@@ -203,7 +209,7 @@ def _load_tasks(config: SweepConfig, registry: Registry, task_names: list[str], 
         warn_small_test_split(name, len(loaded.test))
         warn_unseen_test_labels(name, data[name])
         warn_small_validation(name, len(data[name].validation or []), config.selection)
-    return data, task_params, encoders
+    return data, task_params, encoders, cards
 
 
 def warn_small_test_split(task: str, n_test: int) -> None:
@@ -332,10 +338,28 @@ def _check_objective_fits(name: str, objective: Any, task: str, modalities: list
         raise UsageError(f"objective {name!r} cannot run on task {task!r}: {exc}") from exc
 
 
+def data_card(registry: Registry, name: str, task: Any, data: TaskData) -> dict[str, Any]:
+    """The card of ``task`` (built as ``name``) with the shape facts of the data the runs train on, as JSON; a task
+    whose ``card()`` fails gets its fallback card (what ``list tasks`` shows too), never a stopped sweep."""
+    component = registry.get("task", name)
+    try:
+        card = task_card(task, name, component.description)
+    except (Exception, SystemExit):  # noqa: BLE001 - a plugin's card is a description, not a reason to stop
+        card = fallback_card(name, component.description)
+    return card.with_data(data).as_json()
+
+
 def load_task(registry: Registry, name: str, params: dict[str, Any]) -> TaskData:
     """Build and load a task; a missing file or a task that cannot load is one line of bad input, before any run."""
+    return built_and_loaded(registry, name, params)[1]
+
+
+def built_and_loaded(registry: Registry, name: str, params: dict[str, Any]) -> tuple[Any, TaskData]:
+    """``(task, its data)``, as :func:`load_task` loads it; the task object then states its card without reading
+    the data again."""
     try:
-        return registry.get("task", name).create(**params).load()
+        task = registry.get("task", name).create(**params)
+        return task, task.load()
     except UsageError:
         raise
     except FileNotFoundError as exc:

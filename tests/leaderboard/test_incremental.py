@@ -143,7 +143,7 @@ def test_a_rebuild_rewrites_only_the_changed_task_page_and_the_overview(tmp_path
         store.write(r)
     out = tmp_path / "boards"
     rebuild_leaderboards(store.root, out)
-    assert sorted(_mtimes(out)) == ["README.md", "a.md", "b.md", "c.md"]
+    assert sorted(_mtimes(out)) == ["README.md", "a.md", "b.md", "c.md", "verdicts.json", "verdicts.md"]
     _age(out)
     before = _mtimes(out)
     rebuild_leaderboards(store.root, out)  # nothing changed: nothing is written
@@ -151,6 +151,7 @@ def test_a_rebuild_rewrites_only_the_changed_task_page_and_the_overview(tmp_path
     store.write(_result("b", "y", 2, 0.6))  # a third seed on task b only
     rebuild_leaderboards(store.root, out)
     after = _mtimes(out)
+    # no reference objective here: the verdicts are unchanged (an empty family), so not rewritten
     assert {name for name in after if after[name] != before[name]} == {"b.md", "README.md"}
     rebuild_leaderboards(store.root, out, check=True)
     assert len(list((out / CACHE_DIR).glob("*.json"))) == 4  # the entries of this build: the old ones are pruned
@@ -201,7 +202,8 @@ def test_the_cache_ignores_itself_in_git(tmp_path):
     assert any((tmp_path / "leaderboards" / CACHE_DIR).glob("*.json"))
     status = subprocess.run(["git", "-C", str(tmp_path), "status", "--porcelain", "--untracked-files=all",
                              "leaderboards"], check=True, capture_output=True, text=True).stdout.splitlines()
-    assert sorted(line.split()[-1] for line in status) == ["leaderboards/README.md", "leaderboards/a.md"]
+    assert sorted(line.split()[-1] for line in status) == ["leaderboards/README.md", "leaderboards/a.md",
+                                                           "leaderboards/verdicts.json", "leaderboards/verdicts.md"]
 
 
 @pytest.mark.slow  # trains a run
@@ -226,4 +228,4 @@ def test_a_one_task_run_rewrites_only_its_page_and_the_overview(tmp_path):
     changed = {name for name in after if after.get(name) != before.get(name)}
     assert "synthetic.md" in changed and "README.md" in changed
     assert not changed & {"other.md", "more.md"}
-    assert all(name.startswith("synthetic.") for name in changed - {"README.md"})
+    assert all(name.startswith("synthetic.") for name in changed - {"README.md", "verdicts.md", "verdicts.json"})

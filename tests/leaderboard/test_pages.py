@@ -67,26 +67,34 @@ def test_mean_std_seed_counts_and_provenance():
     assert "bootstrap over seeds (these results store no per-query ranks" in page
 
 
-def test_without_per_query_ranks_intervals_decide_the_rank_and_median_rank_is_shown():
+def test_one_seed_ranks_no_one_apart_and_median_rank_is_shown():
+    # The seed is the unit: one seed each cannot separate two configurations, however far apart.
     page = build_leaderboards([_result("good", 0, 0.9), _result("bad", 0, 0.1)], plots=False)["t.md"]
     assert "2.10 ± 0.00" in _row(page, "good") and "2.90 ± 0.00" in _row(page, "bad")
-    assert _rank(_row(page, "good")) == "1" and _rank(_row(page, "bad")) == "2"
+    assert _rank(_row(page, "good")) == "1" and _rank(_row(page, "bad")) == "1"
     assert "`good [scratch, last]`" in page  # the label names the protocol and the selection rule
+    pairwise = page.split("### Pairwise comparison")[1].split("###")[0]
+    assert "too few seeds (1 in common, 3 needed)" in pairwise and "+80.0 " in pairwise
 
 
-def test_paired_ties_share_rank_one_and_a_clearly_worse_configuration_ranks_below_both():
-    # Two configurations whose per-query R@1 differ by 1 point on 200 queries (no significant paired difference)
-    # and a third far below: the first two share rank 1 and are bold; the third is beaten by both, rank 3.
-    results = [_result(o, s, r1, n=200)
-               for s in range(3) for o, r1 in (("alpha", 0.50), ("beta", 0.49), ("gamma", 0.10))]
+def test_no_detectable_difference_shares_rank_one_and_a_clearly_worse_configuration_ranks_below_both():
+    # alpha and beta differ by +5, -3, +1 points over three seeds (no consistent sign: no seed-level difference);
+    # gamma is about 40 points below both on every seed: beaten by both, rank 3.
+    per_seed = {"alpha": (0.52, 0.48, 0.50), "beta": (0.47, 0.51, 0.49), "gamma": (0.10, 0.09, 0.12)}
+    results = [_result(o, s, r1[s], n=200) for s in range(3) for o, r1 in per_seed.items()]
     page = build_leaderboards(results, plots=False)["t.md"]
     alpha, beta, gamma = (_row(page, o) for o in ("alpha", "beta", "gamma"))
     assert _rank(alpha) == "1" and _rank(beta) == "1" and _rank(gamma) == "3"
     assert alpha.split("|")[4].strip().startswith("**") and beta.split("|")[4].strip().startswith("**")
     assert not gamma.split("|")[4].strip().startswith("**")
-    assert "two-stage bootstrap" in page and "Holm-corrected" in page
+    assert "two-stage bootstrap" in page and "Holm-corrected" in page and "paired t-test over seeds" in page
     pairwise = page.split("### Pairwise comparison")[1].split("###")[0]
-    assert "no significant difference" in pairwise and pairwise.count("better") == 2
+    assert "Exploratory, uncorrected for the planned family; verdicts: [verdicts.md](verdicts.md)" in pairwise
+    assert "query-level p (given these trained models)" in pairwise
+    alpha_beta = _row(pairwise, "alpha")
+    assert "no detectable difference (smallest detectable:" in alpha_beta and "| 2/3 " in alpha_beta
+    assert "+1.0 " in alpha_beta and "-3.0..+5.0" in alpha_beta
+    assert pairwise.count("| beats") == 2 and "| 3/3 " in _row(pairwise, "gamma")
 
 
 def test_two_stage_interval_covers_the_mean_and_narrows_with_more_queries():
@@ -163,3 +171,17 @@ def test_a_view_whose_directions_differ_by_objective_averages_each_rows_own_dire
     native = build_leaderboards([x, y], plots=False)["t.md"].split("### Retrieval (native)")[1]
     assert "Mean over each row's own directions" in native
     assert "**60.0 ± 0.0**" in _row(native, "x") and "20.0 ± 0.0" in _row(native, "y")
+
+
+def test_a_task_page_opens_with_the_data_card_its_runs_recorded():
+    card = {"name": "Toy | set", "description": "two\nviews of one thing", "source": "generated", "homepage": "",
+            "licence": "CC0-1.0", "citation": "Doe (2026)", "modalities": [{"name": "a", "kind": "vector", "width": 4}],
+            "num_classes": 3, "splits": {"train": 8, "val": 2, "test": 5}, "files": {"toy.csv": "ab" * 32}}
+    results = [_result("x", s, 0.5).model_copy(update={"data_card": card}) for s in range(2)]
+    page = build_leaderboards(results, plots=False)["t.md"]
+    head = page.split("## Protocol", 1)[0]
+    assert head.count("**Data card: Toy \\| set.** two views of one thing") == 1  # once, escaped, on one line
+    for line in ("- Licence: CC0-1.0", "- Citation: Doe (2026)", "- Modalities: a (vector, 4); classes: 3",
+                 "- Files: toy.csv (sha256 abababababab…)"):
+        assert line in head
+    assert "Data card" not in build_leaderboards([_result("x", 0, 0.5)], plots=False)["t.md"]  # none recorded

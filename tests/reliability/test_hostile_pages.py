@@ -66,7 +66,7 @@ def _cells(line: str) -> int:
 
 def test_hostile_strings_keep_every_page_intact():
     hostile, plain = _pages(HOSTILE), _pages("plain")
-    assert sorted(hostile) == sorted(plain) == ["README.md", "t.md"]
+    assert sorted(hostile) == sorted(plain) == ["README.md", "t.md", "verdicts.json", "verdicts.md"]
     for name, page in hostile.items():
         assert _structure(page) == _structure(plain[name]), name  # no stray heading, list item, table row
         assert "<" not in page, name  # no raw HTML at all
@@ -90,18 +90,20 @@ def test_a_results_path_with_a_newline_cannot_break_the_pages(tmp_path, capsys):
     assert "\n" in found[0].command
     plain = build_leaderboards([r.model_copy(update={"command": "pmrl-bench run"}) for r in found], plots=False)
     written = {p.name: p.read_text() for p in sorted(boards.glob("*.md"))}
-    assert sorted(written) == sorted(plain)
+    assert sorted(written) == sorted(name for name in plain if name.endswith(".md"))
     for name, page in written.items():
         assert _structure(page) == _structure(plain[name]), name
         assert "<" not in page
 
 
-@pytest.mark.parametrize("tasks", [["README"], ["README", "readme", "Readme"], ["CON", "con", "t"]])
+@pytest.mark.parametrize("tasks", [["README"], ["README", "readme", "Readme"], ["CON", "con", "t"],
+                                   ["verdicts", "Verdicts"]])
 def test_page_names_never_collide_with_the_overview_or_each_other(tasks):
     results = [_result("x", 0, task=t) for t in tasks]
     pages = build_leaderboards(results, plots=False)
     assert pages["README.md"].startswith("# pmrl-bench leaderboards")
-    markdown_pages = [name for name in pages if name != "README.md"]
+    markdown_pages = [name for name in pages if name not in ("README.md", "verdicts.md", "verdicts.json")]
+    assert pages["verdicts.md"].startswith("# pmrl-bench verdicts")
     assert len(markdown_pages) == len(tasks)
     assert len({name.casefold() for name in pages}) == len(pages)  # distinct even on case-insensitive disks
     for task in tasks:  # each task's page is its own, and the overview links to it

@@ -32,12 +32,13 @@ def _result(task: str, objective: str, seed: int, r1: float, fused: float, statu
 
 @pytest.fixture
 def results_dir(tmp_path):
-    """Two tasks; on t1 'good' beats 'bad' by far (rank 1 vs 2), 'bad' has a diverged seed."""
+    """Two tasks; on t1 'good' beats 'bad' by far on three common seeds (rank 1 vs 2: ranks need three seeds in
+    common), 'bad' has a diverged seed."""
     store = ResultStore(tmp_path / "results")
     results = [
         _result("t1", "good", 0, 0.80, 0.9), _result("t1", "good", 1, 0.84, 0.7), _result("t1", "good", 2, 0.82, 0.8),
-        _result("t1", "bad", 0, 0.10, 0.5), _result("t1", "bad", 1, 0.12, 0.6),
-        _result("t1", "bad", 2, 0, 0, "diverged"),
+        _result("t1", "bad", 0, 0.10, 0.5), _result("t1", "bad", 1, 0.12, 0.6), _result("t1", "bad", 2, 0.11, 0.55),
+        _result("t1", "bad", 3, 0, 0, "diverged"),
         _result("t2", "good", 0, 0.5, 0.5), _result("t2", "good", 1, 0.6, 0.6),
     ]
     for result in results:
@@ -66,7 +67,7 @@ def test_show_prints_every_task_with_the_leaderboards_cells(results_dir, capsys)
     t1 = captured.out.split("t2 (")[0]
     good, bad = _table_row(t1, "good"), _table_row(t1, "bad")
     assert (good[:3] == ["1", "good [scratch, last]", "3/3"]
-            and bad[:3] == ["2", "bad [scratch, last]", "2/3 (1 diverged)"])
+            and bad[:3] == ["2", "bad [scratch, last]", "3/4 (1 diverged)"])
     assert good[3] == _leaderboard_cell(results_dir, "t1", "good", 4)  # mean R@1, same statistics as the page
     assert bad[6] == _leaderboard_cell(results_dir, "t1", "bad", 7)  # mean MdR
     assert "t2 (1 configurations, 2 runs)" in captured.out
@@ -84,7 +85,7 @@ def test_show_one_task_and_json_alone_on_stdout(results_dir, capsys):
     assert list(summary["tasks"]) == ["t1"]
     good, bad = summary["tasks"]["t1"]["configurations"]
     assert (good["objective"], good["rank"], bad["objective"], bad["rank"]) == ("good", 1, "bad", 2)
-    assert bad["seeds"] == {"ok": 2, "diverged": 1, "failed": 0, "total": 3}
+    assert bad["seeds"] == {"ok": 3, "diverged": 1, "failed": 0, "total": 4}
     r1 = good["retrieval"]["R@1"]
     assert r1["mean"] == pytest.approx(0.82) and r1["std"] == pytest.approx(np.std([0.8, 0.84, 0.82], ddof=1))
     assert r1["low"] <= r1["mean"] <= r1["high"] and r1["interval"] == "seeds"
