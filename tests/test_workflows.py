@@ -84,7 +84,7 @@ def _readme_test_command() -> str:
 
 def test_ci_runs_the_readme_test_command_and_the_leaderboard_check():
     command = _readme_test_command()
-    check = "pmrl-bench leaderboard results --out leaderboards --check"
+    check = "pmrl-bench leaderboard results --modality-sweep results-modalities --out leaderboards --check"
     ci_run = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     workflow = (ROOT / ".github" / "workflows" / "ci.yml").read_text(encoding="utf-8")
     for name, text in ((".ci/run", ci_run), ("ci.yml", workflow)):

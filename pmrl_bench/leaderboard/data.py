@@ -100,7 +100,7 @@ def protocol_tag(r: RunResult) -> str:
     parts = [r.protocol, r.selection.rule]
     if r.tuning:
         trials, sampler, seed = r.tuning.get("trials"), r.tuning.get("sampler"), r.tuning.get("seed")
-        parts.append(f"tuned: {trials} trials on validation, {sampler}, seed {seed}")
+        parts.append(f"tuned: {trials} trials on validation, {sampler}, sampler seed {seed}")
     return ", ".join(str(p) for p in parts)
 
 

@@ -24,8 +24,8 @@ seeds, so two configurations are compared **pairwise on the same (seed, query) u
   1/9999. Below that many queries, ``scipy.stats.permutation_test`` (``permutation_type="samples"``) is used.
   The test conditions on the trained models, so it speaks of test-set sampling; the interval is the place to judge
   the spread over seeds.
-- p-values of all pairs of a task are **Holm-corrected** (``statsmodels``); :func:`significance_ranks` reads ranks
-  from them, which the pages no longer do (with three seeds, one lucky seed could decide them).
+- p-values of the pairs tested together are **Holm-corrected** (``statsmodels``). They never decide a rank: with few
+  seeds, one lucky seed could.
 
 Across three or more tasks, :func:`friedman_nemenyi` runs a Friedman test (``scipy.stats.friedmanchisquare``)
 on each configuration's mean R@1 per task, a Nemenyi post-hoc (``scikit_posthocs.posthoc_nemenyi_friedman``) and
@@ -284,21 +284,6 @@ def pairwise_tests(rows: Mapping[str, Sequence[Run]], view: str = MAIN_VIEW, k: 
     return holm(tests)
 
 
-def significance_ranks(tests: Sequence[PairedTest], labels: Sequence[str], alpha: float = ALPHA) -> dict[str, int]:
-    """Rank = 1 + the number of configurations significantly better (Holm-corrected p < α and Δ > 0).
-
-    Configurations that nothing beats share rank 1.
-    """
-    beaten_by: dict[str, set[str]] = {label: set() for label in labels}
-    for t in tests:
-        winner = t.better(alpha)
-        if winner is not None:
-            loser = t.b if winner == t.a else t.a
-            if loser in beaten_by:
-                beaten_by[loser].add(winner)
-    return {label: 1 + len(beaten_by[label]) for label in labels}
-
-
 def seed_pairwise(rows: Mapping[str, Sequence[Run]], view: str = MAIN_VIEW, k: int = 1) -> list[SeedComparison]:
     """Every pair of configurations (``{label: runs}`` of one table) compared over seeds on mean R@k
     (:func:`~pmrl_bench.leaderboard.seed_test.compare_seeds`), oriented so that A is ahead, sorted by label and
@@ -336,17 +321,6 @@ def format_p(p: float | None) -> str:
     if p is None:
         return "–"
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
-
-
-def pairwise_table(tests: Sequence[PairedTest], alpha: float = ALPHA, k: int = 1) -> str:
-    """Markdown: one row per pair, Δ mean R@k (points) with its 95% interval, Holm-corrected p, verdict."""
-    body = [
-        [code(t.a), code(t.b), str(len(t.seeds)) if t.paired else "–", format_delta(t), format_p(t.p_corrected),
-         t.verdict(alpha)]
-        for t in tests
-    ]
-    headers = ["A", "B", "seeds", f"Δ mean R@{k} (A − B, points) [95%]", "p (Holm)", "verdict"]
-    return markdown(body, headers)
 
 
 # -- across tasks ----------------------------------------------------------------------------------------------

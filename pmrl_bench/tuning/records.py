@@ -73,7 +73,7 @@ class TunedParams(BaseModel):
 
     def label(self) -> str:
         """How leaderboards name a configuration trained with these parameters."""
-        return f"tuned: {len(self.trials)} trials on validation, {self.sampler}, seed {self.sampler_seed}"
+        return f"tuned: {len(self.trials)} trials on validation, {self.sampler}, sampler seed {self.sampler_seed}"
 
     def provenance(self, path: Path, root: Path) -> dict[str, Any]:
         """What a result file trained with these parameters records in ``tuning``."""
