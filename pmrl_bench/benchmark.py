@@ -65,7 +65,7 @@ def run_benchmark(config: SweepConfig, results_dir: Path, leaderboard_dir: Path,
     if not distributed.from_environment().is_main:  # under torchrun, rank 0 writes the pages
         return BenchmarkRun(plan, summary, main_process=False)
     pages = rebuild_leaderboards(results_dir, leaderboard_dir,
-                                 after=f"the sweep finished ({len(plan.specs)} runs, results saved)")
+                                 after=f"the sweep finished ({len(plan.specs)} runs, results saved)").pages
     results = [r for s in plan.specs if (r := store.existing(s.task, s.objective, s.config_id, s.seed))]
     return BenchmarkRun(plan, summary, pages, results)
 

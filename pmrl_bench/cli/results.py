@@ -59,7 +59,9 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
                          "directory `run --results DIR` wrote the other modality counts to")
     written = rebuild_leaderboards(args.results, args.out, check=args.check, references=args.references,
                                    modality_sweep=args.modality_sweep)
-    write(f"leaderboards in {args.out}/ are up to date" if args.check else f"wrote {len(written)} files to {args.out}/")
+    write(f"leaderboards in {args.out}/ are up to date" if args.check else
+          f"leaderboards in {args.out}/: {len(written.pages)} files, {len(written.rewritten)} of them rewritten "
+          "(the others already held their content)")
     return 0
 
 

@@ -18,6 +18,7 @@ import re
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 from pmrl_bench.baselines.record import BaselineResult
 from pmrl_bench.errors import PmrlBenchError, UsageError
@@ -37,6 +38,13 @@ from pmrl_bench.results import RunResult
 from pmrl_bench.results.locks import create_output_lock, output_lock_problem
 
 Page = str | bytes
+
+
+class PagesWritten(NamedTuple):
+    """Every page of a rebuild, and those of them whose content changed (the only files rewritten)."""
+
+    pages: list[Path]
+    rewritten: list[Path]
 
 __all__ = ["OVERVIEW", "Skipped", "build_leaderboards", "check_leaderboards", "ensure_writable", "page_stems",
            "write_leaderboards"]
@@ -146,22 +154,22 @@ def _unwritable(path: Path) -> str | None:
     return None if missing else output_lock_problem(path)
 
 
-def write_leaderboards(out_dir: Path, pages: dict[str, Page]) -> list[Path]:
+def write_leaderboards(out_dir: Path, pages: dict[str, Page]) -> PagesWritten:
     """Write every page atomically: a uniquely named temporary beside it, fsync, rename over the page.
 
     A reader never sees half a page, two writers never share a temporary, and a failure (or a signal) leaves
     no temporary behind: every page is either the old one or the new one. A temporary that a writer killed with
     ``kill -9`` left is removed first (call this under :func:`~pmrl_bench.results.locks.output_lock`: no other
     writer is then at work). A file that already holds exactly its page is left as it is, modification time
-    included, so a rebuild touches only the pages that changed. Returns the path of every page.
+    included, so a rebuild touches only the pages that changed. Returns every page's path and those rewritten.
     """
     remove_temporaries(out_dir)
-    written = []
+    every, rewritten = [], []
     for name, content in sorted(pages.items()):
         path = out_dir / name
+        every.append(path)
         data = content if isinstance(content, bytes) else content.encode("utf-8")
         if _holds(path, data):
-            written.append(path)
             continue
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
@@ -180,8 +188,8 @@ def write_leaderboards(out_dir: Path, pages: dict[str, Page]) -> list[Path]:
             if isinstance(exc, OSError):
                 raise _write_error(out_dir, name, exc) from None
             raise
-        written.append(path)
-    return written
+        rewritten.append(path)
+    return PagesWritten(every, rewritten)
 
 
 def _holds(path: Path, data: bytes) -> bool:

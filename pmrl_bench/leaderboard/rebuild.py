@@ -17,7 +17,8 @@ from pathlib import Path
 from pmrl_bench.baselines.record import scan_baselines
 from pmrl_bench.console import PROG, say
 from pmrl_bench.errors import RunFailed
-from pmrl_bench.leaderboard.build import Skipped, build_leaderboards, check_leaderboards, write_leaderboards
+from pmrl_bench.leaderboard.build import (PagesWritten, Skipped, build_leaderboards, check_leaderboards,
+                                          write_leaderboards)
 from pmrl_bench.leaderboard.cache import PageCache
 from pmrl_bench.leaderboard.verdicts import REFERENCES, check_references
 from pmrl_bench.results import ResultStore
@@ -27,8 +28,8 @@ from pmrl_bench.tuning.records import scan_records
 
 
 def rebuild_leaderboards(results_dir: Path, out_dir: Path, check: bool = False, after: str = "",
-                         references: Sequence[str] | None = None, modality_sweep: Path | None = None) -> list[Path]:
-    """Write the pages of ``results_dir`` into ``out_dir`` (the files written), or with ``check`` raise
+                         references: Sequence[str] | None = None, modality_sweep: Path | None = None) -> PagesWritten:
+    """Write the pages of ``results_dir`` into ``out_dir`` (every page, and those rewritten), or with ``check`` raise
     :class:`~pmrl_bench.errors.RunFailed` naming the stale ones. ``after``: what finished before, for the line an
     interrupted rebuild prints. Result and tuning files that cannot be read are skipped with a warning each.
     ``references``: the reference objectives of the verdicts (default :data:`~pmrl_bench.leaderboard.verdicts.
@@ -46,7 +47,7 @@ def rebuild_leaderboards(results_dir: Path, out_dir: Path, check: bool = False, 
 
 
 def _rebuild(results_dir: Path, out_dir: Path, check: bool, rebuild: str,
-             references: Sequence[str] | None, modality_sweep: Path | None = None) -> list[Path]:
+             references: Sequence[str] | None, modality_sweep: Path | None = None) -> PagesWritten:
     results, problems = ResultStore(results_dir).scan()
     sweep, sweep_problems = ResultStore(modality_sweep).scan() if modality_sweep is not None else ([], [])
     problems = [*problems, *sweep_problems]
@@ -71,7 +72,7 @@ def _rebuild(results_dir: Path, out_dir: Path, check: bool, rebuild: str,
         stale = check_leaderboards(out_dir, pages)
         if stale:
             raise RunFailed(f"leaderboards in {out_dir}/ are stale: {', '.join(stale)}; rerun '{rebuild}'")
-        return []
+        return PagesWritten([], [])
     with output_lock(out_dir):  # two sweeps finishing at once must not interleave their page writes
         written = write_leaderboards(out_dir, pages)
         if cache is not None:

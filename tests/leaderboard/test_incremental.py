@@ -146,11 +146,13 @@ def test_a_rebuild_rewrites_only_the_changed_task_page_and_the_overview(tmp_path
     assert sorted(_mtimes(out)) == ["README.md", "a.md", "b.md", "c.md", "verdicts.json", "verdicts.md"]
     _age(out)
     before = _mtimes(out)
-    rebuild_leaderboards(store.root, out)  # nothing changed: nothing is written
+    unchanged = rebuild_leaderboards(store.root, out)  # nothing changed: nothing is written
     assert _mtimes(out) == before
+    assert unchanged.rewritten == [] and sorted(p.name for p in unchanged.pages) == sorted(before)
     store.write(_result("b", "y", 2, 0.6))  # a third seed on task b only
-    rebuild_leaderboards(store.root, out)
+    written = rebuild_leaderboards(store.root, out)
     after = _mtimes(out)
+    assert sorted(p.name for p in written.rewritten) == ["README.md", "b.md"]
     # no reference objective here: the verdicts are unchanged (an empty family), so not rewritten
     assert {name for name in after if after[name] != before[name]} == {"b.md", "README.md"}
     rebuild_leaderboards(store.root, out, check=True)
