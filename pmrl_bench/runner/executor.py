@@ -142,15 +142,15 @@ class RunExecutor:
     def attempt(self, spec: RunSpec, *, wait: bool) -> RunReport | None:
         """Run ``spec`` unless it is done; None when another process holds its claim and ``wait`` is False."""
         self.announced_now = []
-        inits_before = (self.inits.trained, self.inits.reused)
+        inits_before = (len(self.inits.trained), len(self.inits.reused))
         if self.world.enabled:
             report = self._attempt_in_lockstep(spec)
         else:
             report = self._attempt_claimed(spec, wait)
         if report is not None:
             report.retrained = list(self.announced_now)
-            report.init_trained = self.inits.trained - inits_before[0]
-            report.init_reused = self.inits.reused - inits_before[1]
+            report.init_trained = self.inits.trained[inits_before[0]:]
+            report.init_reused = self.inits.reused[inits_before[1]:]
         return report
 
     def attempt_seeds(self, specs: Sequence[RunSpec], *, wait: bool) -> tuple[list[RunReport], list[RunSpec]]:
@@ -164,7 +164,7 @@ class RunExecutor:
                 reports.append(report) if report is not None else deferred.append(spec)
             return reports, deferred
         self.announced_now = []
-        inits_before = (self.inits.trained, self.inits.reused)
+        inits_before = (len(self.inits.trained), len(self.inits.reused))
         reports, deferred, todo, claims = [], [], [], []
         try:
             for spec in specs:
@@ -189,8 +189,8 @@ class RunExecutor:
                 claim.release()
         if reports:  # what the group as a whole did is told once, with its first report
             reports[0].retrained = list(self.announced_now)
-            reports[0].init_trained = self.inits.trained - inits_before[0]
-            reports[0].init_reused = self.inits.reused - inits_before[1]
+            reports[0].init_trained = self.inits.trained[inits_before[0]:]
+            reports[0].init_reused = self.inits.reused[inits_before[1]:]
         return reports, deferred
 
     def _run_seeds(self, specs: list[RunSpec]) -> list[RunReport]:

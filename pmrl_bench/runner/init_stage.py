@@ -61,8 +61,9 @@ class InitStages:
     precision: str = "auto"
     progress: bool = False
     world: DistributedContext = SINGLE_PROCESS
-    trained: int = 0  # init stages this process trained
-    reused: int = 0
+    # the stages (task/file name) this process trained and read back, in order; a stage counts once per process
+    trained: list[str] = field(default_factory=list)
+    reused: list[str] = field(default_factory=list)
     _cache: dict[str, tuple[State, dict[str, Any]]] = field(default_factory=dict)
 
     def path(self, spec: RunSpec, key: str) -> Path:
@@ -102,7 +103,7 @@ class InitStages:
                 if found is None:
                     found = self._train(spec, data, key, path)
                 else:
-                    self.reused += 1
+                    self.reused.append(f"{spec.task}/{path.name}")
             cached = found
         self._cache[key + f"-{spec.seed}"] = cached
         return cached
@@ -164,7 +165,7 @@ class InitStages:
                                   f"{trained.diverged_step}")
         state = checkpoints.encoder_state(trained.encoders)
         digest = checkpoints.tensors_sha256(state)
-        self.trained += 1
+        self.trained.append(f"{spec.task}/{path.name if path is not None else key}")
         if path is None:  # a non-main rank: rank 0 writes
             return state, {}
         metadata = {"key": key, "sha256": digest, "task": spec.task, "seed": str(spec.seed),

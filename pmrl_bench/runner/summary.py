@@ -23,8 +23,8 @@ class RunReport:
     reused: str | None = None  # the stored status when it was already done
     written: list[Path] = field(default_factory=list)
     retrained: list[str] = field(default_factory=list)  # announced as retrained on changed data
-    init_trained: int = 0  # warm-start stages this attempt trained
-    init_reused: int = 0
+    init_trained: list[str] = field(default_factory=list)  # warm-start stages this attempt trained
+    init_reused: list[str] = field(default_factory=list)  # and read back from the results directory
 
 
 @dataclass
@@ -40,8 +40,9 @@ class SweepSummary:
     written: list[Path] = field(default_factory=list)
     planned: int = 0
     reused: dict[str, int] = field(default_factory=dict)
-    init_trained: int = 0  # warm-start stages trained by this sweep
-    init_reused: int = 0
+    # Warm-start stages by name: each --jobs worker reads a stage it needs once, so names, not counts, are folded.
+    init_trained: set[str] = field(default_factory=set)
+    init_reused: set[str] = field(default_factory=set)
     retrained: list[str] = field(default_factory=list)  # runs whose stored result was for other data
     lost: list[str] = field(default_factory=list)  # runs whose worker process died (--jobs); the next run trains them
 
@@ -54,8 +55,8 @@ class SweepSummary:
             self.reused[report.reused] = self.reused.get(report.reused, 0) + 1
         self.written.extend(report.written)
         self.retrained.extend(r for r in report.retrained if r not in self.retrained)
-        self.init_trained += report.init_trained
-        self.init_reused += report.init_reused
+        self.init_trained.update(report.init_trained)
+        self.init_reused.update(report.init_reused)
 
     @property
     def all_ok(self) -> bool:
