@@ -119,3 +119,21 @@ def test_a_crafted_cpu_block_is_refused(cpu):
     RunResult.model_validate_json(json.dumps({**content, "cpu": None}), context=FILE_CONTENT)
     with pytest.raises(ValidationError, match="cpu"):
         RunResult.model_validate_json(json.dumps({**content, "cpu": cpu}), context=FILE_CONTENT)
+
+
+def test_show_and_the_pages_name_every_cpu_the_results_were_computed_on(tmp_path, capsys):
+    from pmrl_bench.leaderboard.pages import provenance
+
+    committed = sorted((ROOT / "results" / "synthetic").rglob("*.json"))[:3]
+    cpus = [{"model": "Xeon A", "capability": "AVX2"}, {"model": "Epyc B", "capability": "AVX512"}, None]
+    for source, cpu in zip(committed, cpus):
+        content = json.loads(source.read_text())
+        content["cpu"] = cpu
+        target = tmp_path / source.relative_to(ROOT / "results")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(content))
+    named = "CPUs Epyc B (AVX512), Xeon A (AVX2)"  # a file that records none adds nothing
+    assert main(["show", "--results", str(tmp_path)]) == 0
+    assert f"computed on devices cpu (1 thread); {named}\n" in capsys.readouterr().out
+    found, _ = ResultStore(tmp_path).scan()
+    assert any(line.endswith(f"devices cpu (1 thread); {named}") for line in provenance(found))

@@ -176,6 +176,14 @@ def runs_of(results: Sequence[RunResult]) -> dict[str, list[Run]]:
     return dict(sorted(tasks.items()))
 
 
+def hardware(results: Sequence[RunResult]) -> str:
+    """What the results were computed on: ``devices cpu (1 thread); CPUs <model> (<capability>)``. CPU kernels move
+    numbers a little from one CPU to another, so a reader comparing results needs the CPUs as well as the devices."""
+    devices = sorted({r.device for r in results})
+    cpus = sorted({f"{r.cpu.model} ({r.cpu.capability})" for r in results if r.cpu is not None})
+    return f"devices {', '.join(devices)}" + (f"; CPUs {', '.join(cpus)}" if cpus else "")
+
+
 def at_init(run: Run, label: str | None = None) -> Run | None:
     """The run's scores at step 0 (the encoders it was handed, evaluated like the final ones), as a Run; None when
     the result has none (version 1 files, failed runs)."""

@@ -13,7 +13,7 @@ from typing import Any
 
 from pmrl_bench.baselines.record import BaselineResult
 from pmrl_bench.composite import display_name
-from pmrl_bench.leaderboard.data import Run
+from pmrl_bench.leaderboard.data import Run, hardware
 from pmrl_bench.leaderboard.md import Markdown, code, link, text
 from pmrl_bench.leaderboard.protocols import slug
 from pmrl_bench.leaderboard.sections import RETRIEVAL_CI, SEED_CI, Ranked, group_sections
@@ -141,11 +141,10 @@ def provenance(results: Sequence[RunResult]) -> list[str]:
                        for r in results})
     plugins = sorted({f"{k} {v}" for r in results for k, v in r.versions.get("plugins", {}).items()})
     seeds = sorted({r.seed for r in results})
-    devices = sorted({r.device for r in results})
     lines = [
         "Generated from result files by `pmrl-bench leaderboard`; do not edit by hand.",
         "",
-        f"- Runs: {len(results)} result files; seeds {', '.join(map(str, seeds))}; devices {text(', '.join(devices))}",
+        f"- Runs: {len(results)} result files; seeds {', '.join(map(str, seeds))}; {text(hardware(results))}",
     ]
     lines += [f"- Command: {code(c)}" for c in commands]
     lines += [f"- Budget: {text(_inline(json.loads(b)))}" for b in budgets]

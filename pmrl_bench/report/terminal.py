@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from tabulate import tabulate
 
-from pmrl_bench.leaderboard.data import MAIN_VIEW, Run, runs_of
+from pmrl_bench.leaderboard.data import MAIN_VIEW, Run, hardware, runs_of
 from pmrl_bench.leaderboard.tables import (
     DETAIL_HEADERS, HIGHER_IS_BETTER, RETRIEVAL_METRICS, Cell, by_label, format_cell, main_rank_column, marks_cell,
     retrieval_cell, scalar_cell, seed_means, seeds_cell, spread_cell,
@@ -57,6 +57,7 @@ class TaskSummary:
     task: str
     directions: int  # cosine retrieval directions the means are over
     rows: list[Row]
+    hardware: str = ""  # "devices cpu (1 thread); CPUs <model> (<capability>)": what the runs computed on
 
 
 def _counts(runs: Sequence[Run]) -> dict[str, int]:
@@ -104,7 +105,7 @@ def summarize(results: Sequence[RunResult], full: bool = False) -> list[TaskSumm
         order = {name.split("#")[0]: i for i, name in enumerate(protocols)}
         rows.sort(key=lambda row: (order.get(row.protocol, 0), row.rank if row.rank is not None else math.inf,
                                    row.label))
-        summaries.append(TaskSummary(task, len(directions), rows))
+        summaries.append(TaskSummary(task, len(directions), rows, hardware([r.result for r in runs])))
     return summaries
 
 
@@ -166,7 +167,7 @@ def main_tables(summaries: Sequence[TaskSummary]) -> str:
                    *DETAIL_HEADERS]
         what = (f"cosine retrieval, mean over {summary.directions} directions; R@K in %, mean ± std "
                 "[95% interval]; R@1 min..max over seeds; marks: seeds that did not train (inert) or collapsed")
-        blocks.append(f"{_title(summary, what)}\n{_render(headers, body)}")
+        blocks.append(f"{_title(summary, what)}\n{_render(headers, body)}\ncomputed on {_safe(summary.hardware)}")
         marked = marks_table(summary)
         if marked:
             blocks.append(marked)
@@ -214,12 +215,14 @@ def cell_json(cell: Cell) -> dict[str, Any]:
 
 
 def summary_json(summaries: Sequence[TaskSummary]) -> dict[str, Any]:
-    """``{task: {"directions", "configurations": [{"label", "objective", "protocol", "rank", "seeds", "retrieval",
-    "classification", "seed_R@1", "runs"}]}}``; ranks are within each protocol. ``seed_R@1``: ``{"min", "max"}`` of
-    the per-seed mean R@1 (fractions; null without a finished seed); ``runs``: each run's marks."""
+    """``{task: {"directions", "hardware", "configurations": [{"label", "objective", "protocol", "rank", "seeds",
+    "retrieval", "classification", "seed_R@1", "runs"}]}}``; ranks are within each protocol. ``seed_R@1``:
+    ``{"min", "max"}`` of the per-seed mean R@1 (fractions; null without a finished seed); ``runs``: each run's
+    marks; ``hardware``: the devices and CPUs the runs were computed on."""
     return {
         s.task: {
             "directions": s.directions,
+            "hardware": s.hardware,
             "configurations": [
                 {"label": row.label, "objective": row.objective, "protocol": row.protocol, "rank": row.rank,
                  "seeds": row.counts,
