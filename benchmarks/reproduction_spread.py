@@ -19,8 +19,9 @@ It prints, per metric family (retrieval R@k, MdR, linear and k-NN probes, stabil
 from the committed value over the grid, where it was seen, and the tolerance ``MARGIN`` x that (at least the
 family's floor) that the test uses. ``--json PATH`` keeps every configuration's deviations.
 
-Each configuration retrains three runs: about 25 s with one thread on an idle core, several minutes with two
-threads on busy ones; the whole grid took 57 minutes on a loaded 2-core machine. README.md ("Committed results")
+A run trained in a seed batch is retrained in its batch by its own command, whose ``--threads`` wins over the
+grid's thread count. Each configuration retrains the three runs' batches of ten seeds (and the warm start's init
+stages): 59 to 149 s on the 2-core development machine, 16 minutes for the grid. README.md ("Committed results")
 gives the figures measured and the tolerances taken from them.
 """
 
