@@ -39,15 +39,15 @@ from pmrl_bench.results.locks import create_output_lock, output_lock_problem
 
 Page = str | bytes
 
+__all__ = ["OVERVIEW", "PagesWritten", "Skipped", "build_leaderboards", "check_leaderboards", "ensure_writable",
+           "page_stems", "write_leaderboards"]
+
 
 class PagesWritten(NamedTuple):
     """Every page of a rebuild, and those of them whose content changed (the only files rewritten)."""
 
     pages: list[Path]
     rewritten: list[Path]
-
-__all__ = ["OVERVIEW", "Skipped", "build_leaderboards", "check_leaderboards", "ensure_writable", "page_stems",
-           "write_leaderboards"]
 
 
 def build_leaderboards(results: Sequence[RunResult], problems: Iterable[Skipped | str] = (),
