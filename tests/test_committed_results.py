@@ -5,8 +5,13 @@ thread counts, the same metrics. When a change to training or evaluation moves t
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 from committed_runs import CASES, FAMILIES, FLOORS, MARGIN, compare, retrain, stored_result
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # Per metric family: MARGIN (1.5) x the largest deviation from the committed value that
 # `python benchmarks/reproduction_spread.py` measured over ATEN_CPU_CAPABILITY default/avx2/avx512 and MKL and
@@ -43,3 +48,17 @@ def test_a_committed_run_reproduces_from_its_result_file(task, objective, protoc
     outside = [f"{c.name} ({c.family}): {c.retrained} retrained against {c.stored} committed, deviation "
                f"{c.deviation:.4g} > {TOLERANCES[c.family]}" for c in comparisons if c.deviation > TOLERANCES[c.family]]
     assert not outside, "\n".join(outside)
+
+
+def test_the_readme_counts_the_committed_files_there_are():
+    """README's "Committed results" states how many files each directory holds; a regeneration must keep it true."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    stated = re.search(r"`results/` \((\d+) result files, (\d+) tuning records.*?`results-modalities/` \((\d+) result "
+                       r"files\)", readme, re.DOTALL)
+    assert stated, "README's 'Committed results' no longer states the counts this test reads"
+
+    def result_files(directory: str) -> int:
+        return sum(1 for p in (ROOT / directory).glob("*/*/*.json") if not p.parts[-3].startswith("_"))
+
+    tuning = len(list((ROOT / "results" / "_tuning").rglob("*.json")))
+    assert [int(n) for n in stated.groups()] == [result_files("results"), tuning, result_files("results-modalities")]
