@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from committed_runs import CASES, FAMILIES, FLOORS, MARGIN, compare, retrain, stored_result
 
+from pmrl_bench.results import ResultStore
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # Per metric family: MARGIN (1.5) x the largest deviation from the committed value that
@@ -58,7 +60,7 @@ def test_the_readme_counts_the_committed_files_there_are():
     assert stated, "README's 'Committed results' no longer states the counts this test reads"
 
     def result_files(directory: str) -> int:
-        return sum(1 for p in (ROOT / directory).glob("*/*/*.json") if not p.parts[-3].startswith("_"))
+        return sum(1 for _ in ResultStore(ROOT / directory).result_paths())
 
     tuning = len(list((ROOT / "results" / "_tuning").rglob("*.json")))
     assert [int(n) for n in stated.groups()] == [result_files("results"), tuning, result_files("results-modalities")]

@@ -88,16 +88,28 @@ def test_a_run_records_its_cpu_beside_its_device(tmp_path, capsys):
     assert list(wide.columns).index("cpu/capability") == list(wide.columns).index("device") + 1
 
 
-def test_result_files_without_cpu_facts_stay_valid_and_read_as_not_recorded(tmp_path):
-    # A file written before the field existed: a committed result with its cpu block taken out, beside one with it.
-    committed = sorted((ROOT / "results" / "synthetic").rglob("*.json"))[:2]
-    for number, source in enumerate(committed):
+_WITHOUT, _AS_STORED = "without", "as stored"  # a cpu block taken out, or left as the committed file has it
+
+
+def _copy_committed(target_root: Path, cpus: list[dict[str, str] | None | str]) -> list[Path]:
+    """Copy the first committed synthetic results under ``target_root``, one per entry of ``cpus``, each with that
+    cpu block (or with it taken out, or as stored); returns the committed files copied."""
+    committed = sorted((ROOT / "results" / "synthetic").rglob("*.json"))[:len(cpus)]
+    for source, cpu in zip(committed, cpus):
         content = json.loads(source.read_text())
-        if number == 0:
+        if cpu == _WITHOUT:
             content.pop("cpu", None)
-        target = tmp_path / source.relative_to(ROOT / "results")
+        elif cpu != _AS_STORED:
+            content["cpu"] = cpu
+        target = target_root / source.relative_to(ROOT / "results")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps(content))
+    return committed
+
+
+def test_result_files_without_cpu_facts_stay_valid_and_read_as_not_recorded(tmp_path):
+    # A file written before the field existed: a committed result with its cpu block taken out, beside one with it.
+    committed = _copy_committed(tmp_path, [_WITHOUT, _AS_STORED])
     found, problems = ResultStore(tmp_path).scan()
     assert len(found) == 2 and problems == []
     assert sum(r.cpu is None for r in found) == 1 + (json.loads(committed[1].read_text()).get("cpu") is None)
@@ -124,14 +136,8 @@ def test_a_crafted_cpu_block_is_refused(cpu):
 def test_show_and_the_pages_name_every_cpu_the_results_were_computed_on(tmp_path, capsys):
     from pmrl_bench.leaderboard.pages import provenance
 
-    committed = sorted((ROOT / "results" / "synthetic").rglob("*.json"))[:3]
-    cpus = [{"model": "Xeon A", "capability": "AVX2"}, {"model": "Epyc B", "capability": "AVX512"}, None]
-    for source, cpu in zip(committed, cpus):
-        content = json.loads(source.read_text())
-        content["cpu"] = cpu
-        target = tmp_path / source.relative_to(ROOT / "results")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(json.dumps(content))
+    _copy_committed(tmp_path, [{"model": "Xeon A", "capability": "AVX2"}, {"model": "Epyc B", "capability": "AVX512"},
+                               None])
     named = "CPUs Epyc B (AVX512), Xeon A (AVX2)"  # a file that records none adds nothing
     assert main(["show", "--results", str(tmp_path)]) == 0
     assert f"computed on devices cpu (1 thread); {named}\n" in capsys.readouterr().out

@@ -158,14 +158,15 @@ class ResultStore:
     def scan(self) -> tuple[list[RunResult], list[ScanProblem]]:
         """Every valid result under the root, and every file that could not be used (with the reason)."""
         results, problems = [], []
-        for path in self._result_paths():
+        for path in self.result_paths():
             try:
                 results.append(self.read_in_place(path))
             except InvalidResult as exc:
                 problems.append(ScanProblem(path, exc.reason))
         return results, problems
 
-    def _result_paths(self) -> Iterator[Path]:
+    def result_paths(self) -> Iterator[Path]:
+        """The path of every result file under the root, sorted, without reading them."""
         if not self.root.is_dir():
             return
         for path in sorted(self.root.rglob("*.json")):

@@ -69,6 +69,10 @@ class InitStages:
     def path(self, spec: RunSpec, key: str) -> Path:
         return self.store.root / INIT_DIR / spec.task / f"{key}-seed{spec.seed}{checkpoints.SUFFIX}"
 
+    def _name(self, spec: RunSpec, key: str) -> str:
+        """The stage as ``trained`` and ``reused`` list it: task and file name."""
+        return f"{spec.task}/{self.path(spec, key).name}"
+
     def starting_state(self, spec: RunSpec, data: TaskData) -> tuple[State | None, dict[str, Any] | None]:
         """``(state, record)`` the run starts from, or ``(None, None)`` from scratch. ``record`` goes in the result."""
         if spec.protocol.kind == "warm":
@@ -103,7 +107,7 @@ class InitStages:
                 if found is None:
                     found = self._train(spec, data, key, path)
                 else:
-                    self.reused.append(f"{spec.task}/{path.name}")
+                    self.reused.append(self._name(spec, key))
             cached = found
         self._cache[key + f"-{spec.seed}"] = cached
         return cached
@@ -165,7 +169,7 @@ class InitStages:
                                   f"{trained.diverged_step}")
         state = checkpoints.encoder_state(trained.encoders)
         digest = checkpoints.tensors_sha256(state)
-        self.trained.append(f"{spec.task}/{path.name if path is not None else key}")
+        self.trained.append(self._name(spec, key))
         if path is None:  # a non-main rank: rank 0 writes
             return state, {}
         metadata = {"key": key, "sha256": digest, "task": spec.task, "seed": str(spec.seed),
