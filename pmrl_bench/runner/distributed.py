@@ -16,6 +16,7 @@ CUDA, gloo on CPU). Every process trains the same sweep in lock step:
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -76,7 +77,13 @@ def initialise(context: DistributedContext, device: torch.device) -> torch.devic
 
 
 def shutdown() -> None:
+    """Leave the process group, after freeing every DDP wrapper still waiting in a reference cycle.
+
+    A DDP wrapper collected only after its process group is destroyed aborts the process at exit ("terminate called
+    without an active exception", SIGABRT) in a share of gloo runs, so the garbage is collected first.
+    """
     if dist.is_available() and dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
 
 

@@ -18,7 +18,7 @@ from pmrl_bench.errors import UsageError
 from pmrl_bench.plugins import get_registry
 from pmrl_bench.results import ResultStore
 from pmrl_bench.runner.distributed import (
-    SINGLE_PROCESS, DistributedContext, check_batch_size, data_parallel, from_environment, local_slice,
+    SINGLE_PROCESS, DistributedContext, check_batch_size, data_parallel, from_environment, local_slice, shutdown,
 )
 from pmrl_bench.runner.train import EmbedAndScore
 
@@ -50,6 +50,13 @@ def _step(model: nn.Module, batch) -> dict:
     }
 
 
+def _save_ddp_step(name: str, context: DistributedContext, out_dir: str) -> None:
+    encoders, objective, batch = _setup(name)
+    model = data_parallel(EmbedAndScore(encoders, objective, None, context), context, torch.device("cpu"))
+    index = local_slice(torch.arange(BATCH), context)
+    torch.save(_step(model, {m: x[index] for m, x in batch.items()}), Path(out_dir) / f"{name}-{context.rank}.pt")
+
+
 def _worker(rank: int, init_file: str, out_dir: str) -> None:
     torch.set_num_threads(1)
     os.environ["PMRL_BENCH_LOAD_PLUGINS"] = ""
@@ -57,12 +64,9 @@ def _worker(rank: int, init_file: str, out_dir: str) -> None:
     context = DistributedContext(rank=rank, world_size=WORLD, local_rank=rank)
     try:
         for name in OBJECTIVES:
-            encoders, objective, batch = _setup(name)
-            model = data_parallel(EmbedAndScore(encoders, objective, None, context), context, torch.device("cpu"))
-            index = local_slice(torch.arange(BATCH), context)
-            torch.save(_step(model, {m: x[index] for m, x in batch.items()}), Path(out_dir) / f"{name}-{rank}.pt")
+            _save_ddp_step(name, context, out_dir)
     finally:
-        dist.destroy_process_group()
+        shutdown()  # the runner's own teardown: it must leave the process able to exit cleanly
 
 
 @pytest.mark.slow
