@@ -12,6 +12,7 @@ import pytest
 from committed_runs import CASES, FAMILIES, FLOORS, MARGIN, compare, retrain, stored_result
 
 from pmrl_bench.results import ResultStore
+from pmrl_bench.tuning.records import scan_records
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,5 +63,6 @@ def test_the_readme_counts_the_committed_files_there_are():
     def result_files(directory: str) -> int:
         return sum(1 for _ in ResultStore(ROOT / directory).result_paths())
 
-    tuning = len(list((ROOT / "results" / "_tuning").rglob("*.json")))
-    assert [int(n) for n in stated.groups()] == [result_files("results"), tuning, result_files("results-modalities")]
+    records, _ = scan_records(ROOT / "results")
+    assert [int(n) for n in stated.groups()] == [result_files("results"), len(records),
+                                                 result_files("results-modalities")]

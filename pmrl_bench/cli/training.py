@@ -122,9 +122,7 @@ def summary_line(summary: SweepSummary, planned: int, args: argparse.Namespace, 
     """The line ``run`` ends with: what ran, what was already done, and where results and pages are."""
     inits = ""
     if summary.init_trained or summary.init_reused:
-        # a stage one worker trained and another read back was trained by this sweep
-        reused = len(summary.init_reused - summary.init_trained)
-        inits = f"; init stages: {len(summary.init_trained)} trained, {reused} reused"
+        inits = f"; init stages: {len(summary.init_trained)} trained, {len(summary.init_only_reused)} reused"
     lost = f", {len(summary.lost)} not trained (worker died)" if summary.lost else ""
     # runs whose objective does not accept the task's number of modalities
     skipped = f", {summary.not_applicable} not applicable" if summary.not_applicable else ""

@@ -59,6 +59,11 @@ class SweepSummary:
         self.init_reused.update(report.init_reused)
 
     @property
+    def init_only_reused(self) -> set[str]:
+        """Stages this sweep only read back: one that a worker trained and another read was trained by this sweep."""
+        return self.init_reused - self.init_trained
+
+    @property
     def all_ok(self) -> bool:
         # A resumed sweep reports what an uninterrupted one would: a kept diverged result still counts.
         return self.diverged_total == 0 and self.failed_total == 0 and not self.lost
